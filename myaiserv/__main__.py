@@ -1,0 +1,3 @@
+from myaiserv.cli import main
+
+main()

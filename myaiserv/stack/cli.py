@@ -1,0 +1,159 @@
+"""`myaiserv stack ...`: run the real services locally, without Docker."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from myaiserv.stack.config import (
+    DEFAULT_STACK_DIR,
+    SERVICES,
+    ElasticsearchConfig,
+    PostgresConfig,
+    RedisConfig,
+    StackConfig,
+)
+from myaiserv.stack.manager import Stack, write_env_file
+from myaiserv.stack.process import StackError
+
+dir_option = click.option(
+    "--dir",
+    "stack_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_STACK_DIR,
+    show_default=True,
+    envvar="MYAISERV_STACK_DIR",
+    help="Folder holding the servers' data, logs and state.",
+)
+
+
+def _fail(exc: StackError) -> None:
+    click.echo(f"stack: {exc}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def stack() -> None:
+    """Local Elasticsearch, PostgreSQL and Redis on loopback (no Docker needed)."""
+
+
+@stack.command()
+@dir_option
+@click.option("--es-nodes", type=click.IntRange(1, 9), default=None, help="Elasticsearch nodes [1].")
+@click.option("--es-http-port", type=int, default=None, help="First node's HTTP port [19200].")
+@click.option("--es-transport-port", type=int, default=None, help="First transport port [19300].")
+@click.option("--es-heap", default=None, help="Heap per Elasticsearch node [512m].")
+@click.option("--es-version", default=None, help="Elasticsearch version [from stack.json].")
+@click.option("--pg-port", type=int, default=None, help="PostgreSQL port [54320].")
+@click.option("--redis-port", type=int, default=None, help="Redis port [63790].")
+@click.option(
+    "--services",
+    default=None,
+    help=f"Comma-separated subset of {','.join(SERVICES)} [all].",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".env"),
+    show_default=True,
+    help="Dotenv file to write the URLs into (the app's settings read it); '-' for none.",
+)
+def up(
+    stack_dir: Path,
+    es_nodes: int | None,
+    es_http_port: int | None,
+    es_transport_port: int | None,
+    es_heap: str | None,
+    es_version: str | None,
+    pg_port: int | None,
+    redis_port: int | None,
+    services: str | None,
+    env_file: Path,
+) -> None:
+    """Start the stack (idempotent) and wait until every service is healthy.
+
+    Settings given here are remembered in the stack folder; omitted ones keep their
+    previous (or default) values.
+    """
+    config = StackConfig.load(stack_dir) or StackConfig(dir=stack_dir)
+    es = config.elasticsearch
+    config.elasticsearch = ElasticsearchConfig(
+        version=es_version or es.version,
+        nodes=es_nodes or es.nodes,
+        http_port=es_http_port or es.http_port,
+        transport_port=es_transport_port or es.transport_port,
+        heap=es_heap or es.heap,
+        cluster_name=es.cluster_name,
+    )
+    if pg_port:
+        config.postgres = PostgresConfig(**{**vars(config.postgres), "port": pg_port})
+    if redis_port:
+        config.redis = RedisConfig(port=redis_port)
+    if services:
+        chosen = tuple(s.strip() for s in services.split(",") if s.strip())
+        unknown = set(chosen) - set(SERVICES)
+        if unknown:
+            raise click.BadParameter(f"unknown service(s): {', '.join(sorted(unknown))}")
+        config.services = chosen
+    try:
+        Stack(config).up()
+    except StackError as exc:
+        _fail(exc)
+    env = config.env()
+    if str(env_file) != "-":
+        write_env_file(env_file, env)
+    for key, value in env.items():
+        click.echo(f"{key}={value}")
+    click.echo(f"stack: up in {stack_dir}" + (f", URLs written to {env_file}" if str(env_file) != "-" else ""))
+
+
+@stack.command()
+@dir_option
+def down(stack_dir: Path) -> None:
+    """Stop every service of the stack; data stays in the folder."""
+    if StackConfig.load(stack_dir) is None:
+        click.echo(f"stack: nothing in {stack_dir}")
+        return
+    try:
+        Stack.from_dir(stack_dir).down()
+    except StackError as exc:
+        _fail(exc)
+    click.echo("stack: down")
+
+
+@stack.command()
+@dir_option
+def status(stack_dir: Path) -> None:
+    """Print each service's state as JSON; exit 1 unless all are running."""
+    try:
+        stk = Stack.from_dir(stack_dir)
+    except StackError as exc:
+        _fail(exc)
+    report = stk.status()
+    click.echo(json.dumps(report, indent=2))
+    sys.exit(0 if all(s["running"] for s in report.values()) else 1)
+
+
+@stack.command()
+@dir_option
+@click.argument("service", type=click.Choice(SERVICES))
+def start(stack_dir: Path, service: str) -> None:
+    """Start one service of an existing stack."""
+    try:
+        Stack.from_dir(stack_dir).start(service)
+    except StackError as exc:
+        _fail(exc)
+
+
+@stack.command()
+@dir_option
+@click.argument("service", type=click.Choice(SERVICES))
+def stop(stack_dir: Path, service: str) -> None:
+    """Stop one service (e.g. to see how the app copes without it)."""
+    try:
+        Stack.from_dir(stack_dir).stop(service)
+    except StackError as exc:
+        _fail(exc)

