@@ -42,7 +42,9 @@ def stack() -> None:
 
 @stack.command()
 @dir_option
-@click.option("--es-nodes", type=click.IntRange(1, 9), default=None, help="Elasticsearch nodes [1].")
+@click.option(
+    "--es-nodes", type=click.IntRange(1, 9), default=None, help="Elasticsearch nodes [1]."
+)
 @click.option("--es-http-port", type=int, default=None, help="First node's HTTP port [19200].")
 @click.option("--es-transport-port", type=int, default=None, help="First transport port [19300].")
 @click.option("--es-heap", default=None, help="Heap per Elasticsearch node [512m].")
@@ -107,7 +109,10 @@ def up(
         write_env_file(env_file, env)
     for key, value in env.items():
         click.echo(f"{key}={value}")
-    click.echo(f"stack: up in {stack_dir}" + (f", URLs written to {env_file}" if str(env_file) != "-" else ""))
+    click.echo(
+        f"stack: up in {stack_dir}"
+        + (f", URLs written to {env_file}" if str(env_file) != "-" else "")
+    )
 
 
 @stack.command()

@@ -53,7 +53,7 @@ class ElasticsearchConfig:
 class PostgresConfig:
     port: int = 54320
     user: str = "myaiserv"
-    password: str = "myaiserv"
+    password: str = "myaiserv"  # noqa: S105 - a loopback-only development server
     database: str = "myaiserv"
 
     def url(self, database: str | None = None) -> str:

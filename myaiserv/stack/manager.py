@@ -57,12 +57,12 @@ class Stack:
     def up(self) -> None:
         with self._locked():
             previous = StackConfig.load(self.config.dir)
-            if previous is not None and previous.to_json() != self.config.to_json():
-                if any(self._running(s) for s in Stack(previous).selected()):
-                    raise StackError(
-                        f"a stack with other settings is running in {self.config.dir}; "
-                        "run `myaiserv stack down` first"
-                    )
+            changed = previous is not None and previous.to_json() != self.config.to_json()
+            if changed and any(self._running(s) for s in Stack(previous).selected()):
+                raise StackError(
+                    f"a stack with other settings is running in {self.config.dir}; "
+                    "run `myaiserv stack down` first"
+                )
             ensure_traversable(self.config.dir)
             self.run_as.own(self.config.dir)
             self.config.save()
@@ -102,7 +102,11 @@ def write_env_file(path: Path, values: dict[str, str]) -> None:
     remaining = dict(values)
     out: list[str] = []
     for line in lines:
-        key = line.split("=", 1)[0].strip() if "=" in line and not line.lstrip().startswith("#") else None
+        key = (
+            line.split("=", 1)[0].strip()
+            if "=" in line and not line.lstrip().startswith("#")
+            else None
+        )
         if key in remaining:
             out.append(f"{key}={remaining.pop(key)}")
         else:

@@ -8,7 +8,16 @@ import shutil
 from pathlib import Path
 
 from myaiserv.stack.config import PostgresConfig
-from myaiserv.stack.process import RunAs, StackError, port_open, read_pid, pid_alive, run, tail
+from myaiserv.stack.process import (
+    RunAs,
+    StackError,
+    ensure_port_free,
+    pid_alive,
+    port_open,
+    read_pid,
+    run,
+    tail,
+)
 
 TEST_DATABASE_SUFFIX = "_test"
 
@@ -54,7 +63,7 @@ class PostgresService:
     def socket_dir(self) -> Path:
         return self.root / "run"
 
-    def _pg_ctl(self, *args: str, timeout: float = 90, check: bool = True):  # noqa: ANN202
+    def _pg_ctl(self, *args: str, timeout: float = 90, check: bool = True):
         return run(
             [find_bindir() / "pg_ctl", "-D", self.data.resolve(), *args],
             run_as=self.run_as,
@@ -100,6 +109,7 @@ class PostgresService:
     def start(self) -> None:
         self.init()
         if not self.running():
+            ensure_port_free(self.config.port, what="PostgreSQL", option="--pg-port")
             options = (
                 f"-c listen_addresses=127.0.0.1 -c port={self.config.port} "
                 f"-c unix_socket_directories={self.socket_dir.resolve()}"
@@ -134,7 +144,8 @@ class PostgresService:
     def ensure_database(self, database: str) -> None:
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", database):
             raise StackError(f"refusing odd database name {database!r}")
-        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}'")
+        # The name is checked above; psql -c takes no bind parameters.
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}'")  # noqa: S608
         if exists != "1":
             self.psql(f'CREATE DATABASE "{database}" OWNER "{self.config.user}"')
 

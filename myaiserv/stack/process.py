@@ -164,7 +164,9 @@ def terminate(pid: int | None, *, timeout: float = 60, what: str) -> None:
     assert pid is not None
     os.kill(pid, signal.SIGTERM)
     try:
-        wait_until(lambda: not pid_alive(pid), timeout=timeout, interval=0.2, what=f"{what} to stop")
+        wait_until(
+            lambda: not pid_alive(pid), timeout=timeout, interval=0.2, what=f"{what} to stop"
+        )
     except StackError:
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not pid_alive(pid), timeout=10, interval=0.2, what=f"{what} to die")
@@ -175,3 +177,12 @@ def tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return f"(no log at {path})"
+
+
+def ensure_port_free(port: int, *, what: str, option: str) -> None:
+    """A port held by someone else (another stack, a system service) fails clearly, early."""
+    if port_open(port):
+        raise StackError(
+            f"port {port} for {what} is already in use by another process; stop it or pick "
+            f"another port with {option}"
+        )

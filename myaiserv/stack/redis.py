@@ -11,6 +11,7 @@ from myaiserv.stack.config import RedisConfig
 from myaiserv.stack.process import (
     RunAs,
     StackError,
+    ensure_port_free,
     pid_alive,
     read_pid,
     run,
@@ -92,6 +93,7 @@ class RedisService:
     def start(self) -> None:
         if self.running():
             return
+        ensure_port_free(self.config.port, what="Redis", option="--redis-port")
         conf = self._write_config()
         run([find_redis_server(), conf.resolve()], run_as=self.run_as)
         try:

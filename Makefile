@@ -1,0 +1,54 @@
+# MyAIServ. `make run` and `make test` work on a fresh machine: they install what is
+# missing (system packages, Python dependencies, Elasticsearch) and start the local stack.
+#
+# Poetry is taken from $(POETRY), so CI can pass a wrapper: make test POETRY="..."
+POETRY ?= poetry
+PYTEST_ARGS ?=
+PORT ?= 8000
+STACK_ARGS ?=
+
+VENV_STAMP := .venv/.installed
+
+.PHONY: help install system-deps stack-up stack-down stack-status migrate run test lint clean
+
+help:
+	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
+	@echo "make test         install, start the local stack, run the test suite"
+	@echo "make stack-up     start Elasticsearch, PostgreSQL and Redis locally (STACK_ARGS=...)"
+	@echo "make stack-down   stop them (data is kept in .stack/)"
+	@echo "make lint         ruff"
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(VENV_STAMP): pyproject.toml poetry.lock
+	$(POETRY) check --lock
+	$(POETRY) install --no-interaction
+	@touch $@
+
+install: system-deps $(VENV_STAMP)
+
+stack-up: install
+	$(POETRY) run myaiserv stack up $(STACK_ARGS)
+
+stack-down:
+	@if [ -x .venv/bin/myaiserv ]; then .venv/bin/myaiserv stack down; fi
+
+stack-status:
+	$(POETRY) run myaiserv stack status
+
+migrate: stack-up
+	$(POETRY) run myaiserv db upgrade
+
+run: migrate
+	$(POETRY) run myaiserv serve --host 127.0.0.1 --port $(PORT)
+
+test: stack-up
+	$(POETRY) run pytest $(PYTEST_ARGS)
+
+lint: install
+	$(POETRY) run ruff check myaiserv indexers tests
+	$(POETRY) run ruff format --check myaiserv indexers tests
+
+clean: stack-down
+	rm -rf .stack .venv .pytest_cache .ruff_cache

@@ -1,0 +1,17 @@
+"""The Redis client, created per process from settings."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from myaiserv.config import Settings
+
+
+def create_redis_client(settings: Settings) -> Redis:
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis.socket_timeout_s,
+        socket_connect_timeout=settings.redis.connect_timeout_s,
+        health_check_interval=30,
+        decode_responses=False,
+    )

@@ -1,0 +1,184 @@
+"""Settings: one tree, read from the environment (and a ``.env`` file) once, at start-up.
+
+Every setting has a ``MYAISERV_`` variable (nested sections use ``__``, e.g.
+``MYAISERV_ES__REQUEST_TIMEOUT``). The seed's plain variables keep working for the
+values deployments set most: ``DATABASE_URL``, ``REDIS_URL``, ``ES_URL`` (comma-separated
+for several nodes), ``LOG_LEVEL``, ``DEBUG``, ``PORT`` and ``HOST``.
+
+A malformed value stops start-up with a message naming the variable (see
+``load_settings``), never a stack trace at the first request.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _seed(name: str) -> Any:
+    """Accept both ``MYAISERV_<NAME>`` and the seed's plain ``<NAME>``."""
+    return AliasChoices(f"MYAISERV_{name}", name)
+
+
+class DatabaseSettings(BaseModel):
+    pool_size: int = Field(10, ge=1, le=200)
+    max_overflow: int = Field(10, ge=0, le=200)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    statement_timeout_ms: int = Field(30_000, ge=0)
+    echo: bool = False
+
+
+class ElasticsearchSettings(BaseModel):
+    request_timeout_s: float = Field(10.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+    index_prefix: str = Field("myaiserv", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class RedisSettings(BaseModel):
+    socket_timeout_s: float = Field(1.0, gt=0)
+    connect_timeout_s: float = Field(1.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MYAISERV_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str = Field(
+        "postgresql+asyncpg://myaiserv:myaiserv@127.0.0.1:54320/myaiserv",
+        validation_alias=_seed("DATABASE_URL"),
+        description="PostgreSQL URL (postgres://, postgresql://, postgresql+asyncpg://).",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:63790/0",
+        validation_alias=_seed("REDIS_URL"),
+        description="Redis URL (redis://, rediss:// or unix://).",
+    )
+    es_url: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://127.0.0.1:19200"],
+        validation_alias=_seed("ES_URL"),
+        description="Elasticsearch node URL(s), comma-separated.",
+    )
+    log_level: LogLevel = Field("INFO", validation_alias=_seed("LOG_LEVEL"))
+    debug: bool = Field(False, validation_alias=_seed("DEBUG"))
+    host: str = Field("0.0.0.0", validation_alias=_seed("HOST"))
+    port: int = Field(8000, ge=1, le=65535, validation_alias=_seed("PORT"))
+    workers: int = Field(1, ge=1, le=64, description="Server worker processes per instance.")
+    instance_name: str | None = Field(
+        None, description="Names this instance in the X-Instance header (default: host:port)."
+    )
+    readiness_timeout_s: float = Field(2.0, gt=0, le=30)
+
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value.strip())
+        except ArgumentError:
+            raise ValueError(
+                "not a URL; expected postgresql+asyncpg://user:password@host:port/database"
+            ) from None
+        if url.drivername in ("postgres", "postgresql", "postgresql+asyncpg"):
+            url = url.set(drivername="postgresql+asyncpg")
+        else:
+            raise ValueError(
+                f"unsupported scheme {url.drivername!r}; expected postgresql+asyncpg:// "
+                "(postgres:// and postgresql:// are accepted too)"
+            )
+        if not url.host:
+            raise ValueError("the URL names no host")
+        if not url.database:
+            raise ValueError("the URL names no database")
+        return url.render_as_string(hide_password=False)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"unsupported scheme {parts.scheme!r}; expected redis://host:port/db")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("the URL names no host")
+        try:
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            raise ValueError("the URL's port is not a number") from None
+        db = parts.path.lstrip("/")
+        if parts.scheme != "unix" and db and not db.isdigit():
+            raise ValueError(f"the database {db!r} is not a number")
+        return value
+
+    @field_validator("es_url", mode="before")
+    @classmethod
+    def _es_url(cls, value: Any) -> list[str]:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        urls = [str(item).strip().rstrip("/") for item in items if str(item).strip()]
+        if not urls:
+            raise ValueError("no Elasticsearch URL given")
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http(s)://host:port URL")
+            try:
+                parts.port  # noqa: B018
+            except ValueError:
+                raise ValueError(f"{url!r} has a port that is not a number") from None
+        return urls
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class SettingsError(Exception):
+    """Settings could not be loaded; ``str()`` is a message for the operator."""
+
+
+_ENV_NAMES = {
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "es_url": "ES_URL",
+    "log_level": "LOG_LEVEL",
+    "debug": "DEBUG",
+    "host": "HOST",
+    "port": "PORT",
+}
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    head = str(loc[0]) if loc else "?"
+    head = re.sub(r"^MYAISERV_", "", head, flags=re.IGNORECASE).lower()
+    if head in _ENV_NAMES and len(loc) == 1:
+        return _ENV_NAMES[head]
+    return "MYAISERV_" + "__".join(str(part).upper() for part in (head, *loc[1:]))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, turning validation errors into one readable message per variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [
+            f"  {_env_name(tuple(err['loc']))}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        ]
+        raise SettingsError("invalid configuration:\n" + "\n".join(lines)) from None

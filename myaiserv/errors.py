@@ -1,0 +1,130 @@
+"""Errors as problem details (RFC 9457): one place maps exceptions to HTTP responses.
+
+Services and stores raise ``AppError`` subclasses that know their status; controllers
+never build error responses by hand. Unexpected exceptions become a 500 whose body
+names nothing internal; the traceback goes to the log only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from myaiserv.logging import get_logger
+
+PROBLEM_JSON = "application/problem+json"
+log = get_logger(__name__)
+
+
+class AppError(Exception):
+    status_code: int = 400
+    title: str = "Bad request"
+    type_: str = "about:blank"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+
+class NotFoundError(AppError):
+    status_code = 404
+    title = "Not found"
+
+
+class ConflictError(AppError):
+    status_code = 409
+    title = "Conflict"
+
+
+class DependencyUnavailableError(AppError):
+    """A backing service (Elasticsearch, PostgreSQL, Redis, a provider) is down or slow."""
+
+    status_code = 503
+    title = "Service unavailable"
+
+    def __init__(self, dependency: str, detail: str = "", *, retry_after_s: int = 5, **kw: Any):
+        extra = {"dependency": dependency, **kw.pop("extra", {})}
+        headers = {"Retry-After": str(retry_after_s), **kw.pop("headers", {})}
+        super().__init__(detail or f"{dependency} is unavailable", extra=extra, headers=headers)
+        self.dependency = dependency
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    type_: str = "about:blank",
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    body.update(extra or {})
+    return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _app_error(request: Request[Any, Any, Any], exc: AppError) -> Response[dict[str, Any]]:
+    return problem(
+        request,
+        exc.status_code,
+        exc.title,
+        exc.detail,
+        extra=exc.extra,
+        headers=exc.headers,
+        type_=exc.type_,
+    )
+
+
+def _validation_error(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    fields = [
+        {"field": e.get("key") or e.get("source") or "body", "message": e.get("message", "")}
+        for e in errors
+        if isinstance(e, dict)
+    ]
+    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or str(exc.detail)
+    return problem(request, 400, "Invalid request", detail, extra={"errors": fields})
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    return problem(
+        request, exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers or None
+    )
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error", path=request.url.path, method=request.method)
+    return problem(
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "Internal server error",
+        "The server failed to handle this request; it has been logged.",
+    )
+
+
+exception_handlers = {
+    AppError: _app_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unexpected,
+}

@@ -1,0 +1,47 @@
+"""Liveness and readiness probes (not versioned: load balancers and orchestrators use them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
+
+from myaiserv.errors import problem
+from myaiserv.health.service import ReadinessService
+from myaiserv.resources import Resources
+
+
+class HealthController(Controller):
+    tags = ["health"]  # noqa: RUF012
+
+    @get("/health", summary="Liveness")
+    async def health(self) -> dict[str, str]:
+        """The process answers. Says nothing about dependencies: see /ready."""
+        return {"status": "ok"}
+
+    @get("/ready", summary="Readiness")
+    async def ready(
+        self, request: Request[Any, Any, Any], resources: NamedDependency[Resources]
+    ) -> Response[Any]:
+        """200 when Elasticsearch, PostgreSQL and Redis all answer, else 503 naming the
+        dependencies that failed."""
+        service = ReadinessService(
+            es=resources.es,
+            engine=resources.engine,
+            redis=resources.redis,
+            timeout_s=resources.settings.readiness_timeout_s,
+        )
+        results = await service.check()
+        checks = {r.name: r.as_dict() for r in results}
+        failed = [r.name for r in results if not r.ok]
+        if not failed:
+            return Response({"status": "ok", "checks": checks})
+        return problem(
+            request,
+            503,
+            "Not ready",
+            f"unavailable: {', '.join(failed)}",
+            extra={"status": "unavailable", "failing": failed, "checks": checks},
+            headers={"Retry-After": "5"},
+        )
