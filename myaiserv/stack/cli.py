@@ -101,9 +101,11 @@ def up(
             raise click.BadParameter(f"unknown service(s): {', '.join(sorted(unknown))}")
         config.services = chosen
     try:
-        Stack(config).up()
+        notes = Stack(config).up()
     except StackError as exc:
         _fail(exc)
+    for note in notes:
+        click.echo(f"stack: {note}", err=True)
     env = config.env()
     if str(env_file) != "-":
         write_env_file(env_file, env)

@@ -54,7 +54,9 @@ class Stack:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def up(self) -> None:
+    def up(self) -> list[str]:
+        """Start whatever is not running; returns notes for the operator."""
+        notes: list[str] = []
         with self._locked():
             previous = StackConfig.load(self.config.dir)
             changed = previous is not None and previous.to_json() != self.config.to_json()
@@ -63,7 +65,9 @@ class Stack:
                     f"a stack with other settings is running in {self.config.dir}; "
                     "run `myaiserv stack down` first"
                 )
-            ensure_traversable(self.config.dir)
+            self.config.dir.mkdir(parents=True, exist_ok=True)
+            for parent in ensure_traversable(self.config.dir, self.run_as):
+                notes.append(f"made {parent} searchable (o+x) for '{self.run_as.name}'")
             self.run_as.own(self.config.dir)
             self.config.save()
             # Elasticsearch takes longest to start; the others come up meanwhile.
@@ -72,6 +76,7 @@ class Stack:
                 errors = [f.exception() for f in futures if f.exception() is not None]
             if errors:
                 raise StackError("\n".join(str(e) for e in errors))
+        return notes
 
     def down(self) -> None:
         with self._locked():

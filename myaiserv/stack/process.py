@@ -74,16 +74,28 @@ def service_user() -> RunAs:
     return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid)
 
 
-def ensure_traversable(path: Path) -> None:
-    """The service user must be able to reach the stack folder through its parents."""
+def ensure_traversable(path: Path, run_as: RunAs) -> list[Path]:
+    """The service user must reach the stack folder through its parents.
+
+    As root, a parent that others cannot search (e.g. a clone under /root, mode 700) gets
+    the search bit for others, nothing more: no listing, no reading. Returns what changed.
+    """
+    if run_as.is_current:
+        return []
+    changed: list[Path] = []
     for parent in [path.resolve(), *path.resolve().parents]:
         mode = parent.stat().st_mode
-        if not mode & 0o001:
+        if mode & 0o001:
+            continue
+        if os.geteuid() != 0:
             raise StackError(
                 f"{parent} is not searchable by other users (mode {oct(mode & 0o777)}); the "
-                f"servers run as '{SERVICE_USER}' and need it: chmod o+x {parent}, or choose "
+                f"servers run as '{run_as.name}' and need it: chmod o+x {parent}, or choose "
                 "another --dir"
             )
+        os.chmod(parent, (mode & 0o7777) | 0o001)
+        changed.append(parent)
+    return changed
 
 
 def run(
