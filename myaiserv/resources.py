@@ -17,7 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from myaiserv.cache.client import create_redis_client
 from myaiserv.config import Settings
 from myaiserv.db.engine import create_engine, create_sessionmaker
+from myaiserv.embeddings.cache import CachedEmbedder
+from myaiserv.embeddings.model import Embedder
 from myaiserv.search.client import create_es_client
+from myaiserv.search.indices import IndexManager, IndexOptions
 
 
 @dataclass
@@ -27,12 +30,28 @@ class Resources:
     sessionmaker: async_sessionmaker[AsyncSession]
     es: AsyncElasticsearch
     redis: Redis
+    embedder: CachedEmbedder
+    indices: IndexManager
+
+
+def index_options(settings: Settings) -> IndexOptions:
+    return IndexOptions(
+        analyzer=settings.es.text_analyzer,
+        replicas=settings.es.replicas,
+        vector_index_type=settings.es.vector_index_type,
+    )
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+async def open_resources(
+    settings: Settings, *, embedder: Embedder | None = None
+) -> AsyncIterator[Resources]:
     """Clients connect lazily: a dependency that is down does not stop start-up, it makes
-    ``/ready`` fail until it is back."""
+    ``/ready`` fail until it is back. The embedding model loads here (a few seconds), off
+    the event loop; pass a loaded ``embedder`` to share one (tests, CLI jobs)."""
+    owned = embedder is None
+    model = embedder or Embedder(settings.embedding.model, batch_size=settings.embedding.batch_size)
+    info = await model.aload()
     engine = create_engine(settings)
     es = create_es_client(settings)
     redis = create_redis_client(settings)
@@ -43,8 +62,12 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             sessionmaker=create_sessionmaker(engine),
             es=es,
             redis=redis,
+            embedder=CachedEmbedder(model, redis, ttl_s=settings.embedding.cache_ttl_s),
+            indices=IndexManager(es, settings.es.index_prefix, info, index_options(settings)),
         )
     finally:
         await es.close()
         await redis.aclose()
         await engine.dispose()
+        if owned:
+            model.close()

@@ -30,3 +30,7 @@ def downgrade(settings: Settings, revision: str) -> None:
 
 def current(settings: Settings) -> None:
     command.current(alembic_config(settings), verbose=False)
+
+
+def revision(settings: Settings, message: str, *, autogenerate: bool = True) -> None:
+    command.revision(alembic_config(settings), message=message, autogenerate=autogenerate)

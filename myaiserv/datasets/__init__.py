@@ -1,0 +1,1 @@
+"""Loaders for IR test collections: judged corpora for evaluating and benchmarking search."""

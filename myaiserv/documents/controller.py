@@ -1,0 +1,222 @@
+"""/v1/documents: JSON text, batches and file uploads; read, update, delete, list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from myaiserv.auth.middleware import requires
+from myaiserv.auth.principal import Principal
+from myaiserv.db.models import Document
+from myaiserv.documents.schemas import (
+    BatchResult,
+    DocumentBatch,
+    DocumentCreate,
+    DocumentOut,
+    DocumentPage,
+    DocumentUpdate,
+)
+from myaiserv.documents.service import DocumentService, NewDocument
+from myaiserv.errors import AppError
+from myaiserv.extract import ExtractionError, extract
+from myaiserv.kit.validation import InvalidInputError
+from myaiserv.resources import Resources
+
+
+class PayloadTooLargeError(AppError):
+    status_code = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaTypeError(AppError):
+    status_code = 415
+    title = "Unsupported media type"
+
+
+def to_out(doc: Document, *, text: bool = False, deduplicated: bool = False) -> DocumentOut:
+    return DocumentOut(
+        id=doc.id,
+        title=doc.title,
+        source=doc.source,
+        content_type=doc.content_type,
+        tags=list(doc.tags or []),
+        metadata=dict(doc.metadata_ or {}),
+        content_hash=doc.content_hash,
+        version=doc.version,
+        created_at=doc.created_at,
+        updated_at=doc.updated_at,
+        text=doc.text if text else None,
+        deduplicated=deduplicated,
+    )
+
+
+def _new(item: DocumentCreate) -> NewDocument:
+    return NewDocument(
+        text=item.text,
+        content_type=item.content_type,
+        title=item.title,
+        source=item.source,
+        tags=item.tags,
+        metadata=item.metadata,
+    )
+
+
+@dataclass
+class UploadForm:
+    file: UploadFile
+    title: str | None = None
+    source: str | None = None
+    tags: str | None = None  # comma-separated
+    metadata: str | None = None  # a JSON object
+
+
+class DocumentController(Controller):
+    path = "/v1/documents"
+    tags = ["documents"]  # noqa: RUF012
+
+    @post("/", guards=[requires("write")], status_code=201)
+    async def create(
+        self,
+        data: DocumentCreate,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[Resources],
+    ) -> Response[DocumentOut]:
+        """Store a document given as JSON text (plain, Markdown or HTML). Content this
+        tenant already has is not stored twice: the existing document is returned (200,
+        ``deduplicated: true``)."""
+        service = DocumentService(db_session, principal.tenant_id, resources.settings)
+        [(doc, dup)] = await service.create_many([_new(data)])
+        return Response(to_out(doc, deduplicated=dup), status_code=200 if dup else 201)
+
+    @post("/batch", guards=[requires("write")], status_code=201)
+    async def create_batch(
+        self,
+        data: DocumentBatch,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[Resources],
+    ) -> BatchResult:
+        """Store many documents in one transaction: all of them, or none."""
+        limit = resources.settings.limits.max_batch_documents
+        if len(data.documents) > limit:
+            raise InvalidInputError(
+                "documents", f"{len(data.documents)} documents; a batch holds at most {limit}"
+            )
+        service = DocumentService(db_session, principal.tenant_id, resources.settings)
+        results = await service.create_many([_new(item) for item in data.documents])
+        return BatchResult(
+            created=sum(not dup for _, dup in results),
+            deduplicated=sum(dup for _, dup in results),
+            items=[to_out(doc, deduplicated=dup) for doc, dup in results],
+        )
+
+    @post("/upload", guards=[requires("write")], status_code=201)
+    async def upload(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[Resources],
+    ) -> Response[DocumentOut]:
+        """Upload a file (multipart field ``file``): plain text, Markdown, HTML or PDF.
+        Optional fields: ``title``, ``source`` (defaults to the file name), ``tags``
+        (comma-separated), ``metadata`` (a JSON object)."""
+        limit = resources.settings.limits.max_upload_bytes
+        content = await data.file.read(limit + 1)
+        if len(content) > limit:
+            raise PayloadTooLargeError(f"file: larger than the {limit}-byte upload limit")
+        try:
+            extracted = extract(content, data.file.content_type, data.file.filename)
+        except ExtractionError as exc:
+            if exc.reason == "unsupported_content_type":
+                raise UnsupportedMediaTypeError(f"file: {exc}") from None
+            raise InvalidInputError("file", str(exc)) from None
+        metadata: dict[str, Any] = {}
+        if data.metadata:
+            try:
+                metadata = msgspec.json.decode(data.metadata)
+            except msgspec.DecodeError:
+                raise InvalidInputError("metadata", "not valid JSON") from None
+            if not isinstance(metadata, dict):
+                raise InvalidInputError("metadata", "must be a JSON object")
+        tags = [t.strip() for t in (data.tags or "").split(",") if t.strip()]
+        service = DocumentService(db_session, principal.tenant_id, resources.settings)
+        [(doc, dup)] = await service.create_many(
+            [
+                NewDocument(
+                    text=extracted.text,
+                    content_type=extracted.content_type,
+                    title=data.title or extracted.title,
+                    source=data.source or data.file.filename,
+                    tags=tags,
+                    metadata=metadata,
+                    extracted=True,
+                )
+            ]
+        )
+        return Response(to_out(doc, deduplicated=dup), status_code=200 if dup else 201)
+
+    @get("/", guards=[requires("read")])
+    async def list_documents(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[Resources],
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
+        cursor: str | None = None,
+        tag: str | None = None,
+    ) -> DocumentPage:
+        """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        limit = min(limit, resources.settings.limits.max_page_size)
+        service = DocumentService(db_session, principal.tenant_id, resources.settings)
+        rows, next_cursor = await service.list(cursor=cursor, limit=limit, tag=tag)
+        return DocumentPage(items=[to_out(d) for d in rows], next_cursor=next_cursor)
+
+    @get("/{document_id:uuid}", guards=[requires("read")])
+    async def get_document(
+        self,
+        document_id: UUID,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[Resources],
+    ) -> DocumentOut:
+        service = DocumentService(db_session, principal.tenant_id, resources.settings)
+        return to_out(await service.get(document_id), text=True)
+
+    @patch("/{document_id:uuid}", guards=[requires("write")])
+    async def update_document(
+        self,
+        document_id: UUID,
+        data: DocumentUpdate,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[Resources],
+    ) -> DocumentOut:
+        """Change some fields; the document's version goes up by one."""
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+        if not changes:
+            raise InvalidInputError("body", "no field to change")
+        service = DocumentService(db_session, principal.tenant_id, resources.settings)
+        return to_out(await service.update(document_id, changes), text=True)
+
+    @delete("/{document_id:uuid}", guards=[requires("write")])
+    async def delete_document(
+        self,
+        document_id: UUID,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[Resources],
+    ) -> None:
+        service = DocumentService(db_session, principal.tenant_id, resources.settings)
+        await service.delete(document_id)

@@ -1,0 +1,188 @@
+"""Documents: create (deduplicated by content), update, delete, read. Every change writes
+its outbox row in the same transaction; the caller's unit of work commits."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from myaiserv.config import Settings
+from myaiserv.db.models import Document
+from myaiserv.db.outbox import DELETE, UPSERT, OutboxRepository
+from myaiserv.documents.repository import DocumentRepository
+from myaiserv.errors import ConflictError, NotFoundError
+from myaiserv.extract import ExtractionError, extract
+from myaiserv.kit.validation import InvalidInputError, reject_nul
+
+KIND = "documents"
+
+
+@dataclass
+class NewDocument:
+    text: str
+    content_type: str
+    title: str | None = None
+    source: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    extracted: bool = False  # text already went through myaiserv.extract
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _default_title(doc: NewDocument, found: str | None) -> str:
+    if doc.title:
+        return doc.title
+    if found:
+        return found[:1000]
+    if doc.source:
+        return os.path.basename(doc.source.rstrip("/")) or doc.source[:1000]
+    first = doc.text.strip().splitlines()[0] if doc.text.strip() else "Untitled"
+    return first[:120]
+
+
+class DocumentService:
+    def __init__(self, session: AsyncSession, tenant_id: UUID, settings: Settings) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+        self.settings = settings
+        self.repo = DocumentRepository(session, tenant_id)
+        self.outbox = OutboxRepository(session)
+
+    def _prepare(self, doc: NewDocument, where: str) -> dict[str, Any]:
+        reject_nul(doc.title, f"{where}title")
+        reject_nul(doc.source, f"{where}source")
+        reject_nul(doc.tags, f"{where}tags")
+        reject_nul(doc.metadata, f"{where}metadata")
+        text, found_title, content_type = doc.text, None, doc.content_type
+        if not doc.extracted:
+            try:
+                extracted = extract(doc.text.encode("utf-8", "surrogatepass"), doc.content_type)
+            except ExtractionError as exc:
+                raise InvalidInputError(f"{where}text", str(exc)) from None
+            text, found_title, content_type = (
+                extracted.text,
+                extracted.title,
+                extracted.content_type,
+            )
+        if len(text) > self.settings.limits.max_document_chars:
+            raise InvalidInputError(
+                f"{where}text",
+                f"{len(text)} characters; the limit is {self.settings.limits.max_document_chars}",
+            )
+        return {
+            "title": _default_title(doc, found_title),
+            "source": doc.source,
+            "content_type": content_type,
+            "text": text,
+            "content_hash": content_hash(text),
+            "tags": list(dict.fromkeys(doc.tags)),
+            "metadata_": doc.metadata,
+        }
+
+    async def create_many(self, docs: list[NewDocument]) -> list[tuple[Document, bool]]:
+        """Returns (document, deduplicated) per input, in input order. Content the tenant
+        already has (or that repeats within the batch) is not stored twice."""
+        where = "documents[{}]." if len(docs) > 1 else ""
+        prepared = [self._prepare(d, where.format(i)) for i, d in enumerate(docs)]
+        unique: dict[str, dict[str, Any]] = {}
+        for row in prepared:
+            unique.setdefault(row["content_hash"], row)
+        inserted = await self.repo.insert_many(list(unique.values()))
+        await self.outbox.add_many(
+            [
+                {
+                    "tenant_id": self.tenant_id,
+                    "kind": KIND,
+                    "entity_id": d.id,
+                    "op": UPSERT,
+                    "version": d.version,
+                    "payload": {},
+                }
+                for d in inserted
+            ]
+        )
+        fresh = {d.content_hash: d for d in inserted}
+        existing = await self.repo.by_hashes([h for h in unique if h not in fresh])
+        out: list[tuple[Document, bool]] = []
+        seen: set[str] = set()
+        for row in prepared:
+            h = row["content_hash"]
+            if h in fresh and h not in seen:
+                out.append((fresh[h], False))
+            else:
+                out.append((fresh.get(h) or existing[h], True))
+            seen.add(h)
+        return out
+
+    async def get(self, document_id: UUID) -> Document:
+        doc = await self.repo.get(document_id)
+        if doc is None:
+            raise NotFoundError(f"document {document_id} not found")
+        return doc
+
+    async def list(
+        self, *, cursor: str | None, limit: int, tag: str | None
+    ) -> tuple[list[Document], str | None]:
+        return await self.repo.list(cursor=cursor, limit=limit, tag=tag)
+
+    async def update(self, document_id: UUID, changes: dict[str, Any]) -> Document:
+        doc = await self.repo.get(document_id, for_update=True)
+        if doc is None:
+            raise NotFoundError(f"document {document_id} not found")
+        if "text" in changes or "content_type" in changes:
+            prepared = self._prepare(
+                NewDocument(
+                    text=changes.get("text", doc.text),
+                    content_type=changes.get("content_type", doc.content_type),
+                    title=doc.title,
+                ),
+                "",
+            )
+            doc.text = prepared["text"]
+            doc.content_type = prepared["content_type"]
+            doc.content_hash = prepared["content_hash"]
+        for name in ("title", "source", "tags", "metadata"):
+            if name in changes:
+                reject_nul(changes[name], name)
+                setattr(doc, "metadata_" if name == "metadata" else name, changes[name])
+        doc.version += 1
+        doc.updated_at = func.now()
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            raise ConflictError(
+                "text: another document of this tenant has exactly this content",
+                extra={"field": "text"},
+            ) from None
+        await self.session.refresh(doc)
+        await self.outbox.add(
+            tenant_id=self.tenant_id,
+            kind=KIND,
+            entity_id=doc.id,
+            op=UPSERT,
+            version=doc.version,
+        )
+        return doc
+
+    async def delete(self, document_id: UUID) -> None:
+        version = await self.repo.delete(document_id)
+        if version is None:
+            raise NotFoundError(f"document {document_id} not found")
+        # The delete outranks every version the document ever had in the index.
+        await self.outbox.add(
+            tenant_id=self.tenant_id,
+            kind=KIND,
+            entity_id=document_id,
+            op=DELETE,
+            version=version + 1,
+        )

@@ -1,0 +1,75 @@
+"""Embeddings cached in Redis by model + text hash: re-indexing unchanged text, repeated
+queries and reindex backfills skip the model. Redis down means no cache, not an error."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from myaiserv.embeddings.model import Embedder
+from myaiserv.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class CachedEmbedder:
+    def __init__(self, embedder: Embedder, redis: Redis | None, *, ttl_s: int = 7 * 86400) -> None:
+        self.embedder = embedder
+        self.redis = redis
+        self.ttl_s = ttl_s
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, text: str) -> str:
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        return f"emb:{self.embedder.model_id}:{digest}"
+
+    async def _get_many(self, keys: list[str]) -> list[bytes | None]:
+        if self.redis is None:
+            return [None] * len(keys)
+        try:
+            return await self.redis.mget(keys)
+        except (RedisError, OSError) as exc:
+            log.warning("embedding cache unavailable", error=str(exc))
+            return [None] * len(keys)
+
+    async def _set_many(self, items: dict[str, bytes]) -> None:
+        if self.redis is None or not items:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, value in items.items():
+                    pipe.set(key, value, ex=self.ttl_s)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("embedding cache unavailable", error=str(exc))
+
+    async def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        dims = self.embedder.info.dims
+        out = np.zeros((len(texts), dims), dtype=np.float32)
+        if not texts:
+            return out
+        keys = [self.key(t) for t in texts]
+        cached = await self._get_many(keys)
+        missing: list[int] = []
+        for i, value in enumerate(cached):
+            if value is None or len(value) != dims * 4:
+                missing.append(i)
+            else:
+                out[i] = np.frombuffer(value, dtype=np.float32)
+        self.hits += len(texts) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            # Identical texts within one call are encoded once.
+            unique = list(dict.fromkeys(texts[i] for i in missing))
+            vectors = await self.embedder.encode(unique)
+            by_text = dict(zip(unique, vectors, strict=True))
+            for i in missing:
+                out[i] = by_text[texts[i]]
+            await self._set_many({self.key(t): v.tobytes() for t, v in by_text.items()})
+        return out

