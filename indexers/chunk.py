@@ -122,9 +122,12 @@ def _sections(text: str) -> list[_Section]:
         content = text[line.start : line.end]
         fence_match = _FENCE.match(content)
         if fence is not None:
-            opener = fence_match.group(1) if fence_match else ""
-            closes = opener[:1] == fence[0] and len(opener) >= len(fence)
-            if closes and not content[fence_match.end() :].strip():  # type: ignore[union-attr]
+            if (
+                fence_match
+                and fence_match.group(1)[0] == fence[0]
+                and len(fence_match.group(1)) >= len(fence)
+                and not content[fence_match.end() :].strip()
+            ):
                 fence = None
             continue
         if fence_match:
@@ -169,7 +172,7 @@ def _paragraphs(text: str, start: int, end: int) -> list[_Span]:
     first: _Span | None = None
     last: _Span | None = None
     for line in [*_lines(text, start, end), None]:
-        if line is not None and not text[line.start : line.end].isspace() and line.end > line.start:
+        if line is not None and text[line.start : line.end].strip():
             first, last = first or line, line
             continue
         if first is not None and last is not None:
@@ -186,7 +189,9 @@ def _sentences(text: str, para: _Span) -> list[_Span]:
     cuts: list[tuple[int, int]] = []
     for match in _SENTENCE_END.finditer(text, para.start, para.end):
         following = text[match.end()] if match.end() < para.end else ""
-        if not (following.isupper() or following.isdigit() or following in _OPENERS):
+        if not following or not (
+            following.isupper() or following.isdigit() or following in _OPENERS
+        ):
             continue
         word = _LAST_WORD.search(text, max(para.start, match.start() - 32), match.start())
         stem = word.group(1).lower().lstrip("\"'([").rstrip(".") if word else ""
@@ -275,7 +280,7 @@ def _pack(section: int, paragraphs: list[list[_Unit]], budget: int, overlap: int
         tail: list[_Unit] = []
         size = 0
         # A strict suffix, so a chunk never just repeats the previous one.
-        for unit in reversed(current[1:]):
+        for unit in reversed(current[1:] if overlap else []):
             if size + unit.tokens > overlap or size + unit.tokens + first > budget:
                 break
             tail.insert(0, unit)

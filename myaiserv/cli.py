@@ -179,5 +179,17 @@ def tenants_key(tenant: str, key_name: str, scopes: str) -> None:
 
 main.add_command(stack)
 
+
+def _load_plugins() -> None:
+    """Commands of other packages (the indexers) register through entry points, so the
+    core never imports them."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="myaiserv.commands"):
+        main.add_command(ep.load(), ep.name)
+
+
+_load_plugins()
+
 if __name__ == "__main__":
     main()

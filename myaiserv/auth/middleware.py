@@ -19,6 +19,7 @@ from myaiserv.auth.principal import Principal
 from myaiserv.auth.repository import ApiKeyRepository
 from myaiserv.resources import Resources
 
+
 def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     header = connection.headers.get("authorization")
     if header:

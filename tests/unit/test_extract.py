@@ -334,7 +334,7 @@ def test_pdf_without_text_is_empty() -> None:
 
 def _encrypt(data: bytes, user_password: str) -> bytes:
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
-    writer.encrypt(user_password=user_password, owner_password="owner", algorithm="RC4-128")
+    writer.encrypt(user_password, "owner-" + user_password, algorithm="RC4-128")
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

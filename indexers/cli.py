@@ -1,0 +1,224 @@
+"""Commands of the pipeline, plugged into `myaiserv` (entry-point group ``myaiserv.commands``)
+so the core never imports this package: `myaiserv indexer ...`, `myaiserv index ...`,
+`myaiserv ingest ...`. `myaiserv-indexer` is `myaiserv indexer run`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+T = TypeVar("T")
+
+
+def _job(fn: Callable[[Any], Awaitable[T]]) -> T:
+    """Run an async job with this process's resources, reporting known errors plainly."""
+    from myaiserv.config import SettingsError, load_settings
+    from myaiserv.errors import AppError
+    from myaiserv.logging import configure_logging
+    from myaiserv.resources import open_resources
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        click.echo(f"myaiserv: {exc}", err=True)
+        sys.exit(2)
+    configure_logging(settings.log_level)
+
+    async def main() -> T:
+        async with open_resources(settings) as resources:
+            return await fn(resources)
+
+    try:
+        return asyncio.run(main())
+    except AppError as exc:
+        click.echo(f"myaiserv: {exc.detail}", err=True)
+        sys.exit(1)
+
+
+async def _ensure_indices(resources: Any) -> dict[str, str]:
+    """Wait for Elasticsearch (it may still be starting), then make sure every kind has
+    its template, index and alias, built with this process's embedding model."""
+    import elasticsearch
+
+    from myaiserv.search.indices import KINDS
+
+    for attempt in range(60):
+        try:
+            created = await resources.indices.ensure_all()
+            for kind in KINDS:
+                await resources.indices.check_model(kind)
+            return created
+        except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout):
+            if attempt == 59:
+                raise
+            await asyncio.sleep(2)
+    return {}
+
+
+@click.group("indexer")
+def indexer() -> None:
+    """The outbox indexer (drains PostgreSQL changes into Elasticsearch)."""
+
+
+@indexer.command("run")
+@click.option("--metrics-port", type=int, default=None, help="Serve /metrics here.")
+@click.option("--once", is_flag=True, help="Drain what is due, then exit.")
+def indexer_run(metrics_port: int | None, once: bool) -> None:
+    """Run an indexer worker until SIGTERM. Several can run side by side."""
+    from indexers.worker import Worker
+    from myaiserv.search.indices import IndexModelMismatchError
+
+    async def job(resources: Any) -> None:
+        try:
+            await _ensure_indices(resources)
+        except IndexModelMismatchError as exc:
+            click.echo(f"indexer: {exc}", err=True)
+            sys.exit(1)
+        port = (
+            metrics_port if metrics_port is not None else resources.settings.indexing.metrics_port
+        )
+        if port and not once:
+            from prometheus_client import start_http_server
+
+            try:
+                start_http_server(port, addr="127.0.0.1")
+            except OSError as exc:
+                click.echo(
+                    f"indexer: metrics port {port} unavailable ({exc}); not served", err=True
+                )
+        worker = Worker(resources)
+        if once:
+            done = await worker.drain(idle_exit=True)
+            click.echo(f"indexed {done} outbox rows")
+        else:
+            await worker.run_forever()
+
+    _job(job)
+
+
+@indexer.command("status")
+def indexer_status() -> None:
+    """Outbox lag and dead letters, as JSON."""
+    from sqlalchemy import func, select
+
+    from myaiserv.db.models import DeadLetter
+    from myaiserv.db.outbox import OutboxRepository
+
+    async def job(resources: Any) -> dict[str, Any]:
+        async with resources.sessionmaker() as session:
+            pending, oldest = await OutboxRepository(session).lag()
+            dead = await session.scalar(select(func.count(DeadLetter.id)))
+        return {"pending": pending, "oldest_age_s": round(oldest, 3), "dead_letters": dead}
+
+    click.echo(json.dumps(_job(job)))
+
+
+@click.group("index")
+def index() -> None:
+    """Elasticsearch indices: templates, aliases, reindex."""
+
+
+@index.command("init")
+def index_init() -> None:
+    """Create templates, a first index and the alias for every kind (idempotent)."""
+
+    async def job(resources: Any) -> dict[str, str]:
+        return await _ensure_indices(resources)
+
+    for kind, name in _job(job).items():
+        click.echo(f"{kind}: {name}")
+
+
+@index.command("reindex")
+@click.argument("kind", type=click.Choice(["documents", "prompts", "conversations", "runs"]))
+@click.option("--keep-old", is_flag=True, help="Keep the previous index (for rollback).")
+def index_reindex(kind: str, keep_old: bool) -> None:
+    """Build a new index for KIND from PostgreSQL and swap the alias to it atomically,
+    while searches and indexers keep working."""
+    from indexers.reindex import reindex
+
+    async def job(resources: Any) -> Any:
+        await _ensure_indices(resources)
+        return await reindex(resources, kind, keep_old=keep_old)
+
+    result = _job(job)
+    click.echo(
+        f"{kind}: {result.entities} entities into {result.new_index} in {result.seconds:.1f}s; "
+        f"alias moved from {result.old_index}"
+    )
+
+
+@click.command("ingest")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--tenant", required=True, help="Tenant name (see `myaiserv tenants create`).")
+@click.option(
+    "--collection",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A TREC/SMART-format collection folder (e.g. ../shared/data/cisi) instead of PATHS.",
+)
+@click.option("--batch-size", type=int, default=100, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="In-process indexers.")
+@click.option("--no-index", is_flag=True, help="Only store; leave indexing to running indexers.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def ingest(
+    paths: tuple[Path, ...],
+    tenant: str,
+    collection: Path | None,
+    batch_size: int,
+    workers: int,
+    no_index: bool,
+    as_json: bool,
+) -> None:
+    """Ingest files or folders (text, Markdown, HTML, PDF), or a collection, with a
+    progress bar and a summary (documents, chunks, seconds, docs/s)."""
+    from tqdm import tqdm
+
+    from indexers import ingest as ing
+
+    if not paths and collection is None:
+        raise click.UsageError("give PATHS or --collection")
+
+    async def job(resources: Any) -> Any:
+        await _ensure_indices(resources)
+        tenant_id = await ing.tenant_id_for(resources, tenant)
+        failed: list[tuple[str, str]] = []
+        if collection is not None:
+            docs = list(ing.documents_from_collection(collection))
+        else:
+            docs = list(ing.documents_from_files(paths, failed))
+        disable = as_json or not sys.stderr.isatty()
+        stored = tqdm(total=len(docs), desc="stored", unit="doc", disable=disable)
+        indexed = tqdm(total=len(docs), desc="indexed", unit="doc", disable=disable)
+        try:
+            return await ing.ingest(
+                resources,
+                tenant_id,
+                docs,
+                batch_size=batch_size,
+                index=not no_index,
+                workers=workers,
+                on_stored=stored.update,
+                on_indexed=indexed.update,
+                failed=failed,
+            )
+        finally:
+            stored.close()
+            indexed.close()
+
+    summary = _job(job)
+    if as_json:
+        click.echo(json.dumps(ing.as_dict(summary)))
+    else:
+        for line in ing.summary_lines(summary):
+            click.echo(line)
+
+
+def main() -> None:
+    """`myaiserv-indexer`: run one indexer worker."""
+    indexer_run.main(args=sys.argv[1:], prog_name="myaiserv-indexer")

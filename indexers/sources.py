@@ -1,0 +1,360 @@
+"""From PostgreSQL rows to Elasticsearch actions, per kind.
+
+The indexer never trusts an outbox row's snapshot: it reads the entity's *current* state
+and writes it with the entity's current version. Several rows for one entity collapse to
+one write; an entity that no longer exists becomes deletes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from elasticsearch import AsyncElasticsearch
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from indexers.bulk import Action
+from indexers.chunk import chunk_text
+from myaiserv.config import Settings
+from myaiserv.db.models import Conversation, Document, Message, Prompt, Run
+from myaiserv.embeddings.cache import CachedEmbedder
+
+# Outbox kinds, and the index kind each one is written to.
+INDEX_OF = {
+    "documents": "documents",
+    "prompts": "prompts",
+    "conversations": "conversations",
+    "messages": "conversations",
+    "runs": "runs",
+}
+
+
+@dataclass(frozen=True)
+class Entity:
+    kind: str  # outbox kind
+    id: UUID
+
+
+@dataclass
+class Pending:
+    """What the outbox asks for one entity: the newest delete version, if any."""
+
+    entity: Entity
+    delete_version: int | None = None
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if value is not None and hasattr(value, "isoformat") else value
+
+
+class Builder:
+    def __init__(
+        self,
+        session: AsyncSession,
+        es: AsyncElasticsearch,
+        embedder: CachedEmbedder,
+        settings: Settings,
+        targets: dict[str, list[str]],
+    ) -> None:
+        self.session = session
+        self.es = es
+        self.embedder = embedder
+        self.settings = settings
+        self.targets = targets  # index kind -> [alias, building indices...]
+
+    def _actions(
+        self, entity: Entity, op: str, doc_id: str, version: int, source: dict | None = None
+    ) -> list[Action]:
+        return [
+            Action(entity, op, index, doc_id, version, source)
+            for index in self.targets[INDEX_OF[entity.kind]]
+        ]
+
+    async def build(self, pending: Sequence[Pending]) -> list[Action]:
+        by_kind: dict[str, list[Pending]] = {}
+        for p in pending:
+            by_kind.setdefault(p.entity.kind, []).append(p)
+        actions: list[Action] = []
+        for kind, items in by_kind.items():
+            actions += await getattr(self, f"_build_{kind}")(items)
+        return actions
+
+    # -- documents: one index entry per chunk ------------------------------------------
+
+    async def _existing_chunk_ids(self, document_ids: list[str]) -> dict[str, set[str]]:
+        """Chunk ids in the index per document (after a refresh, so the writes of any
+        earlier batch are visible)."""
+        alias = self.targets["documents"][0]
+        await self.es.indices.refresh(index=alias)
+        found: dict[str, set[str]] = {d: set() for d in document_ids}
+        for start in range(0, len(document_ids), 500):
+            ids = document_ids[start : start + 500]
+            search_after = None
+            while True:
+                body: dict[str, Any] = {
+                    "query": {"terms": {"document_id": ids}},
+                    "_source": False,
+                    "fields": ["document_id"],
+                    "size": 5000,
+                    "sort": [{"chunk_id": "asc"}],
+                }
+                if search_after:
+                    body["search_after"] = search_after
+                resp = await self.es.search(index=alias, **body)
+                hits = resp["hits"]["hits"]
+                for hit in hits:
+                    found[hit["fields"]["document_id"][0]].add(hit["_id"])
+                if len(hits) < 5000:
+                    break
+                search_after = hits[-1]["sort"]
+        return found
+
+    async def _build_documents(self, items: list[Pending]) -> list[Action]:
+        ids = [p.entity.id for p in items]
+        rows = {
+            d.id: d
+            for d in await self.session.scalars(select(Document).where(Document.id.in_(ids)))
+        }
+        # Stale chunks exist only for documents that had an earlier version.
+        needs_lookup = [
+            str(p.entity.id)
+            for p in items
+            if p.entity.id not in rows or rows[p.entity.id].version > 1
+        ]
+        existing = await self._existing_chunk_ids(needs_lookup) if needs_lookup else {}
+
+        cfg = self.settings.indexing
+        info = self.embedder.embedder.info
+        max_tokens = min(cfg.chunk_max_tokens, info.max_seq_length - 2)
+        planned: list[tuple[Pending, Document, list[Any]]] = []
+        texts: list[str] = []
+        actions: list[Action] = []
+        for p in items:
+            doc = rows.get(p.entity.id)
+            if doc is None:
+                version = p.delete_version or 1
+                for chunk_id in sorted(existing.get(str(p.entity.id), ())):
+                    actions += self._actions(p.entity, "delete", chunk_id, version)
+                continue
+            chunks = chunk_text(
+                str(doc.id),
+                doc.text,
+                count_tokens=self.embedder.embedder.count_tokens,
+                max_tokens=max_tokens,
+                overlap_tokens=min(cfg.chunk_overlap_tokens, max_tokens // 2),
+                title=doc.title,
+            )
+            planned.append((p, doc, chunks))
+            texts += [c.text for c in chunks]
+        vectors = await self.embedder.encode(texts)
+        row = 0
+        for p, doc, chunks in planned:
+            new_ids = set()
+            for chunk in chunks:
+                new_ids.add(chunk.id)
+                source = {
+                    "tenant_id": str(doc.tenant_id),
+                    "document_id": str(doc.id),
+                    "chunk_id": chunk.id,
+                    "position": chunk.position,
+                    "title": doc.title,
+                    "heading": chunk.heading,
+                    "text": doc.text[chunk.char_start : chunk.char_end],
+                    "source": doc.source,
+                    "content_type": doc.content_type,
+                    "tags": list(doc.tags or []),
+                    "metadata": doc.metadata_ or {},
+                    "char_start": chunk.char_start,
+                    "char_end": chunk.char_end,
+                    "token_count": chunk.token_count,
+                    "version": doc.version,
+                    "created_at": _iso(doc.created_at),
+                    "updated_at": _iso(doc.updated_at),
+                    "embedding": vectors[row].tolist(),
+                }
+                row += 1
+                actions += self._actions(p.entity, "index", chunk.id, doc.version, source)
+            for stale in sorted(existing.get(str(doc.id), set()) - new_ids):
+                actions += self._actions(p.entity, "delete", stale, doc.version)
+        return actions
+
+    # -- prompts -----------------------------------------------------------------------
+
+    async def _build_prompts(self, items: list[Pending]) -> list[Action]:
+        ids = [p.entity.id for p in items]
+        rows = {
+            r.id: r
+            for r in await self.session.scalars(
+                select(Prompt).where(Prompt.id.in_(ids)).options(selectinload(Prompt.versions))
+            )
+        }
+        sources: list[tuple[Pending, Prompt, dict[str, Any]]] = []
+        actions: list[Action] = []
+        for p in items:
+            prompt = rows.get(p.entity.id)
+            if prompt is None:
+                actions += self._actions(
+                    p.entity, "delete", str(p.entity.id), p.delete_version or 1
+                )
+                continue
+            number = (prompt.labels or {}).get("production") or prompt.latest_version
+            version = next((v for v in prompt.versions if v.number == number), None)
+            sources.append(
+                (
+                    p,
+                    prompt,
+                    {
+                        "tenant_id": str(prompt.tenant_id),
+                        "prompt_id": str(prompt.id),
+                        "name": prompt.name,
+                        "description": prompt.description,
+                        "tags": list(prompt.tags or []),
+                        "labels": [f"{k}={v}" for k, v in sorted((prompt.labels or {}).items())],
+                        "latest_version": prompt.latest_version,
+                        "indexed_version": number,
+                        "template": version.template if version else None,
+                        "variables": list(version.variables) if version else [],
+                        "version": prompt.version,
+                        "created_at": _iso(prompt.created_at),
+                        "updated_at": _iso(prompt.updated_at),
+                    },
+                )
+            )
+        texts = [
+            "\n".join(filter(None, [s["name"], s["description"], s["template"]]))
+            for _, _, s in sources
+        ]
+        vectors = await self.embedder.encode(texts)
+        for (p, prompt, source), vector in zip(sources, vectors, strict=True):
+            source["embedding"] = vector.tolist()
+            actions += self._actions(p.entity, "index", str(prompt.id), prompt.version, source)
+        return actions
+
+    # -- conversations and messages ------------------------------------------------------
+
+    async def _build_conversations(self, items: list[Pending]) -> list[Action]:
+        ids = [p.entity.id for p in items]
+        rows = {
+            r.id: r
+            for r in await self.session.scalars(
+                select(Conversation).where(Conversation.id.in_(ids))
+            )
+        }
+        actions: list[Action] = []
+        present: list[tuple[Pending, Conversation]] = []
+        for p in items:
+            conv = rows.get(p.entity.id)
+            if conv is None:
+                actions += self._actions(
+                    p.entity, "delete", f"conversation:{p.entity.id}", p.delete_version or 1
+                )
+            else:
+                present.append((p, conv))
+        vectors = await self.embedder.encode([c.title or "" for _, c in present])
+        for (p, conv), vector in zip(present, vectors, strict=True):
+            source = {
+                "tenant_id": str(conv.tenant_id),
+                "doc_type": "conversation",
+                "conversation_id": str(conv.id),
+                "title": conv.title,
+                "metadata": conv.metadata_ or {},
+                "version": conv.version,
+                "created_at": _iso(conv.created_at),
+                "updated_at": _iso(conv.updated_at),
+            }
+            if conv.title:
+                source["embedding"] = vector.tolist()
+            actions += self._actions(
+                p.entity, "index", f"conversation:{conv.id}", conv.version, source
+            )
+        return actions
+
+    async def _build_messages(self, items: list[Pending]) -> list[Action]:
+        ids = [p.entity.id for p in items]
+        rows = {
+            r.id: r for r in await self.session.scalars(select(Message).where(Message.id.in_(ids)))
+        }
+        actions: list[Action] = []
+        present: list[tuple[Pending, Message]] = []
+        for p in items:
+            msg = rows.get(p.entity.id)
+            if msg is None:
+                actions += self._actions(
+                    p.entity, "delete", f"message:{p.entity.id}", p.delete_version or 1
+                )
+            else:
+                present.append((p, msg))
+        vectors = await self.embedder.encode([m.content for _, m in present])
+        for (p, msg), vector in zip(present, vectors, strict=True):
+            source = {
+                "tenant_id": str(msg.tenant_id),
+                "doc_type": "message",
+                "conversation_id": str(msg.conversation_id),
+                "message_id": str(msg.id),
+                "role": msg.role,
+                "content": msg.content,
+                "token_count": msg.token_count,
+                "version": msg.version,
+                "created_at": _iso(msg.created_at),
+                "updated_at": _iso(msg.updated_at),
+                "embedding": vector.tolist(),
+            }
+            actions += self._actions(p.entity, "index", f"message:{msg.id}", msg.version, source)
+        return actions
+
+    # -- runs --------------------------------------------------------------------------
+
+    async def _build_runs(self, items: list[Pending]) -> list[Action]:
+        ids = [p.entity.id for p in items]
+        rows = {r.id: r for r in await self.session.scalars(select(Run).where(Run.id.in_(ids)))}
+        actions: list[Action] = []
+        present: list[tuple[Pending, Run]] = []
+        for p in items:
+            run = rows.get(p.entity.id)
+            if run is None:
+                actions += self._actions(
+                    p.entity, "delete", str(p.entity.id), p.delete_version or 1
+                )
+            else:
+                present.append((p, run))
+        vectors = await self.embedder.encode(
+            ["\n".join(filter(None, [r.input, r.output])) for _, r in present]
+        )
+        for (p, run), vector in zip(present, vectors, strict=True):
+            chunk_ids = list(dict.fromkeys([*run.retrieved_chunk_ids, *run.cited_chunk_ids]))
+            source = {
+                "tenant_id": str(run.tenant_id),
+                "run_id": str(run.id),
+                "provider": run.provider,
+                "model": run.model,
+                "prompt_name": run.prompt_name,
+                "prompt_version": run.prompt_version,
+                "conversation_id": str(run.conversation_id) if run.conversation_id else None,
+                "input": run.input,
+                "output": run.output,
+                "status": run.status,
+                "error": run.error,
+                "prompt_tokens": run.prompt_tokens,
+                "completion_tokens": run.completion_tokens,
+                "total_tokens": run.total_tokens,
+                "latency_ms": run.latency_ms,
+                "time_to_first_token_ms": run.time_to_first_token_ms,
+                "cost_usd": float(run.cost_usd) if run.cost_usd is not None else None,
+                "retrieved_chunk_ids": list(run.retrieved_chunk_ids),
+                "cited_chunk_ids": list(run.cited_chunk_ids),
+                # Chunk ids are "<document id>:<position>:<hash>": lineage needs no join.
+                "document_ids": sorted({c.split(":", 1)[0] for c in chunk_ids}),
+                "metadata": run.metadata_ or {},
+                "started_at": _iso(run.started_at),
+                "finished_at": _iso(run.finished_at),
+                "version": run.version,
+                "created_at": _iso(run.created_at),
+                "updated_at": _iso(run.updated_at),
+                "embedding": vector.tolist(),
+            }
+            actions += self._actions(p.entity, "index", str(run.id), run.version, source)
+        return actions

@@ -1,0 +1,255 @@
+"""The indexer: drains the outbox into Elasticsearch.
+
+Each batch runs in one PostgreSQL transaction:
+
+1. claim up to N due rows with ``FOR UPDATE SKIP LOCKED`` (several workers never claim
+   the same row), then take a transaction-scoped advisory lock per entity (so no two
+   workers write the same entity at once; rows whose entity is busy are left for later);
+2. read the entities' current state, build actions (chunk and embed documents);
+3. bulk-write them with external versions to the alias (and to an index being built by
+   a reindex);
+4. settle: delete the rows that succeeded, push retryable ones back with backoff,
+   move poison ones to ``dead_letters``; commit.
+
+A worker killed at any point loses nothing: its transaction rolls back and the rows are
+claimed again. Writes are idempotent (deterministic ids, external versions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import elasticsearch
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from indexers import metrics
+from indexers.bulk import OK, POISON, write
+from indexers.sources import INDEX_OF, Builder, Entity, Pending
+from myaiserv.db.models import DeadLetter, IndexBuild, OutboxEvent
+from myaiserv.db.outbox import DELETE, OutboxRepository
+from myaiserv.logging import get_logger
+from myaiserv.resources import Resources
+
+log = get_logger("indexers.worker")
+
+# Keys for pg_try_advisory_xact_lock(int, int): a namespace and the entity's hash.
+LOCK_NAMESPACE = 0x6D61  # "ma"
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    indexed: int = 0  # outbox rows settled successfully
+    retried: int = 0
+    dead: int = 0
+    skipped_busy: int = 0
+    actions: int = 0
+    seconds: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+def backoff_seconds(attempts: int) -> float:
+    return min(60.0, 0.5 * 2 ** min(attempts, 8))
+
+
+class Worker:
+    def __init__(self, resources: Resources, *, name: str | None = None) -> None:
+        self.resources = resources
+        self.settings = resources.settings
+        self.name = name or f"indexer-{os.getpid()}"
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def targets(self, session: AsyncSession) -> dict[str, list[str]]:
+        """Where each index kind is written: its alias, plus any index a reindex is
+        building (read per batch, so a reindex is noticed at once)."""
+        indices = self.resources.indices
+        out = {kind: [indices.alias(kind)] for kind in set(INDEX_OF.values())}
+        for build in await session.scalars(select(IndexBuild)):
+            out.setdefault(build.kind, []).append(build.index_name)
+        return out
+
+    async def _claim(self, session: AsyncSession, limit: int) -> tuple[list[OutboxEvent], int]:
+        """(rows to process, rows left alone because another worker holds their entity)."""
+        rows = list(
+            await session.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.available_at <= func.now())
+                .order_by(OutboxEvent.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not rows:
+            return rows, 0
+        entities = sorted({(r.kind, str(r.entity_id)) for r in rows})
+        locked: set[tuple[str, str]] = set()
+        for kind, entity_id in entities:
+            got = await session.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:key))"),
+                {"ns": LOCK_NAMESPACE, "key": f"{kind}:{entity_id}"},
+            )
+            if got:
+                locked.add((kind, entity_id))
+        mine = [r for r in rows if (r.kind, str(r.entity_id)) in locked]
+        return mine, len(rows) - len(mine)
+
+    async def run_batch(self) -> BatchResult:
+        result = BatchResult()
+        started = time.perf_counter()
+        limit = self.settings.indexing.batch_size
+        async with self.resources.sessionmaker() as session, session.begin():
+            claimed, result.skipped_busy = await self._claim(session, limit)
+            result.claimed = len(claimed)
+            if not claimed:
+                return result
+            pending: dict[Entity, Pending] = {}
+            for row in claimed:
+                entity = Entity(row.kind, row.entity_id)
+                p = pending.setdefault(entity, Pending(entity))
+                if row.op == DELETE:
+                    p.delete_version = max(p.delete_version or 0, row.version)
+            builder = Builder(
+                session,
+                self.resources.es,
+                self.resources.embedder,
+                self.settings,
+                await self.targets(session),
+            )
+            actions = await builder.build(list(pending.values()))
+            result.actions = len(actions)
+            outcomes = await write(self.resources.es, actions)
+
+            done, retry, dead = [], [], []
+            for row in claimed:
+                outcome = outcomes.get(Entity(row.kind, row.entity_id))
+                if outcome is None or outcome.status == OK:
+                    done.append(row)
+                elif outcome.status == POISON or (
+                    outcome.reason != "unavailable"
+                    and (row.attempts + 1 >= self.settings.indexing.max_attempts)
+                ):
+                    dead.append((row, outcome))
+                else:
+                    retry.append((row, outcome))
+                if outcome is not None:
+                    for reason in outcome.failures:
+                        result.failures[reason] = result.failures.get(reason, 0) + 1
+
+            if done:
+                await session.execute(
+                    delete(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in done]))
+                )
+            for row, outcome in retry:
+                # An unavailable cluster is not the row's fault: it does not use up attempts.
+                attempts = row.attempts + (0 if outcome.reason == "unavailable" else 1)
+                await session.execute(
+                    update(OutboxEvent)
+                    .where(OutboxEvent.id == row.id)
+                    .values(
+                        attempts=attempts,
+                        last_error=f"{outcome.reason}: {outcome.error}"[:2000],
+                        available_at=func.now()
+                        + text(f"interval '{backoff_seconds(row.attempts):.3f} seconds'"),
+                    )
+                )
+            if dead:
+                await session.execute(
+                    insert(DeadLetter),
+                    [
+                        {
+                            "tenant_id": row.tenant_id,
+                            "kind": row.kind,
+                            "entity_id": row.entity_id,
+                            "op": row.op,
+                            "version": row.version,
+                            "reason": (outcome.reason or "unknown")[:64],
+                            "error": outcome.error or "",
+                            "attempts": row.attempts + 1,
+                        }
+                        for row, outcome in dead
+                    ],
+                )
+                await session.execute(
+                    delete(OutboxEvent).where(OutboxEvent.id.in_([r.id for r, _ in dead]))
+                )
+            result.indexed, result.retried, result.dead = len(done), len(retry), len(dead)
+        result.seconds = time.perf_counter() - started
+        metrics.record_batch(result)
+        if result.retried or result.dead:
+            log.warning(
+                "batch had failures",
+                worker=self.name,
+                retried=result.retried,
+                dead=result.dead,
+                failures=result.failures,
+            )
+        return result
+
+    async def lag(self) -> tuple[int, float]:
+        async with self.resources.sessionmaker() as session:
+            return await OutboxRepository(session).lag()
+
+    async def drain(self, *, idle_exit: bool = True, max_seconds: float | None = None) -> int:
+        """Process batches until the outbox has nothing due (or ``stop()``); returns the
+        number of rows indexed."""
+        total = 0
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        while not self._stop.is_set():
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            try:
+                batch = await self.run_batch()
+            except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as exc:
+                log.warning("elasticsearch unavailable", worker=self.name, error=str(exc)[:300])
+                await self._sleep(2.0)
+                continue
+            except Exception as exc:
+                log.exception("batch failed", worker=self.name, error=str(exc)[:500])
+                await self._sleep(2.0)
+                continue
+            total += batch.indexed
+            if batch.claimed == 0 and batch.skipped_busy:
+                await self._sleep(0.05)  # another worker holds those entities
+            if batch.claimed == 0 and batch.skipped_busy == 0:
+                if idle_exit:
+                    break
+                await self._report_lag()
+                await self._sleep(self.settings.indexing.poll_interval_s)
+        return total
+
+    async def _report_lag(self) -> None:
+        try:
+            pending, oldest = await self.lag()
+        except Exception:
+            return
+        metrics.OUTBOX_PENDING.set(pending)
+        metrics.OUTBOX_OLDEST_AGE.set(oldest)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        log.info("indexer started", worker=self.name)
+        await self.drain(idle_exit=False)
+        log.info("indexer stopped", worker=self.name)
+
+
+async def pending_for(session: AsyncSession, tenant_id: Any | None = None) -> int:
+    stmt = select(func.count(OutboxEvent.id))
+    if tenant_id is not None:
+        stmt = stmt.where(OutboxEvent.tenant_id == tenant_id)
+    return int(await session.scalar(stmt) or 0)
