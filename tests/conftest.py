@@ -1,5 +1,6 @@
 """Shared fixtures. Integration tests run against the real local stack (started here if it
-is not up yet), on their own database, Redis database and index prefix."""
+is not up yet), on their own database, Redis database and index prefix; every test that
+writes data uses a tenant of its own."""
 
 from __future__ import annotations
 
@@ -7,13 +8,21 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
 from myaiserv.app import create_app
+from myaiserv.auth.service import TenantService
 from myaiserv.config import Settings
+from myaiserv.db import migrate
+from myaiserv.embeddings.model import Embedder
+from myaiserv.resources import Resources, open_resources
+from myaiserv.search.indices import KINDS
 from myaiserv.stack.config import StackConfig
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.postgres import TEST_DATABASE_SUFFIX
@@ -40,13 +49,97 @@ def settings(stack: Stack) -> Settings:
         es_url=cfg.elasticsearch.urls(),
         es={"index_prefix": f"test-{uuid.uuid4().hex[:8]}"},
         instance_name="test",
+        indexing={"metrics_port": None},
     )
 
 
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """One model per test session (loading takes seconds)."""
+    model = Embedder()
+    model.load()
+    return model
+
+
+@pytest.fixture(scope="session")
+async def database(settings: Settings) -> str:
+    """A fresh schema for the session, built by the real migrations."""
+    from myaiserv.db.engine import create_engine
+
+    engine = create_engine(settings)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+    await asyncio.to_thread(migrate.upgrade, settings)
+    return settings.database_url
+
+
+@pytest.fixture(scope="session")
+async def resources(
+    settings: Settings, embedder: Embedder, database: str
+) -> AsyncIterator[Resources]:
+    async with open_resources(settings, embedder=embedder) as res:
+        await res.indices.ensure_all()
+        yield res
+        prefix = settings.es.index_prefix
+        names = list((await res.es.indices.get(index=f"{prefix}-*")).body)
+        if names:
+            await res.es.indices.delete(index=",".join(names))
+        for kind in KINDS:
+            await res.es.options(ignore_status=404).indices.delete_index_template(
+                name=f"{prefix}-{kind}"
+            )
+
+
+@dataclass
+class TenantKey:
+    id: UUID
+    name: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def make_tenant(resources: Resources, scopes: list[str] | None = None) -> TenantKey:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    async with resources.sessionmaker() as session, session.begin():
+        issued = await TenantService(session).create_tenant(
+            name, scopes=scopes or ["read", "write", "admin"]
+        )
+    return TenantKey(issued.tenant_id, name, issued.plaintext)
+
+
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
+async def tenant(resources: Resources) -> TenantKey:
+    return await make_tenant(resources)
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, embedder: Embedder, resources: Resources
+) -> AsyncIterator[AsyncTestClient]:
+    async with AsyncTestClient(app=create_app(settings, embedder=embedder)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+async def api(client: AsyncTestClient, tenant: TenantKey) -> AsyncTestClient:
+    """A client authenticated as this test's tenant."""
+    client.headers.update(tenant.headers)
+    return client
+
+
+async def drain(resources: Resources) -> int:
+    """Index everything due (as a running indexer would), then make it searchable."""
+    from indexers.worker import Worker
+
+    done = await Worker(resources, name="test").drain(idle_exit=True)
+    for kind in KINDS:
+        await resources.es.indices.refresh(index=resources.indices.alias(kind))
+    return done
 
 
 async def eventually(

@@ -65,7 +65,9 @@ class ApiKey(Base):
 class Document(Base):
     __tablename__ = "documents"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "content_hash"),
+        # The same content from the same source is the same document (re-ingesting a
+        # folder stores nothing twice); identical text from two sources is two documents.
+        UniqueConstraint("tenant_id", "source", "content_hash", postgresql_nulls_not_distinct=True),
         Index("ix_documents_tenant_created", "tenant_id", "created_at", "id"),
     )
 

@@ -26,21 +26,26 @@ class DocumentRepository:
         stmt = (
             insert(Document)
             .values([{**row, "tenant_id": self.tenant_id} for row in rows])
-            .on_conflict_do_nothing(index_elements=["tenant_id", "content_hash"])
+            .on_conflict_do_nothing(index_elements=["tenant_id", "source", "content_hash"])
             .returning(Document)
         )
         result = await self.session.scalars(stmt, execution_options={"populate_existing": True})
         return list(result.all())
 
-    async def by_hashes(self, hashes: list[str]) -> dict[str, Document]:
-        if not hashes:
+    async def by_keys(
+        self, keys: list[tuple[str | None, str]]
+    ) -> dict[tuple[str | None, str], Document]:
+        """Existing documents by (source, content hash), the dedupe key."""
+        if not keys:
             return {}
         rows = await self.session.scalars(
             select(Document).where(
-                Document.tenant_id == self.tenant_id, Document.content_hash.in_(hashes)
+                Document.tenant_id == self.tenant_id,
+                Document.content_hash.in_({h for _, h in keys}),
             )
         )
-        return {row.content_hash: row for row in rows}
+        wanted = set(keys)
+        return {(r.source, r.content_hash): r for r in rows if (r.source, r.content_hash) in wanted}
 
     async def get(self, document_id: UUID, *, for_update: bool = False) -> Document | None:
         stmt = select(Document).where(

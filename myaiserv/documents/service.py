@@ -94,9 +94,9 @@ class DocumentService:
         already has (or that repeats within the batch) is not stored twice."""
         where = "documents[{}]." if len(docs) > 1 else ""
         prepared = [self._prepare(d, where.format(i)) for i, d in enumerate(docs)]
-        unique: dict[str, dict[str, Any]] = {}
+        unique: dict[tuple[str | None, str], dict[str, Any]] = {}
         for row in prepared:
-            unique.setdefault(row["content_hash"], row)
+            unique.setdefault((row["source"], row["content_hash"]), row)
         inserted = await self.repo.insert_many(list(unique.values()))
         await self.outbox.add_many(
             [
@@ -111,17 +111,17 @@ class DocumentService:
                 for d in inserted
             ]
         )
-        fresh = {d.content_hash: d for d in inserted}
-        existing = await self.repo.by_hashes([h for h in unique if h not in fresh])
+        fresh = {(d.source, d.content_hash): d for d in inserted}
+        existing = await self.repo.by_keys([k for k in unique if k not in fresh])
         out: list[tuple[Document, bool]] = []
-        seen: set[str] = set()
+        seen: set[tuple[str | None, str]] = set()
         for row in prepared:
-            h = row["content_hash"]
-            if h in fresh and h not in seen:
-                out.append((fresh[h], False))
+            key = (row["source"], row["content_hash"])
+            if key in fresh and key not in seen:
+                out.append((fresh[key], False))
             else:
-                out.append((fresh.get(h) or existing[h], True))
-            seen.add(h)
+                out.append((fresh.get(key) or existing[key], True))
+            seen.add(key)
         return out
 
     async def get(self, document_id: UUID) -> Document:
@@ -161,7 +161,7 @@ class DocumentService:
             await self.session.flush()
         except IntegrityError:
             raise ConflictError(
-                "text: another document of this tenant has exactly this content",
+                "text: another document of this tenant has this content from this source",
                 extra={"field": "text"},
             ) from None
         await self.session.refresh(doc)

@@ -57,6 +57,12 @@ class Embedder:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            # Progress bars would break the one-JSON-object-per-line logs.
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_NO_TQDM", "1")
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(

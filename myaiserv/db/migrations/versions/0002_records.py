@@ -175,7 +175,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_documents")),
         sa.UniqueConstraint(
-            "tenant_id", "content_hash", name=op.f("uq_documents_tenant_id_content_hash")
+            "tenant_id",
+            "source",
+            "content_hash",
+            name=op.f("uq_documents_tenant_id_source_content_hash"),
+            postgresql_nulls_not_distinct=True,
         ),
     )
     op.create_index(
