@@ -22,13 +22,16 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from myaiserv import __version__
 from myaiserv.auth.middleware import ApiKeyAuthenticationMiddleware
 from myaiserv.config import Settings, load_settings
+from myaiserv.conversations.controller import ConversationController
 from myaiserv.documents.controller import DocumentController
 from myaiserv.embeddings.model import Embedder
 from myaiserv.errors import exception_handlers
 from myaiserv.health.controller import HealthController
 from myaiserv.kit.deps import provide_principal, provide_resources, provide_session
 from myaiserv.logging import configure_logging, get_logger
+from myaiserv.prompts.controller import PromptController
 from myaiserv.resources import open_resources
+from myaiserv.runs.controller import RunController
 
 log = get_logger(__name__)
 UNAUTHENTICATED = [r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema"]
@@ -70,7 +73,13 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             log.info("stopping", instance=instance, pid=os.getpid())
 
     return Litestar(
-        route_handlers=[HealthController, DocumentController],
+        route_handlers=[
+            HealthController,
+            DocumentController,
+            ConversationController,
+            RunController,
+            PromptController,
+        ],
         lifespan=[lifespan],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),

@@ -15,6 +15,8 @@ from uuid import UUID
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from myaiserv.app import create_app
 from myaiserv.auth.service import TenantService
@@ -42,9 +44,11 @@ def stack() -> Stack:
 @pytest.fixture(scope="session")
 def settings(stack: Stack) -> Settings:
     cfg = stack.config
+    # A database of this session's own: test sessions may run side by side.
+    database = f"{cfg.postgres.database}{TEST_DATABASE_SUFFIX}_{uuid.uuid4().hex[:8]}"
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
-        database_url=cfg.postgres.url(cfg.postgres.database + TEST_DATABASE_SUFFIX),
+        database_url=cfg.postgres.url(database),
         redis_url=cfg.redis.url(TEST_REDIS_DB),
         es_url=cfg.elasticsearch.urls(),
         es={"index_prefix": f"test-{uuid.uuid4().hex[:8]}"},
@@ -62,17 +66,19 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture(scope="session")
-async def database(settings: Settings) -> str:
-    """A fresh schema for the session, built by the real migrations."""
-    from myaiserv.db.engine import create_engine
-
-    engine = create_engine(settings)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
-    await asyncio.to_thread(migrate.upgrade, settings)
-    return settings.database_url
+async def database(settings: Settings) -> AsyncIterator[str]:
+    """A fresh database for the session, built by the real migrations, dropped after."""
+    url = make_url(settings.database_url)
+    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    try:
+        await asyncio.to_thread(migrate.upgrade, settings)
+        yield settings.database_url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        await admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -71,8 +71,12 @@ def normalise_content_type(content_type: str | None, filename: str | None = None
     one of SUPPORTED_CONTENT_TYPES; clients send all sorts of spellings."""
     media = _media_type(content_type)
     media = _ALIASES.get(media, media)
-    if media in _GENERIC and filename:
-        media = _EXTENSIONS.get(PurePosixPath(filename.replace("\\", "/")).suffix.lower(), media)
+    if filename and (media in _GENERIC or media == "text/plain"):
+        # "text/plain" is what many clients send for any text file: a Markdown or HTML
+        # extension is the better hint.
+        by_ext = _EXTENSIONS.get(PurePosixPath(filename.replace("\\", "/")).suffix.lower())
+        if by_ext and (media in _GENERIC or by_ext in ("text/markdown", "text/html")):
+            media = by_ext
     if media in SUPPORTED_CONTENT_TYPES:
         return media
     supported = ", ".join(sorted(SUPPORTED_CONTENT_TYPES))

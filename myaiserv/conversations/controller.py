@@ -1,0 +1,181 @@
+"""/v1/conversations: conversations and their messages; create, read, update, delete, list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from myaiserv.auth.middleware import requires
+from myaiserv.auth.principal import Principal
+from myaiserv.conversations.schemas import (
+    ConversationCreate,
+    ConversationOut,
+    ConversationPage,
+    ConversationUpdate,
+    MessageCreate,
+    MessageOut,
+    MessagePage,
+)
+from myaiserv.conversations.service import ConversationService, NewMessage
+from myaiserv.db.models import Conversation, Message
+from myaiserv.kit.validation import InvalidInputError
+from myaiserv.resources import Resources
+
+
+def message_out(msg: Message) -> MessageOut:
+    return MessageOut(
+        id=msg.id,
+        conversation_id=msg.conversation_id,
+        role=msg.role,
+        content=msg.content,
+        prompt_tokens=msg.prompt_tokens,
+        completion_tokens=msg.completion_tokens,
+        token_count=msg.token_count,
+        version=msg.version,
+        created_at=msg.created_at,
+        updated_at=msg.updated_at,
+    )
+
+
+def to_out(
+    conv: Conversation, message_count: int, messages: list[Message] | None = None
+) -> ConversationOut:
+    return ConversationOut(
+        id=conv.id,
+        title=conv.title,
+        metadata=dict(conv.metadata_ or {}),
+        message_count=message_count,
+        version=conv.version,
+        created_at=conv.created_at,
+        updated_at=conv.updated_at,
+        messages=None if messages is None else [message_out(m) for m in messages],
+    )
+
+
+def _new(item: MessageCreate) -> NewMessage:
+    return NewMessage(
+        role=item.role,
+        content=item.content,
+        prompt_tokens=item.prompt_tokens,
+        completion_tokens=item.completion_tokens,
+        token_count=item.token_count,
+    )
+
+
+class ConversationController(Controller):
+    path = "/v1/conversations"
+    tags = ["conversations"]  # noqa: RUF012
+
+    @post("/", guards=[requires("write")], status_code=201)
+    async def create(
+        self,
+        data: ConversationCreate,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> ConversationOut:
+        """Start a conversation, optionally with its first messages (kept in the given
+        order; returned with their ids)."""
+        service = ConversationService(db_session, principal.tenant_id)
+        conv, messages = await service.create(
+            title=data.title,
+            metadata=data.metadata,
+            messages=[_new(m) for m in data.messages],
+        )
+        return to_out(conv, len(messages), messages)
+
+    @get("/", guards=[requires("read")])
+    async def list_conversations(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[Resources],
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
+        cursor: str | None = None,
+    ) -> ConversationPage:
+        """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        limit = min(limit, resources.settings.limits.max_page_size)
+        service = ConversationService(db_session, principal.tenant_id)
+        rows, next_cursor = await service.list(cursor=cursor, limit=limit)
+        return ConversationPage(items=[to_out(c, n) for c, n in rows], next_cursor=next_cursor)
+
+    @get("/{conversation_id:uuid}", guards=[requires("read")])
+    async def get_conversation(
+        self,
+        conversation_id: UUID,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> ConversationOut:
+        service = ConversationService(db_session, principal.tenant_id)
+        return to_out(*await service.get_with_count(conversation_id))
+
+    @patch("/{conversation_id:uuid}", guards=[requires("write")])
+    async def update_conversation(
+        self,
+        conversation_id: UUID,
+        data: ConversationUpdate,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> ConversationOut:
+        """Change the title and/or metadata; the conversation's version goes up by one."""
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+        if not changes:
+            raise InvalidInputError("body", "no field to change")
+        service = ConversationService(db_session, principal.tenant_id)
+        return to_out(*await service.update(conversation_id, changes))
+
+    @delete("/{conversation_id:uuid}", guards=[requires("write")])
+    async def delete_conversation(
+        self,
+        conversation_id: UUID,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> None:
+        """Delete the conversation and its messages; runs that referred to it are kept,
+        without the reference."""
+        service = ConversationService(db_session, principal.tenant_id)
+        await service.delete(conversation_id)
+
+    @post("/{conversation_id:uuid}/messages", guards=[requires("write")], status_code=201)
+    async def add_message(
+        self,
+        conversation_id: UUID,
+        data: MessageCreate,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> MessageOut:
+        """Append a message; it sorts after every earlier message of the conversation."""
+        service = ConversationService(db_session, principal.tenant_id)
+        return message_out(await service.add_message(conversation_id, _new(data)))
+
+    @get("/{conversation_id:uuid}/messages", guards=[requires("read")])
+    async def list_messages(
+        self,
+        conversation_id: UUID,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[Resources],
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
+        cursor: str | None = None,
+    ) -> MessagePage:
+        """Oldest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        limit = min(limit, resources.settings.limits.max_page_size)
+        service = ConversationService(db_session, principal.tenant_id)
+        rows, next_cursor = await service.list_messages(conversation_id, cursor=cursor, limit=limit)
+        return MessagePage(items=[message_out(m) for m in rows], next_cursor=next_cursor)
+
+    @delete("/{conversation_id:uuid}/messages/{message_id:uuid}", guards=[requires("write")])
+    async def delete_message(
+        self,
+        conversation_id: UUID,
+        message_id: UUID,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> None:
+        service = ConversationService(db_session, principal.tenant_id)
+        await service.delete_message(conversation_id, message_id)

@@ -1,0 +1,250 @@
+"""/v1/prompts: versioned prompt templates, their labels, and rendering."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, delete, get, patch, post, put
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from myaiserv.auth.middleware import requires
+from myaiserv.auth.principal import Principal
+from myaiserv.db.models import Prompt, PromptVersion
+from myaiserv.kit.validation import InvalidInputError
+from myaiserv.prompts.schemas import (
+    MAX_VERSION,
+    LabelSet,
+    PromptCreate,
+    PromptOut,
+    PromptPage,
+    PromptUpdate,
+    PromptVersionOut,
+    PromptVersionPage,
+    RenderOut,
+    RenderRequest,
+    VersionCreate,
+)
+from myaiserv.prompts.service import NewPrompt, NewVersion, PromptService
+from myaiserv.resources import Resources
+
+Number = Annotated[int, Parameter(ge=1, le=MAX_VERSION)]
+
+
+def version_out(version: PromptVersion, labels: dict[str, int]) -> PromptVersionOut:
+    return PromptVersionOut(
+        id=version.id,
+        prompt_id=version.prompt_id,
+        number=version.number,
+        template=version.template,
+        variables=list(version.variables or []),
+        model_parameters=dict(version.model_parameters or {}),
+        comment=version.comment,
+        labels=sorted(name for name, n in labels.items() if n == version.number),
+        created_at=version.created_at,
+    )
+
+
+def to_out(prompt: Prompt, latest: PromptVersion | None = None) -> PromptOut:
+    labels = dict(prompt.labels or {})
+    return PromptOut(
+        id=prompt.id,
+        name=prompt.name,
+        description=prompt.description,
+        tags=list(prompt.tags or []),
+        labels=labels,
+        latest_version=prompt.latest_version,
+        version=prompt.version,
+        created_at=prompt.created_at,
+        updated_at=prompt.updated_at,
+        latest=version_out(latest, labels) if latest is not None else None,
+    )
+
+
+def _new_version(data: PromptCreate | VersionCreate) -> NewVersion:
+    return NewVersion(
+        template=data.template,
+        variables=data.variables,
+        model_parameters=data.model_parameters,
+        comment=data.comment,
+        labels=data.labels,
+    )
+
+
+class PromptController(Controller):
+    path = "/v1/prompts"
+    tags = ["prompts"]  # noqa: RUF012
+
+    @post("/", guards=[requires("write")], status_code=201)
+    async def create(
+        self,
+        data: PromptCreate,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> PromptOut:
+        """Create a prompt and its version 1. ``{name}`` placeholders in the template;
+        ``{{`` and ``}}`` for literal braces. ``variables`` is inferred when omitted;
+        ``labels`` (default ``["production"]``) point at version 1. 409 if the name is
+        taken."""
+        service = PromptService(db_session, principal.tenant_id)
+        prompt, version = await service.create(
+            NewPrompt(name=data.name, description=data.description, tags=data.tags),
+            _new_version(data),
+        )
+        return to_out(prompt, version)
+
+    @get("/", guards=[requires("read")])
+    async def list_prompts(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[Resources],
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
+        cursor: str | None = None,
+        tag: str | None = None,
+    ) -> PromptPage:
+        """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        limit = min(limit, resources.settings.limits.max_page_size)
+        service = PromptService(db_session, principal.tenant_id)
+        rows, next_cursor = await service.list(cursor=cursor, limit=limit, tag=tag)
+        return PromptPage(items=[to_out(p) for p in rows], next_cursor=next_cursor)
+
+    @get("/{prompt_id:uuid}", guards=[requires("read")])
+    async def get_prompt(
+        self,
+        prompt_id: UUID,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> PromptOut:
+        """The prompt, its labels and its latest version."""
+        service = PromptService(db_session, principal.tenant_id)
+        return to_out(*await service.get_detail(prompt_id))
+
+    @get("/by-name/{name:str}", guards=[requires("read")])
+    async def get_by_name(
+        self,
+        name: str,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> PromptOut:
+        """The prompt, its labels and its latest version, found by name."""
+        service = PromptService(db_session, principal.tenant_id)
+        return to_out(*await service.get_detail_by_name(name))
+
+    @patch("/{prompt_id:uuid}", guards=[requires("write")])
+    async def update_prompt(
+        self,
+        prompt_id: UUID,
+        data: PromptUpdate,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> PromptOut:
+        """Change the description or tags; templates change through new versions."""
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+        if not changes:
+            raise InvalidInputError("body", "no field to change")
+        service = PromptService(db_session, principal.tenant_id)
+        return to_out(await service.update(prompt_id, changes))
+
+    @delete("/{prompt_id:uuid}", guards=[requires("write")])
+    async def delete_prompt(
+        self,
+        prompt_id: UUID,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> None:
+        """Delete the prompt with all its versions."""
+        service = PromptService(db_session, principal.tenant_id)
+        await service.delete(prompt_id)
+
+    @post("/{prompt_id:uuid}/versions", guards=[requires("write")], status_code=201)
+    async def create_version(
+        self,
+        prompt_id: UUID,
+        data: VersionCreate,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> PromptVersionOut:
+        """Add version ``latest + 1``; the ``labels`` listed move to it."""
+        service = PromptService(db_session, principal.tenant_id)
+        prompt, version = await service.add_version(prompt_id, _new_version(data))
+        return version_out(version, prompt.labels or {})
+
+    @get("/{prompt_id:uuid}/versions", guards=[requires("read")])
+    async def list_versions(
+        self,
+        prompt_id: UUID,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[Resources],
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
+        cursor: str | None = None,
+    ) -> PromptVersionPage:
+        """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        limit = min(limit, resources.settings.limits.max_page_size)
+        service = PromptService(db_session, principal.tenant_id)
+        prompt, rows, next_cursor = await service.list_versions(
+            prompt_id, cursor=cursor, limit=limit
+        )
+        labels = prompt.labels or {}
+        return PromptVersionPage(
+            items=[version_out(v, labels) for v in rows], next_cursor=next_cursor
+        )
+
+    @get("/{prompt_id:uuid}/versions/{number:int}", guards=[requires("read")])
+    async def get_version(
+        self,
+        prompt_id: UUID,
+        number: Number,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> PromptVersionOut:
+        service = PromptService(db_session, principal.tenant_id)
+        version = await service.get_version(prompt_id, number)
+        return version_out(version, version.prompt.labels or {})
+
+    @put("/{prompt_id:uuid}/labels/{label:str}", guards=[requires("write")])
+    async def set_label(
+        self,
+        prompt_id: UUID,
+        label: str,
+        data: LabelSet,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> PromptOut:
+        """Point ``label`` at ``version`` (creating the label, or moving it)."""
+        service = PromptService(db_session, principal.tenant_id)
+        return to_out(await service.set_label(prompt_id, label, data.version))
+
+    @delete("/{prompt_id:uuid}/labels/{label:str}", guards=[requires("write")])
+    async def remove_label(
+        self,
+        prompt_id: UUID,
+        label: str,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> None:
+        service = PromptService(db_session, principal.tenant_id)
+        await service.remove_label(prompt_id, label)
+
+    @post("/{prompt_id:uuid}/render", guards=[requires("read")], status_code=200)
+    async def render(
+        self,
+        prompt_id: UUID,
+        data: RenderRequest,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> RenderOut:
+        """Fill the template of the version ``label`` (default ``production``) points at,
+        or of the pinned ``version``. Every variable must be given (strings, numbers or
+        booleans), and no other."""
+        service = PromptService(db_session, principal.tenant_id)
+        version, text = await service.render_prompt(
+            prompt_id, data.variables, label=data.label, version=data.version
+        )
+        return RenderOut(
+            text=text, prompt_id=version.prompt_id, name=version.prompt.name, version=version.number
+        )

@@ -1,0 +1,125 @@
+"""/v1/runs: inference calls logged by clients (or recorded by our RAG code); create, read,
+update, delete, list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from myaiserv.auth.middleware import requires
+from myaiserv.auth.principal import Principal
+from myaiserv.db.models import Run
+from myaiserv.kit.validation import InvalidInputError
+from myaiserv.resources import Resources
+from myaiserv.runs.schemas import RunCreate, RunOut, RunPage, RunUpdate
+from myaiserv.runs.service import RunService
+
+
+def to_out(run: Run) -> RunOut:
+    return RunOut(
+        id=run.id,
+        provider=run.provider,
+        model=run.model,
+        input=run.input,
+        output=run.output,
+        status=run.status,
+        error=run.error,
+        prompt_tokens=run.prompt_tokens,
+        completion_tokens=run.completion_tokens,
+        total_tokens=run.total_tokens,
+        latency_ms=run.latency_ms,
+        time_to_first_token_ms=run.time_to_first_token_ms,
+        cost_usd=float(run.cost_usd) if run.cost_usd is not None else None,
+        prompt_name=run.prompt_name,
+        prompt_version=run.prompt_version,
+        prompt_version_id=run.prompt_version_id,
+        conversation_id=run.conversation_id,
+        retrieved_chunk_ids=list(run.retrieved_chunk_ids or []),
+        cited_chunk_ids=list(run.cited_chunk_ids or []),
+        metadata=dict(run.metadata_ or {}),
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        version=run.version,
+        created_at=run.created_at,
+        updated_at=run.updated_at,
+    )
+
+
+class RunController(Controller):
+    path = "/v1/runs"
+    tags = ["runs"]  # noqa: RUF012
+
+    @post("/", guards=[requires("write")], status_code=201)
+    async def create(
+        self,
+        data: RunCreate,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> RunOut:
+        """Log one inference call. ``total_tokens`` defaults to the sum of both parts;
+        ``conversation_id`` and ``prompt_version_id`` must be this tenant's."""
+        service = RunService(db_session, principal.tenant_id)
+        return to_out(await service.record(**msgspec.structs.asdict(data)))
+
+    @get("/", guards=[requires("read")])
+    async def list_runs(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        resources: NamedDependency[Resources],
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
+        cursor: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        status: str | None = None,
+    ) -> RunPage:
+        """Newest first, optionally filtered by ``provider``, ``model`` and ``status``; pass
+        ``next_cursor`` back as ``cursor`` for the next page."""
+        limit = min(limit, resources.settings.limits.max_page_size)
+        service = RunService(db_session, principal.tenant_id)
+        rows, next_cursor = await service.list(
+            cursor=cursor, limit=limit, provider=provider, model=model, status=status
+        )
+        return RunPage(items=[to_out(r) for r in rows], next_cursor=next_cursor)
+
+    @get("/{run_id:uuid}", guards=[requires("read")])
+    async def get_run(
+        self,
+        run_id: UUID,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> RunOut:
+        service = RunService(db_session, principal.tenant_id)
+        return to_out(await service.get(run_id))
+
+    @patch("/{run_id:uuid}", guards=[requires("write")])
+    async def update_run(
+        self,
+        run_id: UUID,
+        data: RunUpdate,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> RunOut:
+        """Change some fields (status, output, error, token counts, latency, cost,
+        finished_at, metadata); the run's version goes up by one."""
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+        if not changes:
+            raise InvalidInputError("body", "no field to change")
+        service = RunService(db_session, principal.tenant_id)
+        return to_out(await service.update(run_id, changes))
+
+    @delete("/{run_id:uuid}", guards=[requires("write")])
+    async def delete_run(
+        self,
+        run_id: UUID,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+    ) -> None:
+        service = RunService(db_session, principal.tenant_id)
+        await service.delete(run_id)

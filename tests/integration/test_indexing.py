@@ -1,0 +1,342 @@
+"""The pipeline under stress: whole collections, killed workers, concurrent workers, an
+Elasticsearch outage, stale writes, and a reindex while searches run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from indexers.bulk import Action, write
+from indexers.chunk import chunk_text
+from indexers.ingest import documents_from_collection, ingest
+from indexers.reindex import reindex
+from indexers.worker import Worker
+from myaiserv.config import Settings
+from myaiserv.db.models import Document, OutboxEvent
+from myaiserv.documents.service import DocumentService, NewDocument
+from myaiserv.embeddings.model import ModelInfo
+from myaiserv.resources import Resources
+from myaiserv.search.indices import IndexManager, IndexModelMismatchError
+from myaiserv.stack.manager import Stack
+from tests.conftest import TenantKey, drain, eventually, make_tenant
+
+pytestmark = pytest.mark.integration
+CISI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cisi"
+
+
+async def indexed_chunks(resources: Resources, tenant_id: uuid.UUID) -> dict[str, dict]:
+    """Every chunk of a tenant in the index, by _id (search_after through all of them)."""
+    alias = resources.indices.alias("documents")
+    await resources.es.indices.refresh(index=alias)
+    out: dict[str, dict] = {}
+    after = None
+    total_hits = 0
+    while True:
+        body = {
+            "query": {"term": {"tenant_id": str(tenant_id)}},
+            "size": 1000,
+            "sort": [{"chunk_id": "asc"}],
+            "_source": ["document_id", "version", "text"],
+        }
+        if after:
+            body["search_after"] = after
+        hits = (await resources.es.search(index=alias, **body))["hits"]["hits"]
+        total_hits += len(hits)
+        for h in hits:
+            out[h["_id"]] = h["_source"]
+        if len(hits) < 1000:
+            break
+        after = hits[-1]["sort"]
+    assert total_hits == len(out), "a chunk id appears more than once"
+    return out
+
+
+async def expected_chunks(resources: Resources, tenant_id: uuid.UUID) -> dict[str, int]:
+    """What the index must hold for a tenant, computed from PostgreSQL: chunk id -> version."""
+    cfg = resources.settings.indexing
+    info = resources.embedder.embedder.info
+    max_tokens = min(cfg.chunk_max_tokens, info.max_seq_length - 2)
+    async with resources.sessionmaker() as session:
+        docs = list(await session.scalars(select(Document).where(Document.tenant_id == tenant_id)))
+    expected: dict[str, int] = {}
+    for doc in docs:
+        for chunk in chunk_text(
+            str(doc.id),
+            doc.text,
+            count_tokens=resources.embedder.embedder.count_tokens,
+            max_tokens=max_tokens,
+            overlap_tokens=min(cfg.chunk_overlap_tokens, max_tokens // 2),
+            title=doc.title,
+        ):
+            expected[chunk.id] = doc.version
+    return expected
+
+
+async def assert_index_matches_database(resources: Resources, tenant_id: uuid.UUID) -> int:
+    expected = await expected_chunks(resources, tenant_id)
+    actual = await indexed_chunks(resources, tenant_id)
+    assert set(actual) == set(expected), (
+        f"missing {len(set(expected) - set(actual))}, extra {len(set(actual) - set(expected))}"
+    )
+    assert all(actual[cid]["version"] == v for cid, v in expected.items())
+    return len(expected)
+
+
+async def outbox_rows(resources: Resources, tenant_id: uuid.UUID) -> int:
+    async with resources.sessionmaker() as session:
+        return int(
+            await session.scalar(
+                select(func.count(OutboxEvent.id)).where(OutboxEvent.tenant_id == tenant_id)
+            )
+            or 0
+        )
+
+
+def unique_docs(n: int, tag: str) -> list[NewDocument]:
+    """Documents with text no earlier run has embedded (the embedding cache cannot help)."""
+    nonce = uuid.uuid4().hex
+    return [
+        NewDocument(
+            text=f"Document {i} of run {nonce}. "
+            + " ".join(f"word{(i * 7 + j) % 97}" for j in range(60)),
+            content_type="text/plain",
+            source=f"{tag}-{i}",
+            extracted=True,
+        )
+        for i in range(n)
+    ]
+
+
+async def store(resources: Resources, tenant_id: uuid.UUID, docs: list[NewDocument]) -> None:
+    async with resources.sessionmaker() as session, session.begin():
+        await DocumentService(session, tenant_id, resources.settings).create_many(docs)
+
+
+@pytest.mark.slow
+async def test_ingest_cisi_every_chunk_exactly_once(resources: Resources) -> None:
+    tenant = await make_tenant(resources)
+    summary = await ingest(resources, tenant.id, documents_from_collection(CISI), workers=2)
+    assert summary.documents == 1460 and summary.created == 1460
+    async with resources.sessionmaker() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(Document).where(Document.tenant_id == tenant.id)
+        )
+    assert count == 1460
+    assert await outbox_rows(resources, tenant.id) == 0
+    chunks = await assert_index_matches_database(resources, tenant.id)
+    assert chunks == summary.chunks >= 1460
+    # Documents keep their CISI ids.
+    async with resources.sessionmaker() as session:
+        ids = set(
+            await session.scalars(
+                select(Document.metadata_["cisi_id"].astext).where(Document.tenant_id == tenant.id)
+            )
+        )
+    assert ids == {str(i) for i in range(1, 1461)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _indexer_process(settings: Settings) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAISERV_")}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        ES_URL=",".join(settings.es_url),
+        MYAISERV_ES__INDEX_PREFIX=settings.es.index_prefix,
+        MYAISERV_INDEXING__METRICS_PORT=str(_free_port()),
+        MYAISERV_INDEXING__BATCH_SIZE="16",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "myaiserv", "indexer", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+async def test_killed_indexer_loses_nothing_and_duplicates_nothing(
+    resources: Resources, settings: Settings
+) -> None:
+    tenant = await make_tenant(resources)
+    await store(resources, tenant.id, unique_docs(240, "kill"))
+    total = await outbox_rows(resources, tenant.id)
+    assert total == 240
+
+    proc = _indexer_process(settings)
+    try:
+        # Kill it hard once it has made progress but before it is done.
+        progressed = await eventually(
+            lambda: _between(resources, tenant.id, 1, total - 1), within=180, interval=0.2
+        )
+        assert progressed, "indexer made no progress"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    left = await outbox_rows(resources, tenant.id)
+    assert 0 < left < total
+
+    restarted = _indexer_process(settings)
+    try:
+        assert await eventually(
+            lambda: _between(resources, tenant.id, 0, 0), within=180, interval=0.5
+        ), "restarted indexer did not finish"
+    finally:
+        restarted.terminate()
+        restarted.wait(timeout=60)
+    assert await assert_index_matches_database(resources, tenant.id) == 240
+
+
+async def _between(resources: Resources, tenant_id: uuid.UUID, low: int, high: int) -> bool:
+    return low <= await outbox_rows(resources, tenant_id) <= high
+
+
+async def test_two_workers_with_concurrent_updates(resources: Resources) -> None:
+    tenant = await make_tenant(resources)
+    docs = unique_docs(120, "pair")
+    await store(resources, tenant.id, docs)
+    async with resources.sessionmaker() as session:
+        ids = list(
+            await session.scalars(select(Document.id).where(Document.tenant_id == tenant.id))
+        )
+
+    async def keep_updating() -> None:
+        for i, doc_id in enumerate(ids[:40]):
+            async with resources.sessionmaker() as session, session.begin():
+                service = DocumentService(session, tenant.id, resources.settings)
+                await service.update(doc_id, {"text": f"Rewritten {i} {uuid.uuid4().hex}"})
+            await asyncio.sleep(0.01)
+
+    workers = [Worker(resources, name=f"w{i}") for i in range(2)]
+    await asyncio.gather(keep_updating(), *(w.drain() for w in workers))
+    await drain(resources)  # what arrived after the workers went idle
+    assert await outbox_rows(resources, tenant.id) == 0
+    assert await assert_index_matches_database(resources, tenant.id) == 120
+
+
+async def test_elasticsearch_down_writes_accepted_then_indexed(
+    api, tenant: TenantKey, resources: Resources, stack: Stack
+) -> None:
+    await asyncio.to_thread(stack.stop, "elasticsearch")
+    try:
+        ids = []
+        for i in range(5):
+            resp = await api.post(
+                "/v1/documents", json={"text": f"written while the index was down {i}"}
+            )
+            assert resp.status_code == 201, resp.text
+            ids.append(resp.json()["id"])
+        # The worker tries, fails, keeps the rows.
+        await Worker(resources, name="outage").drain(idle_exit=True, max_seconds=20)
+        assert await outbox_rows(resources, tenant.id) == 5
+    finally:
+        await asyncio.to_thread(stack.start, "elasticsearch")
+
+    async def all_indexed() -> bool:
+        await Worker(resources, name="recovery").drain(idle_exit=True)
+        return await outbox_rows(resources, tenant.id) == 0
+
+    assert await eventually(all_indexed, within=120, interval=1.0)
+    assert await assert_index_matches_database(resources, tenant.id) == 5
+
+
+async def test_stale_version_never_overwrites_newer(api, tenant: TenantKey, resources: Resources):
+    doc = (await api.post("/v1/documents", json={"text": "first version text"})).json()
+    await api.patch(f"/v1/documents/{doc['id']}", json={"text": "second version text"})
+    await drain(resources)
+    [(chunk_id, chunk)] = (await indexed_chunks(resources, tenant.id)).items()
+    assert chunk["version"] == 2
+
+    # A slow writer arrives late with version 1 of the same chunk id.
+    stale = {**chunk, "version": 1, "text": "first version text", "tenant_id": str(tenant.id)}
+    outcomes = await write(
+        resources.es,
+        [Action("late", "index", resources.indices.alias("documents"), chunk_id, 1, stale)],
+    )
+    assert outcomes["late"].status == "ok" and outcomes["late"].failures == []
+    # ...and an outbox row of version 1 replayed after version 2 changes nothing either.
+    async with resources.sessionmaker() as session, session.begin():
+        session.add(
+            OutboxEvent(
+                tenant_id=tenant.id,
+                kind="documents",
+                entity_id=uuid.UUID(doc["id"]),
+                op="upsert",
+                version=1,
+            )
+        )
+    await drain(resources)
+    [(_, now)] = (await indexed_chunks(resources, tenant.id)).items()
+    assert now["version"] == 2 and now["text"] == "second version text"
+
+
+@pytest.mark.slow
+async def test_reindex_under_concurrent_searches(resources: Resources) -> None:
+    tenant = await make_tenant(resources)
+    await store(resources, tenant.id, unique_docs(60, "reindex"))
+    await drain(resources)
+    alias = resources.indices.alias("documents")
+    before = await resources.indices.current_index("documents")
+
+    stop = asyncio.Event()
+    failures: list[str] = []
+    searches = 0
+
+    async def search_forever() -> None:
+        nonlocal searches
+        while not stop.is_set():
+            try:
+                resp = await resources.es.search(
+                    index=alias,
+                    query={"bool": {"filter": [{"term": {"tenant_id": str(tenant.id)}}]}},
+                    size=1,
+                )
+                if resp["hits"]["total"]["value"] == 0:
+                    failures.append("empty result")
+            except Exception as exc:
+                failures.append(repr(exc))
+            searches += 1
+            await asyncio.sleep(0.02)
+
+    async def write_meanwhile() -> None:
+        await store(resources, tenant.id, unique_docs(10, "during"))
+        await Worker(resources, name="during").drain()
+
+    searcher = asyncio.create_task(search_forever())
+    try:
+        result, _ = await asyncio.gather(reindex(resources, "documents"), write_meanwhile())
+        await drain(resources)
+    finally:
+        stop.set()
+        await searcher
+    assert failures == []
+    assert searches > 10
+    assert result.old_index == before
+    assert await resources.indices.current_index("documents") == result.new_index != before
+    assert not await resources.es.indices.exists(index=before)
+    assert await assert_index_matches_database(resources, tenant.id) >= 70
+
+
+async def test_index_built_with_another_model_is_refused(resources: Resources) -> None:
+    other = ModelInfo("some-other-model", resources.indices.model.dims, 256)
+    manager = IndexManager(resources.es, resources.indices.prefix, other, resources.indices.options)
+    with pytest.raises(IndexModelMismatchError, match="some-other-model"):
+        await manager.check_model("documents")
+    await resources.indices.check_model("documents")  # the configured model passes
