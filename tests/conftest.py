@@ -17,6 +17,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from myaiserv.app import create_app
 from myaiserv.auth.service import TenantService
@@ -65,20 +66,28 @@ def embedder() -> Embedder:
     return model
 
 
+async def _admin(url: str, statement: str) -> None:
+    # A fresh connection each time: tests restart PostgreSQL, which kills pooled ones.
+    engine = create_async_engine(
+        make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(scope="session")
 async def database(settings: Settings) -> AsyncIterator[str]:
     """A fresh database for the session, built by the real migrations, dropped after."""
-    url = make_url(settings.database_url)
-    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    name = make_url(settings.database_url).database
+    await _admin(settings.database_url, f'CREATE DATABASE "{name}"')
     try:
         await asyncio.to_thread(migrate.upgrade, settings)
         yield settings.database_url
     finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        await admin.dispose()
+        await _admin(settings.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
