@@ -9,11 +9,12 @@ STACK_ARGS ?=
 
 VENV_STAMP := .venv/.installed
 
-.PHONY: help install system-deps stack-up stack-down stack-status migrate run test lint clean
+.PHONY: help install system-deps stack-up stack-down stack-status migrate run test bench lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
 	@echo "make test         install, start the local stack, run the test suite"
+	@echo "make bench        run the benchmarks; writes bench/REPORT.md and bench/results.json"
 	@echo "make stack-up     start Elasticsearch, PostgreSQL and Redis locally (STACK_ARGS=...)"
 	@echo "make stack-down   stop them (data is kept in .stack/)"
 	@echo "make lint         ruff"
@@ -39,9 +40,13 @@ stack-status:
 
 migrate: stack-up
 	$(POETRY) run myaiserv db upgrade
+	$(POETRY) run myaiserv index init
 
 run: migrate
-	$(POETRY) run myaiserv serve --host 127.0.0.1 --port $(PORT)
+	POETRY="$(POETRY)" PORT="$(PORT)" bash scripts/run.sh
+
+bench: migrate
+	$(POETRY) run python -m bench.ingest
 
 test: stack-up
 	$(POETRY) run pytest $(PYTEST_ARGS)

@@ -239,12 +239,16 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
 
-    async def run_forever(self) -> None:
+    async def run_forever(self, concurrency: int | None = None) -> None:
+        """Run until SIGTERM/SIGINT, with ``concurrency`` batch loops sharing this process's
+        clients and model (encoding is serialised on the model's thread, so the loops
+        overlap one batch's I/O with another's embedding)."""
+        concurrency = concurrency or self.settings.indexing.concurrency
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        log.info("indexer started", worker=self.name)
-        await self.drain(idle_exit=False)
+        log.info("indexer started", worker=self.name, concurrency=concurrency)
+        await asyncio.gather(*(self.drain(idle_exit=False) for _ in range(concurrency)))
         log.info("indexer stopped", worker=self.name)
 
 

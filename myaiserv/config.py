@@ -62,7 +62,20 @@ class EmbeddingSettings(BaseModel):
 class IndexingSettings(BaseModel):
     chunk_max_tokens: int = Field(256, ge=16, le=8192)
     chunk_overlap_tokens: int = Field(32, ge=0, le=1024)
-    batch_size: int = Field(64, ge=1, le=2000, description="Outbox rows claimed per batch.")
+    batch_size: int = Field(
+        512,
+        ge=1,
+        le=5000,
+        description="Outbox rows claimed per batch; big batches let the model sort texts by "
+        "length (less padding): 140 chunks per call encode ~15% slower than 512.",
+    )
+    concurrency: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Batches in flight per indexer process: while one batch waits on "
+        "PostgreSQL or Elasticsearch, the next one is embedding (the model is the bottleneck).",
+    )
     poll_interval_s: float = Field(0.5, gt=0)
     max_attempts: int = Field(
         20, ge=1, description="Retries of a retryable failure before it is dead-lettered."

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import Parameter
@@ -24,7 +23,7 @@ from myaiserv.conversations.schemas import (
 )
 from myaiserv.conversations.service import ConversationService, NewMessage
 from myaiserv.db.models import Conversation, Message
-from myaiserv.kit.validation import InvalidInputError
+from myaiserv.kit.validation import changes_of
 from myaiserv.resources import Resources
 
 
@@ -123,9 +122,7 @@ class ConversationController(Controller):
         principal: NamedDependency[Principal],
     ) -> ConversationOut:
         """Change the title and/or metadata; the conversation's version goes up by one."""
-        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
-        if not changes:
-            raise InvalidInputError("body", "no field to change")
+        changes = changes_of(data)
         service = ConversationService(db_session, principal.tenant_id)
         return to_out(*await service.update(conversation_id, changes))
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import UploadFile
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +28,7 @@ from myaiserv.documents.schemas import (
 from myaiserv.documents.service import DocumentService, NewDocument
 from myaiserv.errors import AppError
 from myaiserv.extract import ExtractionError, extract
-from myaiserv.kit.validation import InvalidInputError
+from myaiserv.kit.validation import InvalidInputError, changes_of
 from myaiserv.resources import Resources
 
 
@@ -79,22 +79,26 @@ class UploadForm:
     metadata: str | None = None  # a JSON object
 
 
+async def provide_document_service(
+    db_session: AsyncSession, principal: Principal, resources: Resources
+) -> DocumentService:
+    return DocumentService(db_session, principal.tenant_id, resources.settings)
+
+
 class DocumentController(Controller):
     path = "/v1/documents"
     tags = ["documents"]  # noqa: RUF012
+    dependencies = {"service": Provide(provide_document_service)}  # noqa: RUF012
 
     @post("/", guards=[requires("write")], status_code=201)
     async def create(
         self,
         data: DocumentCreate,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
-        resources: NamedDependency[Resources],
+        service: NamedDependency[DocumentService],
     ) -> Response[DocumentOut]:
         """Store a document given as JSON text (plain, Markdown or HTML). Content this
         tenant already has is not stored twice: the existing document is returned (200,
         ``deduplicated: true``)."""
-        service = DocumentService(db_session, principal.tenant_id, resources.settings)
         [(doc, dup)] = await service.create_many([_new(data)])
         return Response(to_out(doc, deduplicated=dup), status_code=200 if dup else 201)
 
@@ -102,17 +106,14 @@ class DocumentController(Controller):
     async def create_batch(
         self,
         data: DocumentBatch,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
-        resources: NamedDependency[Resources],
+        service: NamedDependency[DocumentService],
     ) -> BatchResult:
         """Store many documents in one transaction: all of them, or none."""
-        limit = resources.settings.limits.max_batch_documents
+        limit = service.settings.limits.max_batch_documents
         if len(data.documents) > limit:
             raise InvalidInputError(
                 "documents", f"{len(data.documents)} documents; a batch holds at most {limit}"
             )
-        service = DocumentService(db_session, principal.tenant_id, resources.settings)
         results = await service.create_many([_new(item) for item in data.documents])
         return BatchResult(
             created=sum(not dup for _, dup in results),
@@ -123,16 +124,13 @@ class DocumentController(Controller):
     @post("/upload", guards=[requires("write")], status_code=201)
     async def upload(
         self,
-        request: Request[Any, Any, Any],
         data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
-        resources: NamedDependency[Resources],
+        service: NamedDependency[DocumentService],
     ) -> Response[DocumentOut]:
         """Upload a file (multipart field ``file``): plain text, Markdown, HTML or PDF.
         Optional fields: ``title``, ``source`` (defaults to the file name), ``tags``
         (comma-separated), ``metadata`` (a JSON object)."""
-        limit = resources.settings.limits.max_upload_bytes
+        limit = service.settings.limits.max_upload_bytes
         content = await data.file.read(limit + 1)
         if len(content) > limit:
             raise PayloadTooLargeError(f"file: larger than the {limit}-byte upload limit")
@@ -151,7 +149,6 @@ class DocumentController(Controller):
             if not isinstance(metadata, dict):
                 raise InvalidInputError("metadata", "must be a JSON object")
         tags = [t.strip() for t in (data.tags or "").split(",") if t.strip()]
-        service = DocumentService(db_session, principal.tenant_id, resources.settings)
         [(doc, dup)] = await service.create_many(
             [
                 NewDocument(
@@ -170,16 +167,13 @@ class DocumentController(Controller):
     @get("/", guards=[requires("read")])
     async def list_documents(
         self,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
-        resources: NamedDependency[Resources],
+        service: NamedDependency[DocumentService],
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
         cursor: str | None = None,
         tag: str | None = None,
     ) -> DocumentPage:
         """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-        limit = min(limit, resources.settings.limits.max_page_size)
-        service = DocumentService(db_session, principal.tenant_id, resources.settings)
+        limit = min(limit, service.settings.limits.max_page_size)
         rows, next_cursor = await service.list(cursor=cursor, limit=limit, tag=tag)
         return DocumentPage(items=[to_out(d) for d in rows], next_cursor=next_cursor)
 
@@ -187,11 +181,8 @@ class DocumentController(Controller):
     async def get_document(
         self,
         document_id: UUID,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
-        resources: NamedDependency[Resources],
+        service: NamedDependency[DocumentService],
     ) -> DocumentOut:
-        service = DocumentService(db_session, principal.tenant_id, resources.settings)
         return to_out(await service.get(document_id), text=True)
 
     @patch("/{document_id:uuid}", guards=[requires("write")])
@@ -199,24 +190,16 @@ class DocumentController(Controller):
         self,
         document_id: UUID,
         data: DocumentUpdate,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
-        resources: NamedDependency[Resources],
+        service: NamedDependency[DocumentService],
     ) -> DocumentOut:
         """Change some fields; the document's version goes up by one."""
-        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
-        if not changes:
-            raise InvalidInputError("body", "no field to change")
-        service = DocumentService(db_session, principal.tenant_id, resources.settings)
+        changes = changes_of(data)
         return to_out(await service.update(document_id, changes), text=True)
 
     @delete("/{document_id:uuid}", guards=[requires("write")])
     async def delete_document(
         self,
         document_id: UUID,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
-        resources: NamedDependency[Resources],
+        service: NamedDependency[DocumentService],
     ) -> None:
-        service = DocumentService(db_session, principal.tenant_id, resources.settings)
         await service.delete(document_id)

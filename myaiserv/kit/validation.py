@@ -30,3 +30,13 @@ def reject_nul(value: Any, field: str) -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             reject_nul(item, f"{field}[{i}]")
+
+
+def changes_of(data: Any) -> dict[str, Any]:
+    """The fields a PATCH body sets (msgspec ``UNSET`` ones left out); none at all is a 422."""
+    import msgspec
+
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    if not changes:
+        raise InvalidInputError("body", "no field to change")
+    return changes

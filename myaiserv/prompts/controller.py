@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import Parameter
@@ -14,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
 from myaiserv.db.models import Prompt, PromptVersion
-from myaiserv.kit.validation import InvalidInputError
+from myaiserv.kit.validation import changes_of
 from myaiserv.prompts.schemas import (
     MAX_VERSION,
     LabelSet,
@@ -143,9 +142,7 @@ class PromptController(Controller):
         principal: NamedDependency[Principal],
     ) -> PromptOut:
         """Change the description or tags; templates change through new versions."""
-        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
-        if not changes:
-            raise InvalidInputError("body", "no field to change")
+        changes = changes_of(data)
         service = PromptService(db_session, principal.tenant_id)
         return to_out(await service.update(prompt_id, changes))
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
 from myaiserv.db.models import Run
-from myaiserv.kit.validation import InvalidInputError
+from myaiserv.kit.validation import changes_of
 from myaiserv.resources import Resources
 from myaiserv.runs.schemas import RunCreate, RunOut, RunPage, RunUpdate
 from myaiserv.runs.service import RunService
@@ -108,9 +108,7 @@ class RunController(Controller):
     ) -> RunOut:
         """Change some fields (status, output, error, token counts, latency, cost,
         finished_at, metadata); the run's version goes up by one."""
-        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
-        if not changes:
-            raise InvalidInputError("body", "no field to change")
+        changes = changes_of(data)
         service = RunService(db_session, principal.tenant_id)
         return to_out(await service.update(run_id, changes))
 

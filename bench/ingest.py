@@ -1,0 +1,241 @@
+"""Ingest benchmark: CISI end to end (HTTP API -> PostgreSQL + outbox -> indexer ->
+Elasticsearch), beside raw `SentenceTransformer.encode` of the same chunks, which is the
+physical limit on this machine.
+
+Runs against the local stack, in a database, Redis database and index prefix of its own
+(created fresh, so the embedding cache is cold). Writes bench/results.json and
+bench/REPORT.md. Run it with `make bench`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from bench import report
+from indexers.chunk import chunk_text
+from indexers.ingest import documents_from_collection
+from myaiserv.auth.service import TenantService
+from myaiserv.config import Settings, load_settings
+from myaiserv.db import migrate
+from myaiserv.db.engine import create_engine, create_sessionmaker
+from myaiserv.db.models import OutboxEvent
+from myaiserv.embeddings.model import Embedder
+from myaiserv.search.client import create_es_client
+
+ROOT = Path(__file__).resolve().parents[1]
+CISI = Path(os.environ.get("MYAISERV_CISI", ROOT.parent / "shared" / "data" / "cisi"))
+BENCH_DB = "myaiserv_bench"
+BENCH_REDIS_DB = 2
+PREFIX = "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the process's resident-set high-water mark."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def fresh_database(settings: Settings) -> None:
+    url = make_url(settings.database_url)
+    admin = create_async_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    await admin.dispose()
+    await asyncio.to_thread(migrate.upgrade, settings)
+
+
+async def reset_index_and_cache(settings: Settings) -> None:
+    from redis.asyncio import Redis
+
+    es = create_es_client(settings)
+    try:
+        found = await es.options(ignore_status=404).indices.get(index=f"{PREFIX}-*")
+        names = list(found.body) if found.meta.status == 200 else []
+        if names:
+            await es.indices.delete(index=",".join(names))
+    finally:
+        await es.close()
+    redis = Redis.from_url(settings.redis_url)
+    await redis.flushdb()
+    await redis.aclose()
+
+
+def raw_encode(settings: Settings, docs: list) -> tuple[int, float]:
+    """Chunk exactly as the indexer does, then time one encode call over every chunk."""
+    embedder = Embedder(settings.embedding.model, batch_size=settings.embedding.batch_size)
+    info = embedder.load()
+    cfg = settings.indexing
+    max_tokens = min(cfg.chunk_max_tokens, info.max_seq_length - 2)
+    texts = [
+        c.text
+        for d in docs
+        for c in chunk_text(
+            "x",
+            d.text,
+            count_tokens=embedder.count_tokens,
+            max_tokens=max_tokens,
+            overlap_tokens=min(cfg.chunk_overlap_tokens, max_tokens // 2),
+            title=d.title,
+        )
+    ]
+    embedder.encode_sync(texts[:64])  # warm-up
+    runs = []
+    for _ in range(2):
+        started = time.perf_counter()
+        embedder.model.encode(texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True)
+        runs.append(time.perf_counter() - started)
+    embedder.close()
+    return len(texts), len(texts) / min(runs)
+
+
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "myaiserv", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+
+
+async def main() -> None:
+    base = load_settings()
+    url = make_url(base.database_url).set(database=BENCH_DB)
+    redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
+    settings = load_settings(
+        database_url=url.render_as_string(hide_password=False),
+        redis_url=redis_url,
+        es={"index_prefix": PREFIX},
+    )
+    docs = list(documents_from_collection(CISI))
+    print(f"bench: {len(docs)} CISI documents", flush=True)
+
+    await fresh_database(settings)
+    await reset_index_and_cache(settings)
+    print("bench: raw encode ...", flush=True)
+    n_chunks, raw_cps = raw_encode(settings, docs)
+    print(f"bench: raw encode {raw_cps:.1f} chunks/s over {n_chunks} chunks", flush=True)
+
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        issued = await TenantService(session).create_tenant("bench", scopes=["read", "write"])
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAISERV_")}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        ES_URL=",".join(settings.es_url),
+        MYAISERV_ES__INDEX_PREFIX=PREFIX,
+        MYAISERV_INDEXING__METRICS_PORT=str(free_port()),
+        LOG_LEVEL="WARNING",
+    )
+    indexer = spawn(["indexer", "run"], env)
+    api = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env)
+    es = create_es_client(settings)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {issued.plaintext}"},
+            timeout=120,
+        ) as client:
+            for _ in range(240):
+                try:
+                    ready = (await client.get("/ready")).status_code == 200
+                    alias = await es.indices.exists_alias(name=f"{PREFIX}-documents")
+                    if ready and alias:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.5)
+            else:
+                raise SystemExit("bench: API or indexer did not start")
+            print("bench: ingesting through the API ...", flush=True)
+            started = time.perf_counter()
+            for i in range(0, len(docs), 100):
+                batch = [
+                    {
+                        "text": d.text,
+                        "title": d.title,
+                        "source": d.source,
+                        "tags": d.tags,
+                        "metadata": d.metadata,
+                    }
+                    for d in docs[i : i + 100]
+                ]
+                resp = await client.post("/v1/documents/batch", json={"documents": batch})
+                resp.raise_for_status()
+            while True:
+                async with sessions() as session:
+                    left = await session.scalar(select(func.count(OutboxEvent.id)))
+                if not left:
+                    break
+                await asyncio.sleep(0.2)
+            seconds = time.perf_counter() - started
+        await es.indices.refresh(index=f"{PREFIX}-documents")
+        chunks = int((await es.count(index=f"{PREFIX}-documents"))["count"])
+        worker_rss, api_rss = peak_rss_mb(indexer.pid), peak_rss_mb(api.pid)
+    finally:
+        for proc in (api, indexer):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (api, indexer):
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        await es.close()
+        await engine.dispose()
+
+    figures = {
+        "documents": len(docs),
+        "chunks": chunks,
+        "seconds": round(seconds, 2),
+        "docs_per_s": round(len(docs) / seconds, 2),
+        "chunks_per_s": round(chunks / seconds, 2),
+        "raw_encode_chunks_per_s": round(raw_cps, 2),
+        "ratio_to_raw_encode": round(chunks / seconds / raw_cps, 4),
+        "worker_peak_rss_mb": round(worker_rss, 1),
+        "api_peak_rss_mb": round(api_rss, 1),
+    }
+    method = {
+        "how": (
+            "one run, cold embedding cache, fresh database and indices; end to end = first "
+            "POST /v1/documents/batch (100 documents each) until the outbox is empty, with "
+            "one API process and one indexer process; raw = best of 2 "
+            "SentenceTransformer.encode calls over the same chunk texts (batch size "
+            f"{settings.embedding.batch_size}) after a warm-up, in the benchmark process "
+            "before the API and indexer start; RSS = VmHWM of each process."
+        )
+    }
+    report.save("ingest", figures, method)
+    for key, value in figures.items():
+        print(f"ingest.{key} = {value}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,94 @@
+"""bench/results.json (machine-readable, merged by every benchmark) and bench/REPORT.md
+(rendered from it, for people)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results.json"
+REPORT = BENCH / "REPORT.md"
+
+
+def machine() -> dict[str, Any]:
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    import os
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "commit": commit}
+
+
+def load() -> dict[str, Any]:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+def save(section: str, figures: dict[str, Any], method: dict[str, Any]) -> dict[str, Any]:
+    """Replace one section of results.json, keep the others, and re-render the report."""
+    results = load()
+    results[section] = figures
+    results.setdefault("_method", {})[section] = method
+    results["_machine"] = machine()
+    results["_updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    REPORT.write_text(render(results))
+    return results
+
+
+def _ingest(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    target = 0.85
+    ok = r["ratio_to_raw_encode"] >= target
+    return [
+        "## Ingest (CISI, end to end)",
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+        f"| documents | {r['documents']} |",
+        f"| chunks | {r['chunks']} |",
+        f"| end-to-end docs/s (API + indexer) | {r['docs_per_s']:.1f} |",
+        f"| end-to-end chunks/s | {r['chunks_per_s']:.1f} |",
+        f"| raw `SentenceTransformer.encode` chunks/s (the limit) | "
+        f"{r['raw_encode_chunks_per_s']:.1f} |",
+        f"| ratio to raw encode (target >= {target:.0%}) | {r['ratio_to_raw_encode']:.1%} "
+        f"({'met' if ok else 'missed'}) |",
+        f"| indexer worker peak RSS | {r['worker_peak_rss_mb']:.0f} MB |",
+        f"| API peak RSS | {r.get('api_peak_rss_mb', 0):.0f} MB |",
+        "",
+        f"How: {method.get('how', '')}",
+        "",
+    ]
+
+
+RENDERERS = {"ingest": _ingest}
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results.get("_machine", {})
+    lines = [
+        "# MyAIServ benchmarks",
+        "",
+        f"Written by `make bench` ({results.get('_updated', '')}, commit "
+        f"{m.get('commit', '?')}) on {m.get('cores', '?')} cores ({m.get('cpu', '?')}), "
+        f"Python {m.get('python', '?')}. Figures are also in `bench/results.json`.",
+        "",
+    ]
+    for section, renderer in RENDERERS.items():
+        if section in results:
+            lines += renderer(results[section], results.get("_method", {}).get(section, {}))
+    return "\n".join(lines)
