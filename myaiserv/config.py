@@ -89,6 +89,13 @@ class LimitSettings(BaseModel):
     max_batch_documents: int = Field(1000, ge=1)
     max_document_chars: int = Field(5_000_000, ge=1)
     max_page_size: int = Field(200, ge=1)
+    max_metadata_value_chars: int = Field(
+        8000,
+        ge=1,
+        le=8000,
+        description="Longest string in metadata (Elasticsearch indexes "
+        "each value as one term, and refuses terms over 32 KB).",
+    )
 
 
 class RedisSettings(BaseModel):

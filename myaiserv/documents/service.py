@@ -19,7 +19,7 @@ from myaiserv.db.outbox import DELETE, UPSERT, OutboxRepository
 from myaiserv.documents.repository import DocumentRepository
 from myaiserv.errors import ConflictError, NotFoundError
 from myaiserv.extract import ExtractionError, extract
-from myaiserv.kit.validation import InvalidInputError, reject_nul
+from myaiserv.kit.validation import InvalidInputError, check_string_lengths, reject_nul
 
 KIND = "documents"
 
@@ -63,6 +63,9 @@ class DocumentService:
         reject_nul(doc.source, f"{where}source")
         reject_nul(doc.tags, f"{where}tags")
         reject_nul(doc.metadata, f"{where}metadata")
+        check_string_lengths(
+            doc.metadata, f"{where}metadata", self.settings.limits.max_metadata_value_chars
+        )
         text, found_title, content_type = doc.text, None, doc.content_type
         if not doc.extracted:
             try:
@@ -154,6 +157,10 @@ class DocumentService:
         for name in ("title", "source", "tags", "metadata"):
             if name in changes:
                 reject_nul(changes[name], name)
+                if name == "metadata":
+                    check_string_lengths(
+                        changes[name], name, self.settings.limits.max_metadata_value_chars
+                    )
                 setattr(doc, "metadata_" if name == "metadata" else name, changes[name])
         doc.version += 1
         doc.updated_at = func.now()

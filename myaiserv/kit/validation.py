@@ -40,3 +40,17 @@ def changes_of(data: Any) -> dict[str, Any]:
     if not changes:
         raise InvalidInputError("body", "no field to change")
     return changes
+
+
+def check_string_lengths(value: Any, field: str, limit: int) -> None:
+    """Every string inside a JSON value (keys too) must be at most ``limit`` characters."""
+    if isinstance(value, str):
+        if len(value) > limit:
+            raise InvalidInputError(field, f"{len(value)} characters; at most {limit} allowed")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_string_lengths(key, f"{field}.{key}", limit)
+            check_string_lengths(item, f"{field}.{key}", limit)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_string_lengths(item, f"{field}[{i}]", limit)

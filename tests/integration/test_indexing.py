@@ -21,7 +21,7 @@ from indexers.ingest import documents_from_collection, ingest
 from indexers.reindex import reindex
 from indexers.worker import Worker
 from myaiserv.config import Settings
-from myaiserv.db.models import Document, OutboxEvent
+from myaiserv.db.models import DeadLetter, Document, OutboxEvent
 from myaiserv.documents.service import DocumentService, NewDocument
 from myaiserv.embeddings.model import ModelInfo
 from myaiserv.resources import Resources
@@ -340,3 +340,49 @@ async def test_index_built_with_another_model_is_refused(resources: Resources) -
     with pytest.raises(IndexModelMismatchError, match="some-other-model"):
         await manager.check_model("documents")
     await resources.indices.check_model("documents")  # the configured model passes
+
+
+async def test_poison_items_are_dead_lettered_with_the_reason(resources: Resources) -> None:
+    """Rows Elasticsearch refuses for good (here: a 40 KB metadata value written before the
+    API capped them, an 'immense term') go to dead_letters; the rest of the batch lands."""
+    tenant = await make_tenant(resources)
+    async with resources.sessionmaker() as session, session.begin():
+        poison = Document(
+            tenant_id=tenant.id,
+            title="legacy row",
+            content_type="text/plain",
+            text="a row from before the metadata limit",
+            content_hash=uuid.uuid4().hex,
+            metadata_={"blob": "x" * 40_000},
+        )
+        fine = Document(
+            tenant_id=tenant.id,
+            title="fine row",
+            content_type="text/plain",
+            text="an ordinary row in the same batch",
+            content_hash=uuid.uuid4().hex,
+        )
+        session.add_all([poison, fine])
+        await session.flush()
+        for doc in (poison, fine):
+            session.add(
+                OutboxEvent(
+                    tenant_id=tenant.id, kind="documents", entity_id=doc.id, op="upsert", version=1
+                )
+            )
+    await drain(resources)
+    assert await outbox_rows(resources, tenant.id) == 0
+    async with resources.sessionmaker() as session:
+        dead = list(
+            await session.scalars(select(DeadLetter).where(DeadLetter.tenant_id == tenant.id))
+        )
+    assert [(d.entity_id, d.kind, d.op) for d in dead] == [(poison.id, "documents", "upsert")]
+    assert dead[0].reason and dead[0].error
+    indexed = await indexed_chunks(resources, tenant.id)
+    assert {c["document_id"] for c in indexed.values()} == {str(fine.id)}
+
+
+async def test_api_caps_metadata_values(api) -> None:
+    resp = await api.post("/v1/documents", json={"text": "x", "metadata": {"blob": "y" * 9000}})
+    assert resp.status_code == 422
+    assert "metadata.blob" in resp.json()["detail"]
