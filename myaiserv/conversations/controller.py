@@ -6,7 +6,7 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, delete, get, patch, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,20 +67,25 @@ def _new(item: MessageCreate) -> NewMessage:
     )
 
 
+async def provide_conversation_service(
+    db_session: AsyncSession, principal: Principal
+) -> ConversationService:
+    return ConversationService(db_session, principal.tenant_id)
+
+
 class ConversationController(Controller):
     path = "/v1/conversations"
     tags = ["conversations"]  # noqa: RUF012
+    dependencies = {"service": Provide(provide_conversation_service)}  # noqa: RUF012
 
     @post("/", guards=[requires("write")], status_code=201)
     async def create(
         self,
         data: ConversationCreate,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[ConversationService],
     ) -> ConversationOut:
         """Start a conversation, optionally with its first messages (kept in the given
         order; returned with their ids)."""
-        service = ConversationService(db_session, principal.tenant_id)
         conv, messages = await service.create(
             title=data.title,
             metadata=data.metadata,
@@ -91,15 +96,13 @@ class ConversationController(Controller):
     @get("/", guards=[requires("read")])
     async def list_conversations(
         self,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[ConversationService],
         resources: NamedDependency[Resources],
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
         cursor: str | None = None,
     ) -> ConversationPage:
         """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
         limit = min(limit, resources.settings.limits.max_page_size)
-        service = ConversationService(db_session, principal.tenant_id)
         rows, next_cursor = await service.list(cursor=cursor, limit=limit)
         return ConversationPage(items=[to_out(c, n) for c, n in rows], next_cursor=next_cursor)
 
@@ -107,10 +110,8 @@ class ConversationController(Controller):
     async def get_conversation(
         self,
         conversation_id: UUID,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[ConversationService],
     ) -> ConversationOut:
-        service = ConversationService(db_session, principal.tenant_id)
         return to_out(*await service.get_with_count(conversation_id))
 
     @patch("/{conversation_id:uuid}", guards=[requires("write")])
@@ -118,24 +119,20 @@ class ConversationController(Controller):
         self,
         conversation_id: UUID,
         data: ConversationUpdate,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[ConversationService],
     ) -> ConversationOut:
         """Change the title and/or metadata; the conversation's version goes up by one."""
         changes = changes_of(data)
-        service = ConversationService(db_session, principal.tenant_id)
         return to_out(*await service.update(conversation_id, changes))
 
     @delete("/{conversation_id:uuid}", guards=[requires("write")])
     async def delete_conversation(
         self,
         conversation_id: UUID,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[ConversationService],
     ) -> None:
         """Delete the conversation and its messages; runs that referred to it are kept,
         without the reference."""
-        service = ConversationService(db_session, principal.tenant_id)
         await service.delete(conversation_id)
 
     @post("/{conversation_id:uuid}/messages", guards=[requires("write")], status_code=201)
@@ -143,26 +140,22 @@ class ConversationController(Controller):
         self,
         conversation_id: UUID,
         data: MessageCreate,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[ConversationService],
     ) -> MessageOut:
         """Append a message; it sorts after every earlier message of the conversation."""
-        service = ConversationService(db_session, principal.tenant_id)
         return message_out(await service.add_message(conversation_id, _new(data)))
 
     @get("/{conversation_id:uuid}/messages", guards=[requires("read")])
     async def list_messages(
         self,
         conversation_id: UUID,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[ConversationService],
         resources: NamedDependency[Resources],
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
         cursor: str | None = None,
     ) -> MessagePage:
         """Oldest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
         limit = min(limit, resources.settings.limits.max_page_size)
-        service = ConversationService(db_session, principal.tenant_id)
         rows, next_cursor = await service.list_messages(conversation_id, cursor=cursor, limit=limit)
         return MessagePage(items=[message_out(m) for m in rows], next_cursor=next_cursor)
 
@@ -171,8 +164,6 @@ class ConversationController(Controller):
         self,
         conversation_id: UUID,
         message_id: UUID,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[ConversationService],
     ) -> None:
-        service = ConversationService(db_session, principal.tenant_id)
         await service.delete_message(conversation_id, message_id)

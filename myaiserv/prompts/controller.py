@@ -6,7 +6,7 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, delete, get, patch, post, put
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,22 +73,25 @@ def _new_version(data: PromptCreate | VersionCreate) -> NewVersion:
     )
 
 
+async def provide_prompt_service(db_session: AsyncSession, principal: Principal) -> PromptService:
+    return PromptService(db_session, principal.tenant_id)
+
+
 class PromptController(Controller):
     path = "/v1/prompts"
     tags = ["prompts"]  # noqa: RUF012
+    dependencies = {"service": Provide(provide_prompt_service)}  # noqa: RUF012
 
     @post("/", guards=[requires("write")], status_code=201)
     async def create(
         self,
         data: PromptCreate,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[PromptService],
     ) -> PromptOut:
         """Create a prompt and its version 1. ``{name}`` placeholders in the template;
         ``{{`` and ``}}`` for literal braces. ``variables`` is inferred when omitted;
         ``labels`` (default ``["production"]``) point at version 1. 409 if the name is
         taken."""
-        service = PromptService(db_session, principal.tenant_id)
         prompt, version = await service.create(
             NewPrompt(name=data.name, description=data.description, tags=data.tags),
             _new_version(data),
@@ -98,8 +101,7 @@ class PromptController(Controller):
     @get("/", guards=[requires("read")])
     async def list_prompts(
         self,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[PromptService],
         resources: NamedDependency[Resources],
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
         cursor: str | None = None,
@@ -107,7 +109,6 @@ class PromptController(Controller):
     ) -> PromptPage:
         """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
         limit = min(limit, resources.settings.limits.max_page_size)
-        service = PromptService(db_session, principal.tenant_id)
         rows, next_cursor = await service.list(cursor=cursor, limit=limit, tag=tag)
         return PromptPage(items=[to_out(p) for p in rows], next_cursor=next_cursor)
 
@@ -115,22 +116,18 @@ class PromptController(Controller):
     async def get_prompt(
         self,
         prompt_id: UUID,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[PromptService],
     ) -> PromptOut:
         """The prompt, its labels and its latest version."""
-        service = PromptService(db_session, principal.tenant_id)
         return to_out(*await service.get_detail(prompt_id))
 
     @get("/by-name/{name:str}", guards=[requires("read")])
     async def get_by_name(
         self,
         name: str,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[PromptService],
     ) -> PromptOut:
         """The prompt, its labels and its latest version, found by name."""
-        service = PromptService(db_session, principal.tenant_id)
         return to_out(*await service.get_detail_by_name(name))
 
     @patch("/{prompt_id:uuid}", guards=[requires("write")])
@@ -138,23 +135,19 @@ class PromptController(Controller):
         self,
         prompt_id: UUID,
         data: PromptUpdate,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[PromptService],
     ) -> PromptOut:
         """Change the description or tags; templates change through new versions."""
         changes = changes_of(data)
-        service = PromptService(db_session, principal.tenant_id)
         return to_out(await service.update(prompt_id, changes))
 
     @delete("/{prompt_id:uuid}", guards=[requires("write")])
     async def delete_prompt(
         self,
         prompt_id: UUID,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[PromptService],
     ) -> None:
         """Delete the prompt with all its versions."""
-        service = PromptService(db_session, principal.tenant_id)
         await service.delete(prompt_id)
 
     @post("/{prompt_id:uuid}/versions", guards=[requires("write")], status_code=201)
@@ -162,11 +155,9 @@ class PromptController(Controller):
         self,
         prompt_id: UUID,
         data: VersionCreate,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[PromptService],
     ) -> PromptVersionOut:
         """Add version ``latest + 1``; the ``labels`` listed move to it."""
-        service = PromptService(db_session, principal.tenant_id)
         prompt, version = await service.add_version(prompt_id, _new_version(data))
         return version_out(version, prompt.labels or {})
 
@@ -174,15 +165,13 @@ class PromptController(Controller):
     async def list_versions(
         self,
         prompt_id: UUID,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[PromptService],
         resources: NamedDependency[Resources],
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
         cursor: str | None = None,
     ) -> PromptVersionPage:
         """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
         limit = min(limit, resources.settings.limits.max_page_size)
-        service = PromptService(db_session, principal.tenant_id)
         prompt, rows, next_cursor = await service.list_versions(
             prompt_id, cursor=cursor, limit=limit
         )
@@ -196,10 +185,8 @@ class PromptController(Controller):
         self,
         prompt_id: UUID,
         number: Number,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[PromptService],
     ) -> PromptVersionOut:
-        service = PromptService(db_session, principal.tenant_id)
         version = await service.get_version(prompt_id, number)
         return version_out(version, version.prompt.labels or {})
 
@@ -209,11 +196,9 @@ class PromptController(Controller):
         prompt_id: UUID,
         label: str,
         data: LabelSet,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[PromptService],
     ) -> PromptOut:
         """Point ``label`` at ``version`` (creating the label, or moving it)."""
-        service = PromptService(db_session, principal.tenant_id)
         return to_out(await service.set_label(prompt_id, label, data.version))
 
     @delete("/{prompt_id:uuid}/labels/{label:str}", guards=[requires("write")])
@@ -221,10 +206,8 @@ class PromptController(Controller):
         self,
         prompt_id: UUID,
         label: str,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[PromptService],
     ) -> None:
-        service = PromptService(db_session, principal.tenant_id)
         await service.remove_label(prompt_id, label)
 
     @post("/{prompt_id:uuid}/render", guards=[requires("read")], status_code=200)
@@ -232,13 +215,11 @@ class PromptController(Controller):
         self,
         prompt_id: UUID,
         data: RenderRequest,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[PromptService],
     ) -> RenderOut:
         """Fill the template of the version ``label`` (default ``production``) points at,
         or of the pinned ``version``. Every variable must be given (strings, numbers or
         booleans), and no other."""
-        service = PromptService(db_session, principal.tenant_id)
         version, text = await service.render_prompt(
             prompt_id, data.variables, label=data.label, version=data.version
         )

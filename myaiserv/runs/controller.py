@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,27 +51,29 @@ def to_out(run: Run) -> RunOut:
     )
 
 
+async def provide_run_service(db_session: AsyncSession, principal: Principal) -> RunService:
+    return RunService(db_session, principal.tenant_id)
+
+
 class RunController(Controller):
     path = "/v1/runs"
     tags = ["runs"]  # noqa: RUF012
+    dependencies = {"service": Provide(provide_run_service)}  # noqa: RUF012
 
     @post("/", guards=[requires("write")], status_code=201)
     async def create(
         self,
         data: RunCreate,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[RunService],
     ) -> RunOut:
         """Log one inference call. ``total_tokens`` defaults to the sum of both parts;
         ``conversation_id`` and ``prompt_version_id`` must be this tenant's."""
-        service = RunService(db_session, principal.tenant_id)
         return to_out(await service.record(**msgspec.structs.asdict(data)))
 
     @get("/", guards=[requires("read")])
     async def list_runs(
         self,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[RunService],
         resources: NamedDependency[Resources],
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
         cursor: str | None = None,
@@ -82,7 +84,6 @@ class RunController(Controller):
         """Newest first, optionally filtered by ``provider``, ``model`` and ``status``; pass
         ``next_cursor`` back as ``cursor`` for the next page."""
         limit = min(limit, resources.settings.limits.max_page_size)
-        service = RunService(db_session, principal.tenant_id)
         rows, next_cursor = await service.list(
             cursor=cursor, limit=limit, provider=provider, model=model, status=status
         )
@@ -92,10 +93,8 @@ class RunController(Controller):
     async def get_run(
         self,
         run_id: UUID,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[RunService],
     ) -> RunOut:
-        service = RunService(db_session, principal.tenant_id)
         return to_out(await service.get(run_id))
 
     @patch("/{run_id:uuid}", guards=[requires("write")])
@@ -103,21 +102,17 @@ class RunController(Controller):
         self,
         run_id: UUID,
         data: RunUpdate,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[RunService],
     ) -> RunOut:
         """Change some fields (status, output, error, token counts, latency, cost,
         finished_at, metadata); the run's version goes up by one."""
         changes = changes_of(data)
-        service = RunService(db_session, principal.tenant_id)
         return to_out(await service.update(run_id, changes))
 
     @delete("/{run_id:uuid}", guards=[requires("write")])
     async def delete_run(
         self,
         run_id: UUID,
-        db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[Principal],
+        service: NamedDependency[RunService],
     ) -> None:
-        service = RunService(db_session, principal.tenant_id)
         await service.delete(run_id)
