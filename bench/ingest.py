@@ -106,7 +106,9 @@ def raw_encode(settings: Settings, docs: list) -> tuple[int, float]:
     runs = []
     for _ in range(2):
         started = time.perf_counter()
-        embedder.model.encode(texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True)
+        embedder.model.encode(
+            texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True
+        )
         runs.append(time.perf_counter() - started)
     embedder.close()
     return len(texts), len(texts) / min(runs)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 from datetime import UTC, datetime
@@ -30,9 +31,12 @@ def machine() -> dict[str, Any]:
         ).stdout.strip()
     except OSError:
         commit = ""
-    import os
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "commit": commit}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "commit": commit,
+    }
 
 
 def load() -> dict[str, Any]:
