@@ -16,7 +16,7 @@ from myaiserv.conversations.repository import ConversationRepository
 from myaiserv.db.models import Conversation, Message
 from myaiserv.db.outbox import DELETE, UPSERT, OutboxRepository
 from myaiserv.errors import NotFoundError
-from myaiserv.kit.validation import InvalidInputError, reject_nul
+from myaiserv.kit.validation import InvalidInputError, check_metadata, reject_nul
 from myaiserv.runs.repository import RunRepository
 
 KIND = "conversations"
@@ -46,9 +46,7 @@ def _check_title(title: Any) -> None:
 
 
 def _check_metadata(metadata: Any) -> None:
-    if not isinstance(metadata, dict):
-        raise InvalidInputError("metadata", "must be a JSON object")
-    reject_nul(metadata, "metadata")
+    check_metadata(metadata)
 
 
 def _message_row(msg: NewMessage, where: str) -> dict[str, Any]:

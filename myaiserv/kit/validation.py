@@ -42,6 +42,19 @@ def changes_of(data: Any) -> dict[str, Any]:
     return changes
 
 
+# Elasticsearch indexes each metadata value as one term and refuses terms over 32 KB.
+MAX_METADATA_VALUE_CHARS = 8000
+
+
+def check_metadata(metadata: Any, field: str = "metadata") -> dict[str, Any]:
+    """A JSON object without NUL characters whose strings all fit in one index term."""
+    if not isinstance(metadata, dict):
+        raise InvalidInputError(field, "must be a JSON object")
+    reject_nul(metadata, field)
+    check_string_lengths(metadata, field, MAX_METADATA_VALUE_CHARS)
+    return metadata
+
+
 def check_string_lengths(value: Any, field: str, limit: int) -> None:
     """Every string inside a JSON value (keys too) must be at most ``limit`` characters."""
     if isinstance(value, str):

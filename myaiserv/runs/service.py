@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from myaiserv.db.models import Run
 from myaiserv.db.outbox import DELETE, UPSERT, OutboxRepository
 from myaiserv.errors import NotFoundError
-from myaiserv.kit.validation import InvalidInputError, reject_nul
+from myaiserv.kit.validation import InvalidInputError, check_metadata, reject_nul
 from myaiserv.runs.repository import RunRepository
 
 KIND = "runs"
@@ -139,10 +139,7 @@ def _columns(values: dict[str, Any]) -> dict[str, Any]:
             cols[name] = _time(name, values[name])
     if "metadata" in values:
         metadata = {} if values["metadata"] is None else values["metadata"]
-        if not isinstance(metadata, dict):
-            raise InvalidInputError("metadata", "must be a JSON object")
-        reject_nul(metadata, "metadata")
-        cols["metadata_"] = metadata
+        cols["metadata_"] = check_metadata(metadata)
     return cols
 
 

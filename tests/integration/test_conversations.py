@@ -280,3 +280,9 @@ async def test_message_and_path_validation(api: AsyncTestClient):
     assert posted.status_code == 404
     limit = await api.get(f"/v1/conversations/{cid}/messages", params={"limit": 0})
     assert limit.status_code == 400
+
+
+async def test_metadata_values_fit_in_one_index_term(api) -> None:
+    resp = await api.post("/v1/conversations", json={"metadata": {"note": "z" * 9000}})
+    assert resp.status_code == 422
+    assert "metadata.note" in resp.json()["detail"]

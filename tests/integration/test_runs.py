@@ -273,3 +273,10 @@ async def test_more_bad_input(api: AsyncTestClient, tenant: TenantKey, resources
         with pytest.raises(InvalidInputError) as exc:
             await service.record(provider="local", model="m", input="q", status="maybe")
         assert exc.value.field == "status"
+
+
+async def test_metadata_values_fit_in_one_index_term(api) -> None:
+    body = {"provider": "p", "model": "m", "input": "hi", "status": "ok"}
+    resp = await api.post("/v1/runs", json={**body, "metadata": {"note": "z" * 9000}})
+    assert resp.status_code == 422
+    assert "metadata.note" in resp.json()["detail"]
