@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
@@ -135,7 +136,10 @@ class DocumentController(Controller):
         if len(content) > limit:
             raise PayloadTooLargeError(f"file: larger than the {limit}-byte upload limit")
         try:
-            extracted = extract(content, data.file.content_type, data.file.filename)
+            # Parsing a large PDF is CPU work: keep it off the event loop.
+            extracted = await asyncio.to_thread(
+                extract, content, data.file.content_type, data.file.filename
+            )
         except ExtractionError as exc:
             if exc.reason == "unsupported_content_type":
                 raise UnsupportedMediaTypeError(f"file: {exc}") from None
