@@ -16,7 +16,7 @@ from pathlib import Path
 DEFAULT_STACK_DIR = Path(".stack")
 STATE_FILE = "stack.json"
 
-# 9.2.4 is the newest 9.x integ-test distribution Maven Central serves (9.3.0 answers 404).
+# 9.3.0 answers 404 on Maven Central (checked 2026-11-23); 9.2.4's integ-test zip is there.
 DEFAULT_ES_VERSION = "9.2.4"
 ES_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 
