@@ -70,7 +70,8 @@ def _ingest(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
         f"| raw `SentenceTransformer.encode` chunks/s (the limit) | "
         f"{r['raw_encode_chunks_per_s']:.1f} |",
         f"| ratio to raw encode (target >= {target:.0%}) | {r['ratio_to_raw_encode']:.1%} "
-        f"({'met' if ok else 'missed'}) |",
+        f"({'met' if ok else 'missed'}; rounds ranged {r.get('ratio_min', 0):.1%} to "
+        f"{r.get('ratio_max', 0):.1%}) |",
         f"| indexer worker peak RSS | {r['worker_peak_rss_mb']:.0f} MB |",
         f"| API peak RSS | {r.get('api_peak_rss_mb', 0):.0f} MB |",
         "",
