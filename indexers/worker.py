@@ -23,7 +23,6 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import elasticsearch
 from sqlalchemy import delete, func, insert, select, text, update
@@ -250,10 +249,3 @@ class Worker:
         log.info("indexer started", worker=self.name, concurrency=concurrency)
         await asyncio.gather(*(self.drain(idle_exit=False) for _ in range(concurrency)))
         log.info("indexer stopped", worker=self.name)
-
-
-async def pending_for(session: AsyncSession, tenant_id: Any | None = None) -> int:
-    stmt = select(func.count(OutboxEvent.id))
-    if tenant_id is not None:
-        stmt = stmt.where(OutboxEvent.tenant_id == tenant_id)
-    return int(await session.scalar(stmt) or 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.auth.keys import NewKey
@@ -53,11 +53,3 @@ class ApiKeyRepository:
 
     async def get_by_prefix(self, prefix: str) -> ApiKey | None:
         return await self.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-
-    async def revoke(self, tenant_id: UUID, key_id: UUID, when: datetime) -> bool:
-        result = await self.session.execute(
-            update(ApiKey)
-            .where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=when)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]

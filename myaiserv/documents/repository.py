@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,13 +72,3 @@ class DocumentRepository:
         stmt = paginate(stmt, Document.created_at, Document.id, cursor, limit)
         rows = list((await self.session.scalars(stmt)).all())
         return page_of(rows, limit)
-
-    async def count(self) -> int:
-        return int(
-            await self.session.scalar(
-                select(func.count())
-                .select_from(Document)
-                .where(Document.tenant_id == self.tenant_id)
-            )
-            or 0
-        )

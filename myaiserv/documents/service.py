@@ -3,6 +3,7 @@ its outbox row in the same transaction; the caller's unit of work commits."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -96,7 +97,11 @@ class DocumentService:
         """Returns (document, deduplicated) per input, in input order. Content the tenant
         already has (or that repeats within the batch) is not stored twice."""
         where = "documents[{}]." if len(docs) > 1 else ""
-        prepared = [self._prepare(d, where.format(i)) for i, d in enumerate(docs)]
+        # Extraction, normalisation and hashing are CPU work (a batch may hold thousands
+        # of documents): off the event loop.
+        prepared = await asyncio.to_thread(
+            lambda: [self._prepare(d, where.format(i)) for i, d in enumerate(docs)]
+        )
         unique: dict[tuple[str | None, str], dict[str, Any]] = {}
         for row in prepared:
             unique.setdefault((row["source"], row["content_hash"]), row)
@@ -143,7 +148,8 @@ class DocumentService:
         if doc is None:
             raise NotFoundError(f"document {document_id} not found")
         if "text" in changes or "content_type" in changes:
-            prepared = self._prepare(
+            prepared = await asyncio.to_thread(
+                self._prepare,
                 NewDocument(
                     text=changes.get("text", doc.text),
                     content_type=changes.get("content_type", doc.content_type),

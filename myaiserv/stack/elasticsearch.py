@@ -296,7 +296,3 @@ class ElasticsearchService:
             "cluster_status": health.get("status") if health else None,
             "cluster_nodes": health.get("number_of_nodes") if health else None,
         }
-
-    def cat_nodes(self) -> list[dict]:
-        result = self._get("/_cat/nodes?format=json&h=name,ip,port,http_address,master")
-        return result if isinstance(result, list) else []

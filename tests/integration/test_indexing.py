@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -27,7 +26,7 @@ from myaiserv.embeddings.model import ModelInfo
 from myaiserv.resources import Resources
 from myaiserv.search.indices import IndexManager, IndexModelMismatchError
 from myaiserv.stack.manager import Stack
-from tests.conftest import TenantKey, drain, eventually, make_tenant
+from tests.conftest import TenantKey, drain, eventually, free_port, make_tenant
 
 pytestmark = pytest.mark.integration
 CISI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cisi"
@@ -144,12 +143,6 @@ async def test_ingest_cisi_every_chunk_exactly_once(resources: Resources) -> Non
     assert ids == {str(i) for i in range(1, 1461)}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _indexer_process(settings: Settings) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYAISERV_")}
     env.update(
@@ -157,7 +150,7 @@ def _indexer_process(settings: Settings) -> subprocess.Popen[str]:
         REDIS_URL=settings.redis_url,
         ES_URL=",".join(settings.es_url),
         MYAISERV_ES__INDEX_PREFIX=settings.es.index_prefix,
-        MYAISERV_INDEXING__METRICS_PORT=str(_free_port()),
+        MYAISERV_INDEXING__METRICS_PORT=str(free_port()),
         MYAISERV_INDEXING__BATCH_SIZE="16",
     )
     return subprocess.Popen(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,14 +12,9 @@ import httpx
 import pytest
 
 from myaiserv.config import Settings
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -37,7 +31,7 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def test_server_starts_and_is_ready(settings: Settings, tmp_path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "myaiserv", "serve", "--port", str(port)],
         env=_env(settings),
@@ -84,7 +78,7 @@ def test_malformed_url_stops_start_up_with_a_clear_message(
     settings: Settings, tmp_path, var: str, value: str
 ) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "myaiserv", "serve", "--port", str(_free_port())],
+        [sys.executable, "-m", "myaiserv", "serve", "--port", str(free_port())],
         env=_env(settings, **{var: value}),
         cwd=tmp_path,
         capture_output=True,
