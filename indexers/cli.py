@@ -41,9 +41,10 @@ def _job(fn: Callable[[Any], Awaitable[T]]) -> T:
         sys.exit(1)
 
 
-async def _ensure_indices(resources: Any) -> dict[str, str]:
+async def _ensure_indices(resources: Any, *, check: bool = True) -> dict[str, str]:
     """Wait for Elasticsearch (it may still be starting), then make sure every kind has
-    its template, index and alias, built with this process's embedding model."""
+    its template, index and alias, built with this process's embedding model, spec and
+    analysis settings (``check``)."""
     import elasticsearch
 
     from myaiserv.search.indices import KINDS
@@ -51,8 +52,9 @@ async def _ensure_indices(resources: Any) -> dict[str, str]:
     for attempt in range(60):
         try:
             created = await resources.indices.ensure_all()
-            for kind in KINDS:
-                await resources.indices.check_model(kind)
+            if check:
+                for kind in KINDS:
+                    await resources.indices.check_model(kind)
             return created
         except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout):
             if attempt == 59:
@@ -126,10 +128,21 @@ def index() -> None:
 
 @index.command("init")
 def index_init() -> None:
-    """Create templates, a first index and the alias for every kind (idempotent)."""
+    """Create templates, a first index and the alias for every kind (idempotent); a kind
+    whose index was built with another spec, model or analysis settings is reindexed
+    (a new index, filled from PostgreSQL, then an atomic alias swap: no downtime)."""
+    from indexers.reindex import reindex
+    from myaiserv.search.indices import IndexModelMismatchError
 
     async def job(resources: Any) -> dict[str, str]:
-        return await _ensure_indices(resources)
+        current = await _ensure_indices(resources, check=False)
+        for kind in list(current):
+            try:
+                await resources.indices.check_model(kind)
+            except IndexModelMismatchError as exc:
+                click.echo(f"{kind}: {exc}; reindexing", err=True)
+                current[kind] = (await reindex(resources, kind)).new_index
+        return current
 
     for kind, name in _job(job).items():
         click.echo(f"{kind}: {name}")
@@ -144,7 +157,7 @@ def index_reindex(kind: str, keep_old: bool) -> None:
     from indexers.reindex import reindex
 
     async def job(resources: Any) -> Any:
-        await _ensure_indices(resources)
+        await _ensure_indices(resources, check=False)
         return await reindex(resources, kind, keep_old=keep_old)
 
     result = _job(job)

@@ -11,11 +11,13 @@ one after it. External versions make the backfill and the indexers' writes commu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
+from redis.exceptions import RedisError
 from sqlalchemy import delete, select
 
 from indexers.bulk import OK, write
@@ -23,6 +25,7 @@ from indexers.sources import INDEX_OF, Builder, Entity, Pending
 from myaiserv.db.models import Conversation, Document, IndexBuild, Message, Prompt, Run
 from myaiserv.logging import get_logger
 from myaiserv.resources import Resources
+from myaiserv.search.cache import ALL_TENANTS, bump_generations
 
 log = get_logger("indexers.reindex")
 
@@ -108,6 +111,10 @@ async def reindex(
         )
         await es.indices.refresh(index=new_index)
         old_index = await indices.swap_alias(kind, new_index)
+        with contextlib.suppress(RedisError, OSError):  # cached pages of the old index
+            await bump_generations(
+                resources.redis, resources.settings.es.index_prefix, [(ALL_TENANTS, kind)]
+            )
     except BaseException:
         async with resources.sessionmaker() as session, session.begin():
             await session.execute(delete(IndexBuild).where(IndexBuild.index_name == new_index))

@@ -22,6 +22,8 @@ from indexers.chunk import chunk_text
 from myaiserv.config import Settings
 from myaiserv.db.models import Conversation, Document, Message, Prompt, Run
 from myaiserv.embeddings.cache import CachedEmbedder
+from myaiserv.search.analysis import stems
+from myaiserv.search.metadata import typed
 
 # Outbox kinds, and the index kind each one is written to.
 INDEX_OF = {
@@ -65,6 +67,19 @@ class Builder:
         self.embedder = embedder
         self.settings = settings
         self.targets = targets  # index kind -> [alias, building indices...]
+        self.stemmer = settings.search.app_stemmer
+        self.meta_fields = dict(settings.search.metadata_fields)
+
+    def _derived(
+        self, kind: str, type_: str, text: str | None, metadata: dict | None = None
+    ) -> dict[str, Any]:
+        """Fields every entry carries besides its own (see search.indices._common)."""
+        return {
+            "kind": kind,
+            "type": type_,
+            "stems": stems(text, self.stemmer),
+            "meta": typed(metadata, self.meta_fields),
+        }
 
     def _actions(
         self, entity: Entity, op: str, doc_id: str, version: int, source: dict | None = None
@@ -175,6 +190,7 @@ class Builder:
                     "created_at": _iso(doc.created_at),
                     "updated_at": _iso(doc.updated_at),
                     "embedding": vectors[row].tolist(),
+                    **self._derived("documents", "chunk", chunk.text, doc.metadata_),
                 }
                 row += 1
                 actions += self._actions(p.entity, "index", chunk.id, doc.version, source)
@@ -229,8 +245,9 @@ class Builder:
             for _, _, s in sources
         ]
         vectors = await self.embedder.encode(texts)
-        for (p, prompt, source), vector in zip(sources, vectors, strict=True):
+        for (p, prompt, source), vector, text in zip(sources, vectors, texts, strict=True):
             source["embedding"] = vector.tolist()
+            source.update(self._derived("prompts", "prompt", text))
             actions += self._actions(p.entity, "index", str(prompt.id), prompt.version, source)
         return actions
 
@@ -265,6 +282,7 @@ class Builder:
                 "version": conv.version,
                 "created_at": _iso(conv.created_at),
                 "updated_at": _iso(conv.updated_at),
+                **self._derived("conversations", "conversation", conv.title, conv.metadata_),
             }
             if conv.title:
                 source["embedding"] = vector.tolist()
@@ -302,6 +320,7 @@ class Builder:
                 "created_at": _iso(msg.created_at),
                 "updated_at": _iso(msg.updated_at),
                 "embedding": vector.tolist(),
+                **self._derived("conversations", "message", msg.content),
             }
             actions += self._actions(p.entity, "index", f"message:{msg.id}", msg.version, source)
         return actions
@@ -355,6 +374,12 @@ class Builder:
                 "created_at": _iso(run.created_at),
                 "updated_at": _iso(run.updated_at),
                 "embedding": vector.tolist(),
+                **self._derived(
+                    "runs",
+                    "run",
+                    "\n".join(filter(None, [run.input, run.output, run.error])),
+                    run.metadata_,
+                ),
             }
             actions += self._actions(p.entity, "index", str(run.id), run.version, source)
         return actions

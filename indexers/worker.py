@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 import elasticsearch
+from redis.exceptions import RedisError
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +36,7 @@ from myaiserv.db.models import DeadLetter, IndexBuild, OutboxEvent
 from myaiserv.db.outbox import DELETE, OutboxRepository
 from myaiserv.logging import get_logger
 from myaiserv.resources import Resources
+from myaiserv.search.cache import bump_generations
 
 log = get_logger("indexers.worker")
 
@@ -145,6 +147,7 @@ class Worker:
                         result.failures[reason] = result.failures.get(reason, 0) + 1
 
             if done:
+                await self.publish({(str(r.tenant_id), INDEX_OF[r.kind]) for r in done})
                 await session.execute(
                     delete(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in done]))
                 )
@@ -193,6 +196,23 @@ class Worker:
                 failures=result.failures,
             )
         return result
+
+    async def publish(self, written: set[tuple[str, str]]) -> None:
+        """Make the batch's writes searchable (refresh), then bump the (tenant, kind)
+        generations that key cached result pages: from now on no cached page older than
+        these writes can be served. Redis down only delays invalidation to the cache TTL
+        (and the API serves no cache while Redis is down)."""
+        aliases = sorted({self.resources.indices.alias(kind) for _, kind in written})
+        try:
+            await self.resources.es.indices.refresh(index=",".join(aliases))
+        except elasticsearch.ApiError as exc:
+            log.warning("refresh failed", error=str(exc)[:300])
+        except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as exc:
+            log.warning("refresh failed", error=str(exc)[:300])
+        try:
+            await bump_generations(self.resources.redis, self.settings.es.index_prefix, written)
+        except (RedisError, OSError) as exc:
+            log.warning("could not bump cache generations", error=str(exc)[:300])
 
     async def lag(self) -> tuple[int, float]:
         async with self.resources.sessionmaker() as session:

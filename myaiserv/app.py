@@ -32,6 +32,7 @@ from myaiserv.logging import configure_logging, get_logger
 from myaiserv.prompts.controller import PromptController
 from myaiserv.resources import open_resources
 from myaiserv.runs.controller import RunController
+from myaiserv.search.controller import SearchController
 
 log = get_logger(__name__)
 UNAUTHENTICATED = [r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema"]
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             ConversationController,
             RunController,
             PromptController,
+            SearchController,
         ],
         lifespan=[lifespan],
         dependencies={

@@ -98,6 +98,48 @@ class LimitSettings(BaseModel):
     )
 
 
+MetadataFieldType = Literal["keyword", "long", "double", "date", "boolean"]
+
+
+class SearchSettings(BaseModel):
+    default_size: int = Field(10, ge=1, le=1000)
+    max_size: int = Field(100, ge=1, le=1000, description="Largest page `size` accepted.")
+    num_candidates: int = Field(
+        100, ge=1, le=10_000, description="kNN candidates per shard (recall vs latency)."
+    )
+    rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal rank fusion constant.")
+    rank_window: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Default `window`: in vector and hybrid modes, hits taken from each list "
+        "and fused (every page of a search reads the same window, so paging is exact); "
+        "bm25 pages without limit.",
+    )
+    max_window: int = Field(1000, ge=10, le=10_000, description="Largest `window` accepted.")
+    pit_keep_alive: str = Field("2m", pattern=r"^[0-9]+[smh]$")
+    cache_ttl_s: int = Field(60, ge=0, description="Result-page cache TTL (0: off).")
+    app_stemmer: Literal["english", "none"] = Field(
+        "english",
+        description="Stem text in our code (Snowball, with English stop words) into a "
+        "`stems` field that BM25 searches. The local Elasticsearch has no language "
+        "analyzers; with a production `english` text_analyzer this may be 'none'.",
+    )
+    metadata_fields: dict[str, MetadataFieldType] = Field(
+        default_factory=dict,
+        description="Metadata keys that searches may filter and facet on, with their "
+        'types, e.g. {"year": "long", "lang": "keyword"}. Changing it needs a reindex.',
+    )
+
+    @field_validator("metadata_fields")
+    @classmethod
+    def _metadata_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+                raise ValueError(f"{name!r} is not a valid metadata field name")
+        return value
+
+
 class RedisSettings(BaseModel):
     socket_timeout_s: float = Field(1.0, gt=0)
     connect_timeout_s: float = Field(1.0, gt=0)
@@ -144,6 +186,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     indexing: IndexingSettings = Field(default_factory=IndexingSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
 
     @field_validator("database_url")
     @classmethod

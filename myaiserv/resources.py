@@ -20,6 +20,7 @@ from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.embeddings.cache import CachedEmbedder
 from myaiserv.embeddings.model import Embedder
 from myaiserv.search.client import create_es_client
+from myaiserv.search.guard import IndexGuard
 from myaiserv.search.indices import IndexManager, IndexOptions
 
 
@@ -32,6 +33,7 @@ class Resources:
     redis: Redis
     embedder: CachedEmbedder
     indices: IndexManager
+    index_guard: IndexGuard
 
 
 def index_options(settings: Settings) -> IndexOptions:
@@ -39,6 +41,8 @@ def index_options(settings: Settings) -> IndexOptions:
         analyzer=settings.es.text_analyzer,
         replicas=settings.es.replicas,
         vector_index_type=settings.es.vector_index_type,
+        app_stemmer=settings.search.app_stemmer,
+        metadata_fields=tuple(sorted(settings.search.metadata_fields.items())),
     )
 
 
@@ -55,6 +59,7 @@ async def open_resources(
     engine = create_engine(settings)
     es = create_es_client(settings)
     redis = create_redis_client(settings)
+    indices = IndexManager(es, settings.es.index_prefix, info, index_options(settings))
     try:
         yield Resources(
             settings=settings,
@@ -63,7 +68,8 @@ async def open_resources(
             es=es,
             redis=redis,
             embedder=CachedEmbedder(model, redis, ttl_s=settings.embedding.cache_ttl_s),
-            indices=IndexManager(es, settings.es.index_prefix, info, index_options(settings)),
+            indices=indices,
+            index_guard=IndexGuard(indices),
         )
     finally:
         await es.close()

@@ -56,6 +56,15 @@ def settings(stack: Stack) -> Settings:
         es={"index_prefix": f"test-{uuid.uuid4().hex[:8]}"},
         instance_name="test",
         indexing={"metrics_port": None},
+        search={
+            "metadata_fields": {
+                "year": "long",
+                "lang": "keyword",
+                "score": "double",
+                "reviewed": "boolean",
+                "published": "date",
+            }
+        },
     )
 
 

@@ -73,3 +73,7 @@ class CachedEmbedder:
                 out[i] = by_text[texts[i]]
             await self._set_many({self.key(t): v.tobytes() for t, v in by_text.items()})
         return out
+
+    async def encode_query(self, text: str) -> np.ndarray:
+        """One query's vector; whitespace is normalised so equal queries share the cache."""
+        return (await self.encode([" ".join(text.split())]))[0]

@@ -34,6 +34,16 @@ class IndexOptions:
     vector_index_type: str = "hnsw"  # explicit: ES 9.1+ would pick bbq_hnsw for 384 dims
     hnsw_m: int = 16
     hnsw_ef_construction: int = 100
+    app_stemmer: str = "english"  # see myaiserv.search.analysis
+    metadata_fields: tuple[tuple[str, str], ...] = ()  # filterable metadata keys and types
+
+    def analysis(self) -> dict[str, Any]:
+        """What a reader must agree with to query an index correctly (kept in ``_meta``)."""
+        return {
+            "analyzer": self.analyzer,
+            "app_stemmer": self.app_stemmer,
+            "metadata_fields": dict(self.metadata_fields),
+        }
 
 
 def _text(options: IndexOptions, *, keyword: bool = False) -> dict[str, Any]:
@@ -54,6 +64,21 @@ def _vector(model: ModelInfo, options: IndexOptions) -> dict[str, Any]:
             "type": options.vector_index_type,
             "m": options.hnsw_m,
             "ef_construction": options.hnsw_ef_construction,
+        },
+    }
+
+
+def _common(o: IndexOptions) -> dict[str, Any]:
+    """Fields every kind has: the entry's kind and type (facets), stems (BM25 when
+    stemming happens in our code) and the typed, filterable metadata keys."""
+    return {
+        "kind": {"type": "keyword"},
+        "type": {"type": "keyword"},
+        "stems": {"type": "text", "analyzer": "whitespace"},
+        "meta": {
+            "type": "object",
+            "dynamic": "false",
+            "properties": {name: {"type": kind} for name, kind in o.metadata_fields},
         },
     }
 
@@ -87,6 +112,7 @@ def _documents(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
         "created_at": _DATE,
         "updated_at": _DATE,
         "embedding": _vector(model, o),
+        **_common(o),
     }
 
 
@@ -106,6 +132,7 @@ def _prompts(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
         "created_at": _DATE,
         "updated_at": _DATE,
         "embedding": _vector(model, o),
+        **_common(o),
     }
 
 
@@ -125,6 +152,7 @@ def _conversations(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
         "created_at": _DATE,
         "updated_at": _DATE,
         "embedding": _vector(model, o),
+        **_common(o),
     }
 
 
@@ -157,6 +185,7 @@ def _runs(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
         "created_at": _DATE,
         "updated_at": _DATE,
         "embedding": _vector(model, o),
+        **_common(o),
     }
 
 
@@ -182,7 +211,7 @@ class IndexSpec:
                     "spec_version": self.version,
                     "model": model.model_id,
                     "dims": model.dims,
-                    "analyzer": options.analyzer,
+                    **options.analysis(),
                 },
                 "properties": self.properties(model, options),
             },
@@ -190,15 +219,17 @@ class IndexSpec:
 
 
 SPECS: dict[str, IndexSpec] = {
-    "documents": IndexSpec("documents", 1, _documents),
-    "prompts": IndexSpec("prompts", 1, _prompts),
-    "conversations": IndexSpec("conversations", 1, _conversations),
-    "runs": IndexSpec("runs", 1, _runs),
+    # v2: kind/type, app-side stems and typed metadata fields.
+    "documents": IndexSpec("documents", 2, _documents),
+    "prompts": IndexSpec("prompts", 2, _prompts),
+    "conversations": IndexSpec("conversations", 2, _conversations),
+    "runs": IndexSpec("runs", 2, _runs),
 }
 
 
 class IndexModelMismatchError(RuntimeError):
-    """The index was built with another embedding model (or none recorded)."""
+    """The index was built with another embedding model (or none recorded), another spec
+    version or other analysis settings: reading or writing it would give wrong results."""
 
 
 class IndexManager:
@@ -283,14 +314,33 @@ class IndexManager:
         mapping = await self.es.indices.get_mapping(index=index)
         return mapping.body[index]["mappings"].get("_meta", {})
 
+    def mismatch(self, kind: str, index: str, meta: dict[str, Any]) -> str | None:
+        """Why an index with this ``_meta`` cannot serve this instance (None: it can)."""
+        fix = f"; run `myaiserv index reindex {kind}`"
+        if meta.get("model") != self.model.model_id or meta.get("dims") != self.model.dims:
+            return (
+                f"index {index} was built with embedding model {meta.get('model')!r} "
+                f"({meta.get('dims')} dims) but this instance uses {self.model.model_id!r} "
+                f"({self.model.dims} dims)" + fix
+            )
+        if meta.get("spec_version") != SPECS[kind].version:
+            return (
+                f"index {index} has mapping spec v{meta.get('spec_version')} but this "
+                f"instance uses v{SPECS[kind].version}" + fix
+            )
+        wanted = self.options.analysis()
+        found = {key: meta.get(key) for key in wanted}
+        if found != wanted:
+            return (
+                f"index {index} was built with analysis {found} but this instance uses {wanted}"
+                + fix
+            )
+        return None
+
     async def check_model(self, kind: str) -> None:
         index = await self.current_index(kind)
         if index is None:
             return
-        meta = await self.meta(index)
-        if meta.get("model") != self.model.model_id or meta.get("dims") != self.model.dims:
-            raise IndexModelMismatchError(
-                f"index {index} was built with embedding model {meta.get('model')!r} "
-                f"({meta.get('dims')} dims) but this instance uses {self.model.model_id!r} "
-                f"({self.model.dims} dims); run `myaiserv index reindex {kind}`"
-            )
+        reason = self.mismatch(kind, index, await self.meta(index))
+        if reason:
+            raise IndexModelMismatchError(reason)

@@ -1,0 +1,50 @@
+"""Refuse to query an index that cannot serve this instance."""
+
+from __future__ import annotations
+
+import time
+
+from elasticsearch import AsyncElasticsearch, NotFoundError
+
+from myaiserv.errors import DependencyUnavailableError
+from myaiserv.logging import get_logger
+from myaiserv.search.indices import IndexManager
+
+log = get_logger(__name__)
+
+GUARD_TTL_S = 10.0
+
+
+class IndexGuard:
+    """Refuses to query an index built with another embedding model, spec or analysis
+    settings (its ``_meta`` says which): the results would be silently wrong. The check is
+    remembered for a few seconds per process, so it costs no round trip per search."""
+
+    def __init__(self, indices: IndexManager) -> None:
+        self.indices = indices
+        self._checked: dict[str, float] = {}
+
+    async def check(self, es: AsyncElasticsearch, kinds: list[str]) -> None:
+        now = time.monotonic()
+        due = [k for k in kinds if now - self._checked.get(k, float("-inf")) >= GUARD_TTL_S]
+        if not due:
+            return
+        indices = self.indices
+        aliases = ",".join(indices.alias(k) for k in due)
+        try:
+            found = await es.indices.get(index=aliases, filter_path="*.aliases,*.mappings._meta")
+        except NotFoundError:
+            raise DependencyUnavailableError(
+                "elasticsearch", "the search indices do not exist yet; run `myaiserv index init`"
+            ) from None
+        for name, body in found.body.items():
+            meta = body.get("mappings", {}).get("_meta", {})
+            kind = meta.get("kind")
+            if kind not in due:
+                continue
+            reason = indices.mismatch(kind, name, meta)
+            if reason:
+                log.error("index refused", index=name, reason=reason)
+                raise DependencyUnavailableError("elasticsearch", reason, retry_after_s=60)
+        for kind in due:
+            self._checked[kind] = now
