@@ -1,5 +1,5 @@
 """/v1/runs: inference calls logged by clients (or recorded by our RAG code); create, read,
-update, delete, list."""
+update, delete, list, and search (over the runs index)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from myaiserv.db.models import Run
 from myaiserv.kit.validation import changes_of
 from myaiserv.resources import Resources
 from myaiserv.runs.schemas import RunCreate, RunOut, RunPage, RunUpdate
+from myaiserv.runs.search import RunSearchRequest, RunSearchResponse, RunSearchService
 from myaiserv.runs.service import RunService
 
 
@@ -55,6 +56,17 @@ async def provide_run_service(db_session: AsyncSession, principal: Principal) ->
     return RunService(db_session, principal.tenant_id)
 
 
+async def provide_run_search_service(
+    resources: Resources, principal: Principal
+) -> RunSearchService:
+    return RunSearchService(
+        resources.es,
+        resources.indices.alias("runs"),
+        principal.tenant_id,
+        max_page_size=resources.settings.limits.max_page_size,
+    )
+
+
 class RunController(Controller):
     path = "/v1/runs"
     tags = ["runs"]  # noqa: RUF012
@@ -88,6 +100,33 @@ class RunController(Controller):
             cursor=cursor, limit=limit, provider=provider, model=model, status=status
         )
         return RunPage(items=[to_out(r) for r in rows], next_cursor=next_cursor)
+
+    @post(
+        "/search",
+        guards=[requires("read")],
+        status_code=200,
+        dependencies={"search_service": Provide(provide_run_search_service)},
+    )
+    async def search(
+        self,
+        data: RunSearchRequest,
+        search_service: NamedDependency[RunSearchService],
+    ) -> RunSearchResponse:
+        """Search this tenant's runs as indexed (a few seconds behind writes).
+
+        ``query``: words matched (BM25) in input, output and error, taken as plain text,
+        never as query syntax. ``filters``: all must hold; lists match any of their values;
+        ranges take ``gte``/``gt``/``lte``/``lt``; ``document_id`` finds the runs that
+        retrieved or cited that document's chunks. ``sort``: ``relevance`` (default with a
+        query), ``time`` (default without), ``latency`` or ``cost``; ``order`` desc by
+        default; runs without the key come last. Pass ``next_cursor`` back as ``cursor``,
+        with the same query, filters and sort, for the next page. ``fields`` adds the full
+        ``input``/``output``; hits of a query carry HTML-escaped ``highlights`` with
+        ``<mark>`` tags. ``aggregations`` (``true``, or some of ``totals``, ``by_model``,
+        ``by_day``) cover every matching run, not just this page: counts, error rates,
+        token and cost sums, latency p50/p95 (HDR histograms, within 0.1%, nearest rank);
+        days are UTC, with empty days between the first and the last included."""
+        return await search_service.search(data)
 
     @get("/{run_id:uuid}", guards=[requires("read")])
     async def get_run(
