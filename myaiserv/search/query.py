@@ -293,6 +293,8 @@ def highlight(plan: Plan) -> dict[str, Any] | None:
         "fragment_size": 160,
         "number_of_fragments": 2,
         "require_field_match": False,
+        # Fields past this length would fail the request; texts may be millions of chars.
+        "max_analyzed_offset": 1_000_000,
         "highlight_query": {
             "multi_match": {"query": plan.query, "fields": fields, "type": "best_fields"}
         },

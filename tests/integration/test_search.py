@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (parametrized bad-input cases read best one per line)
 """POST /v1/search against real Elasticsearch, PostgreSQL and Redis: modes, fusion,
 filters, facets (checked against PostgreSQL), highlights, tenant isolation, cursor paging
 under concurrent writes, cache invalidation, bad input."""
