@@ -80,7 +80,51 @@ def _ingest(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     ]
 
 
-RENDERERS = {"ingest": _ingest}
+def _relevance(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    lines = ["## Relevance", ""]
+    for name, modes in r.items():
+        if not isinstance(modes, dict):
+            continue
+        lines += [
+            f"{name.upper()}, {r.get('queries', '?')} judged queries:",
+            "",
+            "| mode | nDCG@10 | MAP | Recall@100 |",
+            "| --- | --- | --- | --- |",
+        ]
+        for mode, m in modes.items():
+            lines.append(
+                f"| {mode} | {m['ndcg@10']:.4f} | {m['map']:.4f} | {m['recall@100']:.4f} |"
+            )
+        lines.append("")
+    return [*lines, f"How: {method.get('how', '')}", ""]
+
+
+def _search(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    ratio = r["uncached_to_direct_p50"]
+    cached_ok = r["cached_p50_ms"] <= 5
+    return [
+        "## Search latency (CISI, hybrid)",
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+        f"| `/v1/search` hybrid uncached p50 / p99 (client) | {r['hybrid_uncached_p50_ms']:.1f} / "
+        f"{r['hybrid_uncached_p99_ms']:.1f} ms |",
+        f"| same, server time p50 | {r['hybrid_uncached_server_p50_ms']:.1f} ms |",
+        f"| direct: embedding + elasticsearch-py `_msearch` p50 / p99 | {r['direct_p50_ms']:.1f}"
+        f" / {r['direct_p99_ms']:.1f} ms |",
+        f"| uncached p50 / direct p50 (target <= 1.5) | {ratio:.2f} "
+        f"({'met' if ratio <= 1.5 else 'missed'}) |",
+        f"| cached p50 server time (target <= 5 ms) | {r['cached_p50_ms']:.2f} ms "
+        f"({'met' if cached_ok else 'missed'}; client {r['cached_client_p50_ms']:.2f} ms) |",
+        f"| hybrid uncached req/s ({r['concurrency']} clients) | {r['hybrid_uncached_rps']:.1f} |",
+        f"| cached req/s ({r['concurrency']} clients) | {r['cached_rps']:.1f} |",
+        "",
+        f"How: {method.get('how', '')}",
+        "",
+    ]
+
+
+RENDERERS = {"ingest": _ingest, "relevance": _relevance, "search": _search}
 
 
 def render(results: dict[str, Any]) -> str:

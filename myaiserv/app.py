@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,7 +40,9 @@ UNAUTHENTICATED = [r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema"]
 
 
 def _instance_header(name: str):
-    """Name the answering instance on every response (load-balancing is then visible)."""
+    """Name the answering instance on every response (load-balancing is then visible), and
+    say how long the server spent on the request (``Server-Timing: app;dur=<ms>``, from
+    the first middleware to the response's start), which benchmarks read."""
     value = name.encode()
 
     def middleware(app: ASGIApp) -> ASGIApp:
@@ -47,10 +50,16 @@ def _instance_header(name: str):
             if scope["type"] != "http":
                 await app(scope, receive, send)
                 return
+            started = time.perf_counter()
 
             async def send_with_header(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    message["headers"] = [*message.get("headers", []), (b"x-instance", value)]
+                    ms = (time.perf_counter() - started) * 1000
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        (b"x-instance", value),
+                        (b"server-timing", f"app;dur={ms:.2f}".encode()),
+                    ]
                 await send(message)
 
             await app(scope, receive, send_with_header)
@@ -101,6 +110,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             description="Search and retrieval-augmented generation over your LLM data.",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            use_handler_docstrings=True,
         ),
         debug=settings.debug,
         logging_config=None,  # logging is configured once per process (myaiserv.logging)

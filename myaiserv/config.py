@@ -117,6 +117,13 @@ class SearchSettings(BaseModel):
         "bm25 pages without limit.",
     )
     max_window: int = Field(1000, ge=10, le=10_000, description="Largest `window` accepted.")
+    max_query_chars: int = Field(
+        8000,
+        ge=100,
+        le=100_000,
+        description="Longest query text accepted (RAG clients send whole questions; the "
+        "embedding model reads its first 256 tokens).",
+    )
     pit_keep_alive: str = Field("2m", pattern=r"^[0-9]+[smh]$")
     cache_ttl_s: int = Field(60, ge=0, description="Result-page cache TTL (0: off).")
     app_stemmer: Literal["english", "none"] = Field(

@@ -20,6 +20,14 @@ class HealthController(Controller):
         """The process answers. Says nothing about dependencies: see /ready."""
         return {"status": "ok"}
 
+    @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
+    async def metrics(self) -> Response[bytes]:
+        """This process's metrics in the Prometheus text format (search cache hits and
+        misses, ...)."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     @get("/ready", summary="Readiness")
     async def ready(
         self, request: Request[Any, Any, Any], resources: NamedDependency[Resources]

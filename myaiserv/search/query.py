@@ -82,7 +82,6 @@ FACETS = {
 }
 FACET_KINDS = {**FILTER_KINDS, "kind": set(KIND_NAMES), "prompt": {"prompts"}}
 MAX_FACET_BUCKETS = 50
-MAX_QUERY_CHARS = 2000
 
 
 @dataclass

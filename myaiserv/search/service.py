@@ -67,8 +67,8 @@ class SearchService:
     def plan(self, req: SearchRequest) -> q.Plan:
         cfg = self.settings
         reject_nul(req.query, "query")
-        if len(req.query) > q.MAX_QUERY_CHARS:
-            raise InvalidInputError("query", f"longer than {q.MAX_QUERY_CHARS} characters")
+        if len(req.query) > cfg.max_query_chars:
+            raise InvalidInputError("query", f"longer than {cfg.max_query_chars} characters")
         kinds = q.kinds_of(req.kinds)
         meta_fields = dict(cfg.metadata_fields)
         filters = q.filter_clauses(self.tenant_id, req.filters, kinds, meta_fields)

@@ -381,7 +381,7 @@ async def test_cached_page_is_not_served_after_a_newer_write(
         ({"query": "x", "size": 0}, "size"),
         ({"query": "x", "cursor": "not-a-cursor"}, "cursor"),
         ({"query": "x", "weights": {"bm25": 0, "vector": 0}}, "weights"),
-        ({"query": "x" * 5000}, "query"),
+        ({"query": "x" * 9000}, "query"),
         ({"query": "a\u0000b"}, "query"),
     ],
 )  # fmt: skip
@@ -413,7 +413,9 @@ async def test_cursor_from_another_search_is_refused(api: AsyncTestClient, corpu
     assert resp.status_code == 422 and "cursor" in resp.text
 
 
-@pytest.mark.parametrize("text", ['"*?~^:()[]{}\\/', "AND OR NOT", "title:(x", "a" * 1999, "!!!"])
+@pytest.mark.parametrize(
+    "text", ['"*?~^:()[]{}\\/', "AND OR NOT", "title:(x", "a" * 1999, "word " * 1500, "!!!"]
+)
 async def test_query_syntax_characters_are_just_text(api: AsyncTestClient, corpus, text):
     for mode in ("bm25", "vector", "hybrid"):
         resp = await api.post("/v1/search", json={"query": text, "mode": mode})
@@ -423,3 +425,35 @@ async def test_query_syntax_characters_are_just_text(api: AsyncTestClient, corpu
 async def test_search_needs_a_key(client: AsyncTestClient):
     resp = await client.post("/v1/search", json={"query": "x"})
     assert resp.status_code == 401
+
+
+async def test_an_index_built_with_another_model_is_refused_with_a_503(
+    settings, embedder, resources: Resources, tenant: TenantKey
+):
+    """The app side of the index's _meta: searching an index whose vectors come from
+    another model would silently return nonsense, so the API refuses (503, naming the fix)."""
+    from myaiserv.app import create_app
+    from myaiserv.embeddings.model import ModelInfo
+    from myaiserv.search.indices import IndexManager
+
+    prefix = f"{settings.es.index_prefix}-other"
+    other = ModelInfo("some-other-model", resources.indices.model.dims, 256)
+    manager = IndexManager(resources.es, prefix, other, resources.indices.options)
+    await manager.ensure_all()
+    try:
+        mismatched = settings.model_copy(
+            update={"es": settings.es.model_copy(update={"index_prefix": prefix})}
+        )
+        async with AsyncTestClient(app=create_app(mismatched, embedder=embedder)) as client:
+            resp = await client.post(
+                "/v1/search", json={"query": "anything"}, headers=tenant.headers
+            )
+            assert resp.status_code == 503, resp.text
+            assert "some-other-model" in resp.text and "reindex" in resp.text
+            metrics = await client.get("/metrics")
+            assert "myaiserv_search_cache_requests_total" in metrics.text
+    finally:
+        names = list((await resources.es.indices.get(index=f"{prefix}-*")).body)
+        await resources.es.indices.delete(index=",".join(names))
+        for kind in ("documents", "prompts", "conversations", "runs"):
+            await resources.es.indices.delete_index_template(name=manager.template_name(kind))

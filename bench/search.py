@@ -1,0 +1,241 @@
+"""Search benchmark and relevance table, in one run, on the CISI index.
+
+A local API and indexer (child processes, as deployed) over a database, Redis database and
+index prefix of the benchmark's own; CISI is stored through the API (deduplicated, so a
+re-run indexes nothing new). Then:
+
+1. relevance: `myaiserv eval`'s runner, bm25 / vector / hybrid, through the API;
+2. latency: every CISI query once, sequentially, through `POST /v1/search` (hybrid, the
+   defaults: size 10, window 100, highlights) with Redis flushed first, so the query
+   embedding and the result page are both computed (uncached); then the same queries
+   again (each page now cached); beside the limit: the same two Elasticsearch searches
+   (bodies built by the same code) sent straight with elasticsearch-py in one `_msearch`,
+   plus the query embedding with the same model in this process;
+3. throughput: the same, with 4 concurrent clients.
+
+Server time is the API's `Server-Timing` header; client time includes HTTP on loopback.
+Writes bench/results.json and bench/REPORT.md (sections `relevance` and `search`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from bench import report
+from myaiserv.config import Settings, load_settings
+from myaiserv.datasets.trec import load_collection
+from myaiserv.db import migrate
+from myaiserv.db.engine import create_engine, create_sessionmaker
+from myaiserv.embeddings.model import Embedder
+from myaiserv.evaluation.harness import local_api, tenant_key
+from myaiserv.evaluation.runner import EvalClient, evaluate, table
+from myaiserv.search import query as q
+from myaiserv.search.client import create_es_client
+
+ROOT = Path(__file__).resolve().parents[1]
+CISI = Path(os.environ.get("MYAISERV_CISI", ROOT.parent / "shared" / "data" / "cisi"))
+DB = "myaiserv_bench_search"
+REDIS_DB = 3
+PREFIX = "benchsearch"
+CONCURRENCY = 4
+
+
+async def ensure_database(settings: Settings) -> None:
+    url = make_url(settings.database_url)
+    admin = create_async_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    async with admin.connect() as conn:
+        exists = await conn.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
+        )
+        if not exists:
+            await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    await admin.dispose()
+    await asyncio.to_thread(migrate.upgrade, settings)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+
+def server_ms(resp: httpx.Response) -> float:
+    return float(resp.headers["server-timing"].split("dur=")[1])
+
+
+async def timed_requests(
+    client: httpx.AsyncClient, bodies: list[dict[str, Any]], concurrency: int
+) -> dict[str, Any]:
+    """Send every body once with ``concurrency`` clients; latencies and req/s."""
+    queue = list(bodies)
+    client_ms: list[float] = []
+    server: list[float] = []
+    outcomes: dict[str, int] = {}
+
+    async def worker() -> None:
+        while queue:
+            body = queue.pop()
+            started = time.perf_counter()
+            resp = await client.post("/v1/search", json=body)
+            client_ms.append((time.perf_counter() - started) * 1000)
+            resp.raise_for_status()
+            server.append(server_ms(resp))
+            outcome = resp.headers.get("x-cache", "?")
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    seconds = time.perf_counter() - started
+    return {
+        "client_p50_ms": statistics.median(client_ms),
+        "client_p99_ms": percentile(client_ms, 0.99),
+        "server_p50_ms": statistics.median(server),
+        "server_p99_ms": percentile(server, 0.99),
+        "rps": len(bodies) / seconds,
+        "cache": outcomes,
+    }
+
+
+async def direct(settings: Settings, tenant_id: str, queries: list[str]) -> dict[str, Any]:
+    """The limit: query embedding + the same bm25 and kNN bodies in one `_msearch`."""
+    embedder = Embedder(settings.embedding.model)
+    await embedder.aload()
+    es = create_es_client(settings)
+    cfg = settings.search
+    aliases = f"{PREFIX}-documents,{PREFIX}-prompts,{PREFIX}-conversations,{PREFIX}-runs"
+    latencies: list[float] = []
+    try:
+        for text_ in [*queries[:5], *queries]:  # the first five warm up
+            started = time.perf_counter()
+            vector = (await embedder.encode([text_]))[0].tolist()
+            plan = q.Plan(
+                tenant_id=tenant_id, query=text_, kinds=list(q.KIND_NAMES), mode="hybrid",
+                size=cfg.default_size, filters=[{"term": {"tenant_id": tenant_id}}],
+                facets=[], histogram=None, fields=[], highlight=True, collapse=False,
+                window=cfg.rank_window, rrf_k=cfg.rrf_k, weights={},
+                num_candidates=cfg.num_candidates, stemmer=cfg.app_stemmer,
+            )  # fmt: skip
+            searches = [
+                {"index": aliases},
+                q.bm25_body(plan, cfg.rank_window),
+                {"index": aliases},
+                q.knn_body(plan, vector, cfg.rank_window),
+            ]
+            await es.msearch(searches=searches)
+            latencies.append((time.perf_counter() - started) * 1000)
+    finally:
+        await es.close()
+        embedder.close()
+    latencies = latencies[5:]
+    return {"p50_ms": statistics.median(latencies), "p99_ms": percentile(latencies, 0.99)}
+
+
+async def main() -> None:
+    base = load_settings()
+    database = make_url(base.database_url).set(database=DB)
+    redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    settings = load_settings(
+        database_url=database.render_as_string(hide_password=False),
+        redis_url=redis_url,
+        es={"index_prefix": PREFIX},
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAISERV_")}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        ES_URL=",".join(settings.es_url),
+        MYAISERV_ES__INDEX_PREFIX=PREFIX,
+        LOG_LEVEL="WARNING",
+    )
+    await ensure_database(settings)
+    init = [sys.executable, "-m", "myaiserv", "index", "init"]
+    await asyncio.to_thread(subprocess.run, init, env=env, check=True)
+    engine = create_engine(settings)
+    try:
+        tenant_id, key = await tenant_key(create_sessionmaker(engine), "bench-search")
+    finally:
+        await engine.dispose()
+    collection = load_collection(CISI)
+    queries = [query.text for query in collection.queries]
+
+    async with local_api(env) as (url, _api):
+        client = EvalClient(url, key)
+        try:
+            expected = await client.store(collection)
+            print(f"bench: {expected} CISI documents stored; waiting for the index", flush=True)
+            await client.wait_indexed(collection, expected)
+            print("bench: relevance (bm25, vector, hybrid) ...", flush=True)
+            relevance = await evaluate(client, collection)
+        finally:
+            await client.close()
+        print(table(relevance), flush=True)
+
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url)
+        headers = {"Authorization": f"Bearer {key}"}
+        bodies = [{"query": t} for t in queries]
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+            await timed_requests(http, [{"query": "warm up"}] * 5, 1)
+            await redis.flushdb()  # cold: no cached embedding, no cached page
+            uncached = await timed_requests(http, bodies, 1)
+            cached = await timed_requests(http, bodies, 1)
+            await redis.flushdb()
+            uncached_load = await timed_requests(http, bodies, CONCURRENCY)
+            cached_load = await timed_requests(http, bodies * 3, CONCURRENCY)
+        await redis.aclose()
+    limit = await direct(settings, str(tenant_id), queries)
+
+    figures = {
+        "queries": len(queries),
+        "hybrid_uncached_p50_ms": round(uncached["client_p50_ms"], 2),
+        "hybrid_uncached_p99_ms": round(uncached["client_p99_ms"], 2),
+        "hybrid_uncached_server_p50_ms": round(uncached["server_p50_ms"], 2),
+        "direct_p50_ms": round(limit["p50_ms"], 2),
+        "direct_p99_ms": round(limit["p99_ms"], 2),
+        "uncached_to_direct_p50": round(uncached["client_p50_ms"] / limit["p50_ms"], 3),
+        "cached_p50_ms": round(cached["server_p50_ms"], 3),
+        "cached_client_p50_ms": round(cached["client_p50_ms"], 3),
+        "cached_p99_ms": round(cached["server_p99_ms"], 3),
+        "hybrid_uncached_rps": round(uncached_load["rps"], 1),
+        "cached_rps": round(cached_load["rps"], 1),
+        "concurrency": CONCURRENCY,
+        "cache_outcomes": {
+            "uncached": uncached["cache"],
+            "cached": cached["cache"],
+            "uncached_load": uncached_load["cache"],
+            "cached_load": cached_load["cache"],
+        },
+    }
+    report.save(
+        "relevance",
+        {collection.name: relevance.scores, "queries": relevance.queries, "depth": relevance.depth},
+        {"how": "myaiserv eval's runner through POST /v1/search: every judged query, chunks "
+         "collapsed to documents, paged with the cursor down to 1000 documents; nDCG@10, "
+         "MAP over those 1000, Recall@100; binary judgments."},
+    )  # fmt: skip
+    report.save(
+        "search",
+        figures,
+        {"how": __doc__.split("\n\n", 2)[2].strip() if __doc__ else ""},
+    )
+    for name, value in figures.items():
+        print(f"{name}: {value}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
