@@ -165,6 +165,8 @@ class SearchService:
         try:
             vector = await self._embed(plan.query) if vector_needed else None
             pit = cursor.pit if cursor else await pit_task  # type: ignore[misc]
+        except ApiError as exc:
+            raise self._unavailable(exc) from exc
         except BaseException:
             if pit_task is not None:
                 pit_task.cancel()
@@ -196,7 +198,10 @@ class SearchService:
         searches: list[dict[str, Any]] = []
         for body in bodies.values():
             searches += [{}, {**body, "pit": {"id": pit, "keep_alive": keep_alive}}]
-        resp = await self.es.msearch(searches=searches)
+        try:
+            resp = await self.es.msearch(searches=searches)
+        except ApiError as exc:
+            raise self._unavailable(exc) from exc
         results = dict(zip(bodies, resp["responses"], strict=True))
         for name, result in results.items():
             if "error" in result:
@@ -243,6 +248,18 @@ class SearchService:
             histogram=self._histogram(results.get("summary"), plan),
             next_cursor=next_cursor.encode() if next_cursor else None,
         )
+
+    @staticmethod
+    def _unavailable(exc: ApiError) -> AppError:
+        """Cluster-side failures (overload, missing index, 5xx) are a 503 to the client."""
+        log.error("search request failed", status=exc.meta.status, error=str(exc)[:500])
+        if exc.meta.status == 404:
+            return DependencyUnavailableError(
+                "elasticsearch", "the search indices do not exist; run `myaiserv index init`"
+            )
+        if exc.meta.status == 429 or exc.meta.status >= 500:
+            return DependencyUnavailableError("elasticsearch", "the search cluster is overloaded")
+        return AppError(f"search failed: {exc.message}")
 
     @staticmethod
     def _raise(result: dict[str, Any], cursor: Cursor | None, name: str) -> None:

@@ -457,3 +457,20 @@ async def test_an_index_built_with_another_model_is_refused_with_a_503(
         await resources.es.indices.delete(index=",".join(names))
         for kind in ("documents", "prompts", "conversations", "runs"):
             await resources.es.indices.delete_index_template(name=manager.template_name(kind))
+
+
+async def test_an_expired_cursor_is_a_410_naming_the_cursor(
+    api: AsyncTestClient, resources: Resources, corpus
+):
+    import base64
+    import json
+
+    body = {"query": "the", "mode": "bm25", "kinds": ["documents"], "size": 1}
+    page = await search(api, **body)
+    cursor = page["next_cursor"]
+    # The point in time behind the cursor goes away (as after its keep-alive).
+    pit = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["p"]
+    await resources.es.close_point_in_time(id=pit)
+    resp = await api.post("/v1/search", json={**body, "cursor": cursor})
+    assert resp.status_code == 410, resp.text
+    assert "cursor" in resp.text
