@@ -91,7 +91,10 @@ def _relevance(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
             "| mode | nDCG@10 | MAP | Recall@100 |",
             "| --- | --- | --- | --- |",
         ]
-        for mode, m in modes.items():
+        order = ["bm25", "vector", "hybrid"]
+        for mode, m in sorted(
+            modes.items(), key=lambda i: order.index(i[0]) if i[0] in order else 9
+        ):
             lines.append(
                 f"| {mode} | {m['ndcg@10']:.4f} | {m['map']:.4f} | {m['recall@100']:.4f} |"
             )

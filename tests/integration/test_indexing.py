@@ -4,6 +4,7 @@ Elasticsearch outage, stale writes, and a reindex while searches run."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -150,6 +151,8 @@ def _indexer_process(settings: Settings) -> subprocess.Popen[str]:
         REDIS_URL=settings.redis_url,
         ES_URL=",".join(settings.es_url),
         MYAISERV_ES__INDEX_PREFIX=settings.es.index_prefix,
+        # The same analysis settings as the test indices, or the indexer refuses them.
+        MYAISERV_SEARCH__METADATA_FIELDS=json.dumps(settings.search.metadata_fields),
         MYAISERV_INDEXING__METRICS_PORT=str(free_port()),
         MYAISERV_INDEXING__BATCH_SIZE="16",
     )

@@ -474,3 +474,20 @@ async def test_an_expired_cursor_is_a_410_naming_the_cursor(
     resp = await api.post("/v1/search", json={**body, "cursor": cursor})
     assert resp.status_code == 410, resp.text
     assert "cursor" in resp.text
+
+
+async def test_redis_down_means_no_cache_not_an_error(
+    api: AsyncTestClient, resources: Resources, stack, corpus
+):
+    import asyncio
+
+    body = {"query": "photosynthesis sunlight", "kinds": ["documents"]}
+    await asyncio.to_thread(stack.stop, "redis")
+    try:
+        for _ in range(2):
+            resp = await api.post("/v1/search", json=body)
+            assert resp.status_code == 200, resp.text
+            assert resp.headers["x-cache"] == "bypass"
+            assert titles(resp.json())[0] == "Photosynthesis"
+    finally:
+        await asyncio.to_thread(stack.start, "redis")
