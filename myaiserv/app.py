@@ -31,6 +31,7 @@ from myaiserv.health.controller import HealthController
 from myaiserv.kit.deps import provide_principal, provide_resources, provide_session
 from myaiserv.logging import configure_logging, get_logger
 from myaiserv.prompts.controller import PromptController
+from myaiserv.rag.controller import OpenAIController, RagController
 from myaiserv.resources import open_resources
 from myaiserv.runs.controller import RunController
 from myaiserv.search.controller import SearchController
@@ -90,6 +91,8 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             RunController,
             PromptController,
             SearchController,
+            OpenAIController,
+            RagController,
         ],
         lifespan=[lifespan],
         dependencies={

@@ -15,7 +15,15 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -147,6 +155,86 @@ class SearchSettings(BaseModel):
         return value
 
 
+class ProviderSettings(BaseModel):
+    """One LLM provider: any OpenAI-compatible endpoint (OpenAI, Groq, Together, vLLM,
+    Ollama, llama.cpp server), or the built-in offline ``extractive`` answerer."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    kind: Literal["openai", "extractive"] = "openai"
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    models: list[str] = Field(default_factory=list, min_length=1)
+    price_input_per_1k: float = Field(0.0, ge=0, description="USD per 1k prompt tokens.")
+    price_output_per_1k: float = Field(0.0, ge=0, description="USD per 1k completion tokens.")
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10, description="Retries of retryable failures.")
+    breaker_failures: int = Field(
+        5, ge=1, description="Consecutive failures that open the circuit."
+    )
+    breaker_reset_s: float = Field(30.0, gt=0, description="Open circuit's cool-down.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+
+class ModelAlias(BaseModel):
+    """A model name clients use: ``targets`` ("provider/model") in failover order;
+    ``retrieval``: answers are grounded in the tenant's knowledge base by default."""
+
+    targets: list[str] = Field(min_length=1)
+    retrieval: bool = True
+    description: str = ""
+
+
+class LLMSettings(BaseModel):
+    providers: list[ProviderSettings] = Field(
+        default_factory=lambda: [
+            ProviderSettings(name="local", kind="extractive", models=["extractive"])
+        ]
+    )
+    aliases: dict[str, ModelAlias] = Field(
+        default_factory=lambda: {
+            "myaiserv-rag": ModelAlias(
+                targets=["local/extractive"],
+                description="Extractive answers from your documents (offline, no keys).",
+            )
+        }
+    )
+    default_model: str = "myaiserv-rag"
+    failover: bool = Field(True, description="Try an alias's next target when one fails.")
+    system_prompt: str = Field(
+        "rag-system",
+        description="Name of the stored prompt template used as the system prompt "
+        "(rendered with {context} and {question}); a built-in one when it does not exist.",
+    )
+    system_prompt_label: str = "production"
+    retrieval_k: int = Field(5, ge=1, le=50, description="Passages given to the model.")
+    context_token_budget: int = Field(1500, ge=64, description="Tokens of retrieved text.")
+    history_token_budget: int = Field(
+        1024, ge=0, description="Tokens of earlier conversation turns included, newest first."
+    )
+    max_input_tokens: int = Field(
+        16_000, ge=256, description="Longest prompt accepted (400 context_length_exceeded)."
+    )
+    answer_cache_ttl_s: int = Field(600, ge=0, description="Answer cache TTL (0: off).")
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="Chat completions per tenant per minute (0: unlimited)."
+    )
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, value: dict[str, ModelAlias]) -> dict[str, ModelAlias]:
+        for name, alias in value.items():
+            for target in alias.targets:
+                if "/" not in target:
+                    raise ValueError(f"alias {name!r}: target {target!r} is not provider/model")
+        return value
+
+
 class RedisSettings(BaseModel):
     socket_timeout_s: float = Field(1.0, gt=0)
     connect_timeout_s: float = Field(1.0, gt=0)
@@ -194,6 +282,19 @@ class Settings(BaseSettings):
     indexing: IndexingSettings = Field(default_factory=IndexingSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @model_validator(mode="after")
+    def _llm_targets(self) -> Settings:
+        models = {(p.name, m) for p in self.llm.providers for m in p.models}
+        for name, alias in self.llm.aliases.items():
+            for target in alias.targets:
+                provider, _, model = target.partition("/")
+                if (provider, model) not in models:
+                    raise ValueError(
+                        f"llm alias {name!r}: no provider {provider!r} serves model {model!r}"
+                    )
+        return self
 
     @field_validator("database_url")
     @classmethod

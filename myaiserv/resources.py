@@ -19,6 +19,7 @@ from myaiserv.config import Settings
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.embeddings.cache import CachedEmbedder
 from myaiserv.embeddings.model import Embedder
+from myaiserv.llm.registry import ProviderRegistry
 from myaiserv.search.client import create_es_client
 from myaiserv.search.guard import IndexGuard
 from myaiserv.search.indices import IndexManager, IndexOptions
@@ -34,6 +35,7 @@ class Resources:
     embedder: CachedEmbedder
     indices: IndexManager
     index_guard: IndexGuard
+    llm: ProviderRegistry
 
 
 def index_options(settings: Settings) -> IndexOptions:
@@ -60,6 +62,8 @@ async def open_resources(
     es = create_es_client(settings)
     redis = create_redis_client(settings)
     indices = IndexManager(es, settings.es.index_prefix, info, index_options(settings))
+    cached = CachedEmbedder(model, redis, ttl_s=settings.embedding.cache_ttl_s)
+    llm = ProviderRegistry(settings.llm, cached)
     try:
         yield Resources(
             settings=settings,
@@ -67,11 +71,13 @@ async def open_resources(
             sessionmaker=create_sessionmaker(engine),
             es=es,
             redis=redis,
-            embedder=CachedEmbedder(model, redis, ttl_s=settings.embedding.cache_ttl_s),
+            embedder=cached,
             indices=indices,
             index_guard=IndexGuard(indices),
+            llm=llm,
         )
     finally:
+        await llm.aclose()
         await es.close()
         await redis.aclose()
         await engine.dispose()

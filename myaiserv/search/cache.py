@@ -48,10 +48,13 @@ async def bump_generations(redis: Redis, prefix: str, pairs: Iterable[tuple[str,
 
 
 class ResultCache:
-    def __init__(self, redis: Redis, prefix: str, ttl_s: int) -> None:
+    """Pages (or answers: ``namespace``) keyed by tenant, request and generations."""
+
+    def __init__(self, redis: Redis, prefix: str, ttl_s: int, namespace: str = "search") -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl_s = ttl_s
+        self.namespace = namespace
 
     async def key(self, tenant_id: str, kinds: list[str], fingerprint: str) -> str | None:
         """The page's key at the current generations (None when Redis is unavailable)."""
@@ -65,7 +68,7 @@ class ResultCache:
             log.warning("search cache unavailable", error=str(exc))
             return None
         generations = ".".join((v or b"0").decode() for v in values)
-        return f"{self.prefix}:search:{tenant_id}:{fingerprint}:{generations}"
+        return f"{self.prefix}:{self.namespace}:{tenant_id}:{fingerprint}:{generations}"
 
     async def get(self, key: str) -> bytes | None:
         try:

@@ -140,6 +140,16 @@ class SearchService:
         result_cache.record("bypass")
         return body, "bypass"
 
+    async def retrieve(self, req: SearchRequest) -> SearchResponse:
+        """One page of hits as objects, not cached (retrieval for RAG: the answer cache
+        sits above it)."""
+        plan = self.plan(req)
+        await self.resources.index_guard.check(self.resources.es, plan.kinds)
+        request = result_cache.normalise(msgspec.to_builtins(req))
+        request.pop("cursor", None)
+        request.pop("size", None)
+        return await self._search(plan, None, fingerprint(self.tenant_id, request), paging=False)
+
     async def _embed(self, text: str) -> list[float]:
         vector = await self.resources.embedder.encode_query(text)
         return vector.tolist()
@@ -155,16 +165,22 @@ class SearchService:
         with contextlib.suppress(ApiError):  # expired already: nothing to release
             await self.es.close_point_in_time(id=pit)
 
-    async def _search(self, plan: q.Plan, raw_cursor: str | None, fp: str) -> SearchResponse:
+    async def _search(
+        self, plan: q.Plan, raw_cursor: str | None, fp: str, *, paging: bool = True
+    ) -> SearchResponse:
+        """One page. ``paging=False``: the first page only, read from the live indices
+        (no point in time is opened, no cursor returned)."""
         cursor = decode(raw_cursor, fp) if raw_cursor else None
         has_text = bool(plan.query)
         vector_needed = has_text and plan.mode != "bm25"
         window_mode = has_text and (plan.mode != "bm25" or plan.collapse)
 
-        pit_task = None if cursor else asyncio.ensure_future(self._open_pit(plan.kinds))
+        pit_task = (
+            asyncio.ensure_future(self._open_pit(plan.kinds)) if paging and not cursor else None
+        )
         try:
             vector = await self._embed(plan.query) if vector_needed else None
-            pit = cursor.pit if cursor else await pit_task  # type: ignore[misc]
+            pit = cursor.pit if cursor else (await pit_task if pit_task else None)
         except ApiError as exc:
             raise self._unavailable(exc) from exc
         except BaseException:
@@ -187,7 +203,8 @@ class SearchService:
         else:
             body = q.bm25_body(plan, plan.size) if has_text else q.browse_body(plan, plan.size)
             first = {"_score": "desc"} if has_text else {"updated_at": "desc"}
-            body["sort"] = [first, {"_shard_doc": "asc"}]
+            # _shard_doc (the cheapest total order) exists only within a point in time.
+            body["sort"] = [first, {"_shard_doc": "asc"}] if pit else [first]
             if cursor and cursor.after:
                 body["search_after"] = cursor.after
             bodies["page"] = body
@@ -196,8 +213,12 @@ class SearchService:
 
         keep_alive = self.settings.pit_keep_alive
         searches: list[dict[str, Any]] = []
+        aliases = ",".join(self.resources.indices.alias(k) for k in plan.kinds)
         for body in bodies.values():
-            searches += [{}, {**body, "pit": {"id": pit, "keep_alive": keep_alive}}]
+            if pit is None:
+                searches += [{"index": aliases}, body]
+            else:
+                searches += [{}, {**body, "pit": {"id": pit, "keep_alive": keep_alive}}]
         try:
             resp = await self.es.msearch(searches=searches)
         except ApiError as exc:
@@ -229,16 +250,18 @@ class SearchService:
                 fused = fusion.single(name, lists[name])
             page = fused[offset:end]
             more = end < len(fused)
+            more = more and new_pit is not None
             next_cursor = Cursor(new_pit, fp, offset=end, window=depth) if more else None
         else:
             hits = results["page"]["hits"]["hits"]
             name = "bm25" if has_text else "browse"
             page = fused = fusion.single(name, hits)
             more = len(hits) == plan.size
+            more = more and new_pit is not None
             next_cursor = Cursor(new_pit, fp, after=hits[-1]["sort"]) if more else None
 
         total = self._total(results, len(fused) if window_mode else 0)
-        if next_cursor is None:
+        if next_cursor is None and new_pit is not None:
             await self._close_pit(new_pit)
         return SearchResponse(
             mode=plan.mode if has_text else "bm25",

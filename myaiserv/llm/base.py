@@ -1,0 +1,103 @@
+"""What every LLM provider offers the RAG service: a completion, or a stream of deltas,
+for a list of chat messages. Providers raise ``ProviderError`` (never a client library's
+exception), which says whether another attempt, or another provider, may succeed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # system | user | assistant
+    content: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk as the model sees it: ``[n]`` in the context block."""
+
+    n: int
+    chunk_id: str
+    document_id: str
+    title: str | None
+    source: str | None
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class Completion:
+    text: str
+    usage: Usage
+    finish_reason: str = "stop"
+
+
+@dataclass
+class Delta:
+    """A piece of a streamed answer; the last one carries ``finish_reason`` and, when the
+    provider reports it, ``usage``."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass
+class ProviderError(Exception):
+    """A provider call failed. ``status`` is what our client should see: 429 (rate
+    limited upstream), 502 (bad answer or broken stream), 503 (unavailable / circuit
+    open), 504 (timeout). ``retryable``: another attempt may succeed; ``failover``:
+    another provider may."""
+
+    provider: str
+    message: str
+    status: int = 502
+    retryable: bool = False
+    failover: bool = True
+    retry_after_s: float | None = None
+    upstream_status: int | None = field(default=None)
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.message}"
+
+
+class Provider(Protocol):
+    name: str
+
+    async def complete(
+        self,
+        model: str,
+        messages: list[ChatMessage],
+        params: GenerationParams,
+        passages: list[Passage],
+    ) -> Completion: ...
+
+    def stream(
+        self,
+        model: str,
+        messages: list[ChatMessage],
+        params: GenerationParams,
+        passages: list[Passage],
+    ) -> AsyncIterator[Delta]: ...
