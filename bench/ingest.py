@@ -12,28 +12,24 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import func, select
 
 from bench import report
+from bench.common import bench_settings, prepare_database
 from indexers.chunk import chunk_text
 from indexers.ingest import documents_from_collection
 from myaiserv.auth.service import TenantService
-from myaiserv.config import Settings, load_settings
-from myaiserv.db import migrate
+from myaiserv.config import Settings
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.db.models import OutboxEvent
 from myaiserv.embeddings.model import Embedder
+from myaiserv.evaluation.harness import free_port, spawn
 from myaiserv.search.client import create_es_client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,30 +39,12 @@ BENCH_REDIS_DB = 2
 PREFIX = "bench"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def peak_rss_mb(pid: int) -> float:
     """VmHWM: the process's resident-set high-water mark."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-async def fresh_database(settings: Settings) -> None:
-    url = make_url(settings.database_url)
-    admin = create_async_engine(
-        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
-    )
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-    await admin.dispose()
-    await asyncio.to_thread(migrate.upgrade, settings)
 
 
 async def reset_index_and_cache(settings: Settings) -> None:
@@ -113,20 +91,10 @@ def raw_encode(settings: Settings, docs: list) -> tuple[int, float]:
     return len(texts), len(texts) / seconds
 
 
-def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "myaiserv", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-
-
-async def end_to_end(settings: Settings, docs: list) -> dict[str, float]:
+async def end_to_end(settings: Settings, env: dict[str, str], docs: list) -> dict[str, float]:
     """One round: fresh database, indices and cache; the API and an indexer as separate
     processes; from the first POST until the outbox is empty."""
-    await fresh_database(settings)
+    await prepare_database(settings, fresh=True)
     await reset_index_and_cache(settings)
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
@@ -134,15 +102,7 @@ async def end_to_end(settings: Settings, docs: list) -> dict[str, float]:
         issued = await TenantService(session).create_tenant("bench", scopes=["read", "write"])
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAISERV_")}
-    env.update(
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=settings.redis_url,
-        ES_URL=",".join(settings.es_url),
-        MYAISERV_ES__INDEX_PREFIX=PREFIX,
-        MYAISERV_INDEXING__METRICS_PORT=str(free_port()),
-        LOG_LEVEL="WARNING",
-    )
+    env = {**env, "MYAISERV_INDEXING__METRICS_PORT": str(free_port())}
     indexer = spawn(["indexer", "run"], env)
     api = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env)
     es = create_es_client(settings)
@@ -206,14 +166,7 @@ async def end_to_end(settings: Settings, docs: list) -> dict[str, float]:
 
 
 async def main() -> None:
-    base = load_settings()
-    url = make_url(base.database_url).set(database=BENCH_DB)
-    redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
-    settings = load_settings(
-        database_url=url.render_as_string(hide_password=False),
-        redis_url=redis_url,
-        es={"index_prefix": PREFIX},
-    )
+    settings, env = bench_settings(BENCH_DB, BENCH_REDIS_DB, PREFIX)
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     docs = list(documents_from_collection(CISI))
     print(f"bench: {len(docs)} CISI documents, {rounds} rounds", flush=True)
@@ -223,7 +176,7 @@ async def main() -> None:
     for n in range(1, rounds + 1):
         # Raw encode right before each end-to-end round: both see the machine as it is then.
         _, raw_cps = raw_encode(settings, docs)
-        result = await end_to_end(settings, docs)
+        result = await end_to_end(settings, env, docs)
         chunks = int(result["chunks"])
         cps = chunks / result["seconds"]
         raws.append(raw_cps)

@@ -29,15 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from bench import report
-from myaiserv.config import Settings, load_settings
+from bench.common import bench_settings, prepare_database
+from myaiserv.config import Settings
 from myaiserv.datasets.trec import load_collection
-from myaiserv.db import migrate
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.embeddings.model import Embedder
 from myaiserv.evaluation.harness import local_api, tenant_key
@@ -51,21 +47,6 @@ DB = "myaiserv_bench_search"
 REDIS_DB = 3
 PREFIX = "benchsearch"
 CONCURRENCY = 4
-
-
-async def ensure_database(settings: Settings) -> None:
-    url = make_url(settings.database_url)
-    admin = create_async_engine(
-        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
-    )
-    async with admin.connect() as conn:
-        exists = await conn.scalar(
-            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
-        )
-        if not exists:
-            await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-    await admin.dispose()
-    await asyncio.to_thread(migrate.upgrade, settings)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -145,23 +126,8 @@ async def direct(settings: Settings, tenant_id: str, queries: list[str]) -> dict
 
 
 async def main() -> None:
-    base = load_settings()
-    database = make_url(base.database_url).set(database=DB)
-    redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    settings = load_settings(
-        database_url=database.render_as_string(hide_password=False),
-        redis_url=redis_url,
-        es={"index_prefix": PREFIX},
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAISERV_")}
-    env.update(
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=settings.redis_url,
-        ES_URL=",".join(settings.es_url),
-        MYAISERV_ES__INDEX_PREFIX=PREFIX,
-        LOG_LEVEL="WARNING",
-    )
-    await ensure_database(settings)
+    settings, env = bench_settings(DB, REDIS_DB, PREFIX)
+    await prepare_database(settings, fresh=False)
     init = [sys.executable, "-m", "myaiserv", "index", "init"]
     await asyncio.to_thread(subprocess.run, init, env=env, check=True)
     engine = create_engine(settings)

@@ -292,8 +292,7 @@ class RagService:
                 conv_id = UUID(conversation_id)
             except ValueError:
                 raise InvalidInputError("conversation_id", "must be a UUID") from None
-        await self.check_rate()
-        return Prepared(
+        prepared = Prepared(
             resolved=resolved,
             question=question,
             client_messages=client_messages,
@@ -303,6 +302,14 @@ class RagService:
             prompt_options=prompt or PromptOptions(),
             conversation_id=conv_id,
         )
+        if prepared.retrieval:
+            self._plan_retrieval(prepared)  # bad retrieval options fail here, not mid-stream
+        await self.check_rate()
+        await self._resolve_prompt(prepared)  # so does a missing prompt version
+        if conv_id is not None:  # and another tenant's (or no) conversation: 404
+            async with self.resources.sessionmaker() as session:
+                await ConversationService(session, self.tenant_id).get(conv_id)
+        return prepared
 
     async def _resolve_prompt(self, p: Prepared) -> None:
         """The stored template (by name, pinned version or label), else the built-in;
@@ -357,11 +364,11 @@ class RagService:
             blocks.append(f"{head}\n{p.text}")
         return "\n\n".join(blocks)
 
-    async def _retrieve(self, p: Prepared) -> None:
+    def _search_request(self, p: Prepared) -> SearchRequest:
         opts = p.retrieval_options
         kinds = opts.kinds or ["documents"]
         k = opts.k or self.settings.retrieval_k
-        request = SearchRequest(
+        return SearchRequest(
             query=p.question[: self.resources.settings.search.max_query_chars],
             kinds=kinds,
             mode=opts.mode,
@@ -370,12 +377,19 @@ class RagService:
             fields=sorted({TEXT_FIELD[kind] for kind in kinds if kind in TEXT_FIELD}),
             highlight=False,
         )
+
+    def _plan_retrieval(self, p: Prepared) -> None:
         try:
-            found = await SearchService(self.resources, self.tenant_id).retrieve(request)
+            SearchService(self.resources, self.tenant_id).plan(self._search_request(p))
         except InvalidInputError as exc:
-            raise InvalidInputError(
-                f"retrieval.{exc.field}", str(exc.detail).split(": ", 1)[-1]
-            ) from None
+            message = str(exc.detail).split(": ", 1)[-1]
+            raise InvalidInputError(f"retrieval.{exc.field}", message) from None
+
+    async def _retrieve(self, p: Prepared) -> None:
+        opts = p.retrieval_options
+        kinds = opts.kinds or ["documents"]
+        request = self._search_request(p)
+        found = await SearchService(self.resources, self.tenant_id).retrieve(request)
         budget = self.settings.context_token_budget
         used = 0
         for hit in found.hits:
@@ -430,8 +444,6 @@ class RagService:
         """Retrieval, system prompt, history: the messages the provider gets."""
         if p.retrieval:
             await self._retrieve(p)
-        if p.template is None:
-            await self._resolve_prompt(p)
         system = self._system_prompt(p)
         history = await self._history(p)
         p.messages = [ChatMessage("system", system), *history, *p.client_messages]
@@ -462,7 +474,6 @@ class RagService:
         return await self.answers.key(str(self.tenant_id), kinds, digest.hexdigest()[:32])
 
     async def cached_answer(self, p: Prepared) -> Answer | None:
-        await self._resolve_prompt(p)
         p.cache_key = await self.cache_key(p)
         if p.cache_key is None:
             return None

@@ -355,3 +355,61 @@ async def test_rag_answer_gives_sources_and_trace(rag: AsyncTestClient, kb):
     assert body["retrieval"]["hits"][0]["ranks"].keys() == {"bm25", "vector"}
     assert body["citations"] and body["run_id"]
     assert uuid.UUID(body["run_id"])
+
+
+async def test_rate_limit_is_a_429_with_retry_after(
+    settings: Settings, embedder, resources: Resources, fake_llm
+):
+    tenant = await make_tenant(resources)
+    configured = settings.model_copy(
+        update={"llm": llm_settings(fake_llm, rate_limit_per_minute=2)}
+    )
+    body = {"model": "kb-echo", "messages": [{"role": "user", "content": "hi there"}]}
+    async with AsyncTestClient(app=create_app(configured, embedder=embedder)) as rag:
+        rag.headers.update(tenant.headers)
+        statuses = [(await rag.post("/v1/chat/completions", json=body)) for _ in range(3)]
+    assert [r.status_code for r in statuses] == [200, 200, 429]
+    limited = statuses[-1]
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.json()["error"]["type"] == "rate_limit_error"
+
+
+async def test_runs_of_chat_calls_are_searchable(rag: AsyncTestClient, resources: Resources, kb):
+    marker = f"quokka{uuid.uuid4().hex[:6]}"
+    resp = await rag.post(
+        "/v1/chat/completions",
+        json={"model": "kb-echo", "messages": [{"role": "user", "content": f"{marker} tides"}]},
+    )
+    assert resp.status_code == 200
+    await drain(resources)
+    found = await rag.post("/v1/runs/search", json={"query": marker})
+    assert found.status_code == 200, found.text
+    hits = found.json()["hits"]
+    assert [h["id"] for h in hits] == [resp.json()["run_id"]]
+    lineage = await rag.post(
+        "/v1/runs/search", json={"filters": {"document_id": kb["Tides"]}, "size": 50}
+    )
+    assert resp.json()["run_id"] in {h["id"] for h in lineage.json()["hits"]}
+
+
+async def test_streamed_requests_fail_before_the_stream_when_they_can(
+    rag: AsyncTestClient, resources: Resources
+):
+    """Bad options, a missing prompt version or another tenant's conversation are HTTP
+    errors, not errors inside a 200 event stream."""
+    other = await make_tenant(resources)
+    foreign = await rag.post("/v1/conversations", json={"title": "theirs"}, headers=other.headers)
+    question = [{"role": "user", "content": "tides?"}]
+    for extra, status, param in (
+        ({"prompt": {"version": 7}}, 404, None),
+        ({"conversation_id": foreign.json()["id"]}, 404, None),
+        ({"retrieval": {"filters": {"metadata": {"colour": "red"}}}}, 400, "retrieval.filters.metadata.colour"),
+    ):  # fmt: skip
+        resp = await rag.post(
+            "/v1/chat/completions",
+            json={"model": "myaiserv-rag", "messages": question, "stream": True, **extra},
+        )
+        assert resp.status_code == status, resp.text
+        assert resp.json()["error"]["message"]
+        if param:
+            assert resp.json()["error"]["param"] == param

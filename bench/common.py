@@ -1,0 +1,53 @@
+"""What the benchmarks share: settings of their own (database, Redis database, index
+prefix, so they never touch your data), the same as environment variables for the child
+processes they start, and their database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from myaiserv.config import Settings, load_settings
+from myaiserv.db import migrate
+
+
+def bench_settings(database: str, redis_db: int, prefix: str) -> tuple[Settings, dict[str, str]]:
+    base = load_settings()
+    url = make_url(base.database_url).set(database=database)
+    settings = load_settings(
+        database_url=url.render_as_string(hide_password=False),
+        redis_url=base.redis_url.rsplit("/", 1)[0] + f"/{redis_db}",
+        es={"index_prefix": prefix},
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAISERV_")}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        ES_URL=",".join(settings.es_url),
+        MYAISERV_ES__INDEX_PREFIX=prefix,
+        LOG_LEVEL="WARNING",
+    )
+    return settings, env
+
+
+async def prepare_database(settings: Settings, *, fresh: bool) -> None:
+    """Create the database (dropping it first when ``fresh``) and migrate it."""
+    url = make_url(settings.database_url)
+    admin = create_async_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    async with admin.connect() as conn:
+        if fresh:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        exists = await conn.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
+        )
+        if not exists:
+            await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    await admin.dispose()
+    await asyncio.to_thread(migrate.upgrade, settings)
