@@ -26,6 +26,9 @@ class Passage:
     source: str | None
     text: str
     score: float
+    kind: str = "documents"
+    char_start: int | None = None  # the chunk's span in its document's text
+    char_end: int | None = None
 
 
 @dataclass(frozen=True)

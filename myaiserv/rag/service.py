@@ -33,6 +33,7 @@ from uuid import UUID
 import msgspec
 from redis.exceptions import RedisError
 
+from myaiserv import metrics
 from myaiserv.conversations.service import ConversationService, NewMessage
 from myaiserv.errors import AppError, NotFoundError
 from myaiserv.kit.validation import InvalidInputError
@@ -205,6 +206,8 @@ def citations_of(text: str, passages: list[Passage]) -> list[dict[str, Any]]:
                     "source": p.source,
                     "score": p.score,
                     "text": p.text,
+                    "char_start": p.char_start,
+                    "char_end": p.char_end,
                 }
             )
     return out
@@ -374,7 +377,10 @@ class RagService:
             mode=opts.mode,
             filters=opts.filters,
             size=k,
-            fields=sorted({TEXT_FIELD[kind] for kind in kinds if kind in TEXT_FIELD}),
+            fields=sorted(
+                {TEXT_FIELD[kind] for kind in kinds if kind in TEXT_FIELD}
+                | ({"char_start", "char_end"} if "documents" in kinds else set())
+            ),
             highlight=False,
         )
 
@@ -409,6 +415,9 @@ class RagService:
                     source=hit.fields.get("source"),
                     text=text,
                     score=hit.score,
+                    kind=hit.kind,
+                    char_start=hit.fields.get("char_start"),
+                    char_end=hit.fields.get("char_end"),
                 )
             )
         p.trace = {
@@ -478,6 +487,7 @@ class RagService:
         if p.cache_key is None:
             return None
         raw = await self.answers.get(p.cache_key)
+        metrics.CACHE_REQUESTS.labels("answers", "miss" if raw is None else "hit").inc()
         if raw is None:
             return None
         data = json.loads(raw)
@@ -664,18 +674,36 @@ class RagService:
                     ],
                 )
         answer.run_id = run.id
+        status = "cached" if answer.cached else "ok"
+        metrics.LLM_REQUESTS.labels(provider, model, status).inc()
+        metrics.LLM_DURATION.labels(provider, model, status).observe(
+            time.perf_counter() - p.started
+        )
+        if not answer.cached:
+            metrics.LLM_TOKENS.labels(provider, model, "prompt").inc(answer.usage.prompt_tokens)
+            metrics.LLM_TOKENS.labels(provider, model, "completion").inc(
+                answer.usage.completion_tokens
+            )
+            metrics.LLM_COST.labels(str(self.tenant_id), provider, model).inc(cost)
+            if answer.ttft_ms is not None:
+                metrics.LLM_TTFT.labels(provider, model).observe(answer.ttft_ms / 1000)
         return answer
 
     async def record_failure(
         self, p: Prepared, error: ProviderError, attempts: list[str], partial: str = ""
     ) -> None:
         provider, _, model = (attempts[-1] if attempts else "none/none").partition("/")
+        status = "timeout" if error.status == 504 else "error"
+        metrics.LLM_REQUESTS.labels(provider, model, status).inc()
+        metrics.LLM_DURATION.labels(provider, model, status).observe(
+            time.perf_counter() - p.started
+        )
         try:
             async with self.resources.sessionmaker() as session, session.begin():
                 await RunService(session, self.tenant_id).record(
                     provider=provider,
                     model=model,
-                    status="timeout" if error.status == 504 else "error",
+                    status=status,
                     output=partial or None,
                     error=str(error)[:4000],
                     metadata={

@@ -123,6 +123,9 @@ async def test_openai_client_gets_cited_answers_streamed_and_not(
     assert full.usage.prompt_tokens > 0 and full.usage.completion_tokens > 0
     citations = full.model_extra["citations"]
     assert citations and citations[0]["document_id"] == kb["Photosynthesis"]
+    # The cited span is where the passage sits in its document.
+    span = citations[0]
+    assert DOCS[0]["text"][span["char_start"] : span["char_end"]] == span["text"]
 
     stream = await client.chat.completions.create(
         model="myaiserv-rag", messages=question, stream=True
