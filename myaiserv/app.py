@@ -20,7 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from myaiserv import __version__
+from myaiserv import __version__, metrics
 from myaiserv.auth.middleware import ApiKeyAuthenticationMiddleware
 from myaiserv.config import Settings, load_settings
 from myaiserv.conversations.controller import ConversationController
@@ -40,10 +40,10 @@ log = get_logger(__name__)
 UNAUTHENTICATED = [r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema"]
 
 
-def _instance_header(name: str):
-    """Name the answering instance on every response (load-balancing is then visible), and
-    say how long the server spent on the request (``Server-Timing: app;dur=<ms>``, from
-    the first middleware to the response's start), which benchmarks read."""
+def _observe(name: str):
+    """On every response: the answering instance (``X-Instance``: load-balancing is then
+    visible), the server's time on the request (``Server-Timing: app;dur=<ms>``, to the
+    response's start, which benchmarks read), and the HTTP metrics by route template."""
     value = name.encode()
 
     def middleware(app: ASGIApp) -> ASGIApp:
@@ -55,12 +55,16 @@ def _instance_header(name: str):
 
             async def send_with_header(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    ms = (time.perf_counter() - started) * 1000
+                    seconds = time.perf_counter() - started
                     message["headers"] = [
                         *message.get("headers", []),
                         (b"x-instance", value),
-                        (b"server-timing", f"app;dur={ms:.2f}".encode()),
+                        (b"server-timing", f"app;dur={seconds * 1000:.2f}".encode()),
                     ]
+                    route = scope.get("path_template") or "unmatched"
+                    method = scope.get("method", "")
+                    metrics.HTTP_REQUESTS.labels(route, method, str(message["status"])).inc()
+                    metrics.HTTP_DURATION.labels(route, method).observe(seconds)
                 await send(message)
 
             await app(scope, receive, send_with_header)
@@ -102,7 +106,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
         },
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         middleware=[
-            _instance_header(instance),
+            _observe(instance),
             # Probes, metrics and the schema stay open; everything else needs a key.
             DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude=UNAUTHENTICATED),
         ],

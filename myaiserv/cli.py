@@ -42,6 +42,7 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool)
         if value is not None:
             os.environ[name] = str(value)
     settings = _settings()
+    _multiprocess_metrics(settings.workers)
 
     import uvicorn
 
@@ -101,6 +102,29 @@ def current() -> None:
     from myaiserv.db import migrate
 
     migrate.current(_settings())
+
+
+def _multiprocess_metrics(workers: int) -> None:
+    """Several workers: each writes its metrics to files in PROMETHEUS_MULTIPROC_DIR
+    (created here when unset) and /metrics merges them. The folder is emptied first:
+    files of a previous run would count twice."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        if workers < 2:
+            return
+        folder = tempfile.mkdtemp(prefix="myaiserv-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for item in path.iterdir():
+        if item.is_file():
+            item.unlink()
+        else:
+            shutil.rmtree(item, ignore_errors=True)
 
 
 def _run(coro_fn):

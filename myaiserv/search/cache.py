@@ -14,19 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from myaiserv import metrics
 from myaiserv.logging import get_logger
 
 log = get_logger(__name__)
-
-CACHE_REQUESTS = Counter(
-    "myaiserv_search_cache_requests_total",
-    "Search result-cache lookups by result (hit, miss, bypass, error).",
-    ["result"],
-)
 
 ALL_TENANTS = "*"
 
@@ -84,8 +78,8 @@ class ResultCache:
             log.warning("search cache unavailable", error=str(exc))
 
 
-def record(result: str) -> None:
-    CACHE_REQUESTS.labels(result).inc()
+def record(result: str, cache: str = "search") -> None:
+    metrics.CACHE_REQUESTS.labels(cache, result).inc()
 
 
 def normalise(request: dict[str, Any]) -> dict[str, Any]:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 from uuid import UUID
 
 import msgspec
 from elasticsearch import ApiError, AsyncElasticsearch
 
+from myaiserv import metrics
 from myaiserv.errors import AppError, DependencyUnavailableError
 from myaiserv.kit.validation import InvalidInputError, reject_nul
 from myaiserv.logging import get_logger
@@ -171,6 +173,7 @@ class SearchService:
         """One page. ``paging=False``: the first page only, read from the live indices
         (no point in time is opened, no cursor returned)."""
         cursor = decode(raw_cursor, fp) if raw_cursor else None
+        started = time.perf_counter()
         has_text = bool(plan.query)
         vector_needed = has_text and plan.mode != "bm25"
         window_mode = has_text and (plan.mode != "bm25" or plan.collapse)
@@ -180,6 +183,10 @@ class SearchService:
         )
         try:
             vector = await self._embed(plan.query) if vector_needed else None
+            if vector_needed:
+                metrics.SEARCH_STAGE.labels("embed", plan.mode).observe(
+                    time.perf_counter() - started
+                )
             pit = cursor.pit if cursor else (await pit_task if pit_task else None)
         except ApiError as exc:
             raise self._unavailable(exc) from exc
@@ -219,11 +226,17 @@ class SearchService:
                 searches += [{"index": aliases}, body]
             else:
                 searches += [{}, {**body, "pit": {"id": pit, "keep_alive": keep_alive}}]
+        sent = time.perf_counter()
         try:
             resp = await self.es.msearch(searches=searches)
         except ApiError as exc:
             raise self._unavailable(exc) from exc
+        fused_from = time.perf_counter()
         results = dict(zip(bodies, resp["responses"], strict=True))
+        mode = plan.mode if has_text else "browse"
+        metrics.SEARCH_STAGE.labels("elasticsearch", mode).observe(fused_from - sent)
+        took = max((r.get("took", 0) for r in results.values()), default=0)
+        metrics.SEARCH_ES_TOOK.labels(mode).observe(took / 1000)
         for name, result in results.items():
             if "error" in result:
                 self._raise(result, cursor, name)
@@ -263,7 +276,7 @@ class SearchService:
         total = self._total(results, len(fused) if window_mode else 0)
         if next_cursor is None and new_pit is not None:
             await self._close_pit(new_pit)
-        return SearchResponse(
+        response = SearchResponse(
             mode=plan.mode if has_text else "bm25",
             hits=[self._hit(f, plan) for f in page],
             total=total,
@@ -271,6 +284,10 @@ class SearchService:
             histogram=self._histogram(results.get("summary"), plan),
             next_cursor=next_cursor.encode() if next_cursor else None,
         )
+        done = time.perf_counter()
+        metrics.SEARCH_STAGE.labels("fusion", mode).observe(done - fused_from)
+        metrics.SEARCH_STAGE.labels("total", mode).observe(done - started)
+        return response
 
     @staticmethod
     def _unavailable(exc: ApiError) -> AppError:

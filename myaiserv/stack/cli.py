@@ -52,6 +52,14 @@ def stack() -> None:
 @click.option("--pg-port", type=int, default=None, help="PostgreSQL port [54320].")
 @click.option("--redis-port", type=int, default=None, help="Redis port [63790].")
 @click.option(
+    "--web",
+    "web_instances",
+    type=click.IntRange(0, 16),
+    default=None,
+    help="API instances behind nginx, with an indexer [0: none].",
+)
+@click.option("--web-port", type=int, default=None, help="nginx's port [18000].")
+@click.option(
     "--services",
     default=None,
     help=f"Comma-separated subset of {','.join(SERVICES)} [all].",
@@ -72,6 +80,8 @@ def up(
     es_version: str | None,
     pg_port: int | None,
     redis_port: int | None,
+    web_instances: int | None,
+    web_port: int | None,
     services: str | None,
     env_file: Path,
 ) -> None:
@@ -94,6 +104,11 @@ def up(
         config.postgres = PostgresConfig(**{**vars(config.postgres), "port": pg_port})
     if redis_port:
         config.redis = RedisConfig(port=redis_port)
+    if web_instances is not None:
+        config.web.instances = web_instances
+    if web_port:
+        config.web.port = web_port
+        config.web.first_instance_port = web_port + 1
     if services:
         chosen = tuple(s.strip() for s in services.split(",") if s.strip())
         unknown = set(chosen) - set(SERVICES)
@@ -146,7 +161,7 @@ def status(stack_dir: Path) -> None:
 
 @stack.command()
 @dir_option
-@click.argument("service", type=click.Choice(SERVICES))
+@click.argument("service", type=click.Choice([*SERVICES, "web"]))
 def start(stack_dir: Path, service: str) -> None:
     """Start one service of an existing stack."""
     try:
@@ -157,7 +172,7 @@ def start(stack_dir: Path, service: str) -> None:
 
 @stack.command()
 @dir_option
-@click.argument("service", type=click.Choice(SERVICES))
+@click.argument("service", type=click.Choice([*SERVICES, "web"]))
 def stop(stack_dir: Path, service: str) -> None:
     """Stop one service (e.g. to see how the app copes without it)."""
     try:

@@ -71,6 +71,19 @@ class RedisConfig:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
 
+@dataclass
+class WebConfig:
+    """API instances and indexers behind nginx (0 instances: none; `make run` serves
+    one instance itself)."""
+
+    instances: int = 0
+    port: int = 18000  # nginx
+    first_instance_port: int = 18001
+    workers: int = 1  # server workers per instance
+    indexers: int = 1
+    first_indexer_metrics_port: int = 19101
+
+
 SERVICES = ("elasticsearch", "postgres", "redis")
 
 
@@ -81,6 +94,7 @@ class StackConfig:
     elasticsearch: ElasticsearchConfig = field(default_factory=ElasticsearchConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def state_path(self) -> Path:
@@ -96,6 +110,12 @@ class StackConfig:
         if "elasticsearch" in self.services:
             env["ES_URL"] = ",".join(self.elasticsearch.urls())
         return env
+
+    def infra_json(self) -> str:
+        """The servers' settings: what may not change while they run (the web tier may)."""
+        data = json.loads(self.to_json())
+        data.pop("web", None)
+        return json.dumps(data, sort_keys=True)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -115,6 +135,7 @@ class StackConfig:
             elasticsearch=ElasticsearchConfig(**data.get("elasticsearch", {})),
             postgres=PostgresConfig(**data.get("postgres", {})),
             redis=RedisConfig(**data.get("redis", {})),
+            web=WebConfig(**data.get("web", {})),
         )
 
     def save(self) -> None:

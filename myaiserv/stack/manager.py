@@ -13,8 +13,9 @@ from myaiserv.stack.elasticsearch import ElasticsearchService
 from myaiserv.stack.postgres import PostgresService
 from myaiserv.stack.process import StackError, ensure_traversable, service_user
 from myaiserv.stack.redis import RedisService
+from myaiserv.stack.web import WebService
 
-Service = ElasticsearchService | PostgresService | RedisService
+Service = ElasticsearchService | PostgresService | RedisService | WebService
 
 
 class Stack:
@@ -27,6 +28,7 @@ class Stack:
             "redis": RedisService(root, config.redis, self.run_as),
             "elasticsearch": ElasticsearchService(root, config.elasticsearch, self.run_as),
         }
+        self.web = WebService(root, config)
 
     @classmethod
     def from_dir(cls, stack_dir: Path) -> Stack:
@@ -39,6 +41,8 @@ class Stack:
         return [self.services[name] for name in SERVICES if name in self.config.services]
 
     def service(self, name: str) -> Service:
+        if name == "web" and self.config.web.instances:
+            return self.web
         if name not in self.config.services:
             raise StackError(f"{name} is not part of the stack in {self.config.dir}")
         return self.services[name]
@@ -59,12 +63,14 @@ class Stack:
         notes: list[str] = []
         with self._locked():
             previous = StackConfig.load(self.config.dir)
-            changed = previous is not None and previous.to_json() != self.config.to_json()
+            changed = previous is not None and previous.infra_json() != self.config.infra_json()
             if changed and any(self._running(s) for s in Stack(previous).selected()):
                 raise StackError(
                     f"a stack with other settings is running in {self.config.dir}; "
                     "run `myaiserv stack down` first"
                 )
+            if previous is not None and previous.web != self.config.web:
+                Stack(previous).web.stop()  # the web tier changes shape: restart it
             self.config.dir.mkdir(parents=True, exist_ok=True)
             for parent in ensure_traversable(self.config.dir, self.run_as):
                 notes.append(f"made {parent} searchable (o+x) for '{self.run_as.name}'")
@@ -76,10 +82,13 @@ class Stack:
                 errors = [f.exception() for f in futures if f.exception() is not None]
             if errors:
                 raise StackError("\n".join(str(e) for e in errors))
+            # The web tier needs the others up (it migrates, then serves).
+            self.web.start()
         return notes
 
     def down(self) -> None:
         with self._locked():
+            self.web.stop()
             for service in reversed(self.selected()):
                 service.stop()
 
@@ -98,7 +107,10 @@ class Stack:
         return service.running()
 
     def status(self) -> dict[str, dict[str, object]]:
-        return {s.name: s.status() for s in self.selected()}
+        report = {s.name: s.status() for s in self.selected()}
+        if self.config.web.instances:
+            report["web"] = self.web.status()
+        return report
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:

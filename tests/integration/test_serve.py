@@ -88,3 +88,39 @@ def test_malformed_url_stops_start_up_with_a_clear_message(
     assert proc.returncode == 2
     assert var in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_one_scrape_covers_every_worker(settings: Settings, tmp_path) -> None:
+    """With several workers, /metrics (answered by any one of them) counts the requests
+    every worker served (Prometheus multiprocess mode)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "myaiserv", "serve", "--port", str(port), "--workers", "2"],
+        env=_env(settings, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics")),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(40):  # new connections: the kernel spreads them over workers
+                assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+            for _ in range(5):
+                text = client.get("/metrics", headers={"Connection": "close"}).text
+                served = sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("myaiserv_http_requests_total{")
+                    and 'route="/health"' in line
+                )
+                assert served == 41  # the 40, and the first probe that answered
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
