@@ -9,13 +9,13 @@ STACK_ARGS ?=
 
 VENV_STAMP := .venv/.installed
 
-.PHONY: help install system-deps stack-up stack-down stack-status migrate run test bench bench-ingest bench-search eval lint clean
+.PHONY: help install system-deps stack-up stack-down stack-status migrate run test bench bench-ingest bench-search bench-scale eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
 	@echo "make test         install, start the local stack, run the test suite"
 	@echo "make bench        run the benchmarks; writes bench/REPORT.md and bench/results.json"
-	@echo "                  (bench-ingest, bench-search: one of them)"
+	@echo "                  (bench-ingest, bench-search, bench-scale: one of them)"
 	@echo "make eval         relevance (nDCG@10, MAP, Recall@100) on ../shared/data/cisi"
 	@echo "make stack-up     start Elasticsearch, PostgreSQL and Redis locally (STACK_ARGS=...)"
 	@echo "make stack-down   stop them (data is kept in .stack/)"
@@ -47,13 +47,16 @@ migrate: stack-up
 run: migrate
 	POETRY="$(POETRY)" PORT="$(PORT)" bash scripts/run.sh
 
-bench: bench-ingest bench-search
+bench: bench-ingest bench-search bench-scale
 
 bench-ingest: migrate
 	$(POETRY) run python -m bench.ingest
 
 bench-search: migrate
 	$(POETRY) run python -m bench.search
+
+bench-scale: migrate
+	$(POETRY) run python -m bench.scale
 
 eval: migrate
 	$(POETRY) run myaiserv eval

@@ -127,7 +127,23 @@ def _search(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     ]
 
 
-RENDERERS = {"ingest": _ingest, "relevance": _relevance, "search": _search}
+def _scale(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    return [
+        "## Scale-out (1 vs 3 API instances behind nginx)",
+        "",
+        f"| `/v1/search` req/s, {r['clients']} clients | 1 instance | 3 instances | factor |",
+        "| --- | --- | --- | --- |",
+        f"| uncached | {r['uncached_rps_1']:.1f} | {r['uncached_rps_3']:.1f} | "
+        f"{r['uncached_factor']:.2f} |",
+        f"| cached | {r['cached_rps_1']:.1f} | {r['cached_rps_3']:.1f} | "
+        f"{r['cached_factor']:.2f} |",
+        "",
+        f"How: {method.get('how', '')}",
+        "",
+    ]
+
+
+RENDERERS = {"ingest": _ingest, "relevance": _relevance, "search": _search, "scale": _scale}
 
 
 def render(results: dict[str, Any]) -> str:

@@ -89,7 +89,7 @@ def indexer_run(metrics_port: int | None, once: bool) -> None:
             from prometheus_client import start_http_server
 
             try:
-                start_http_server(port, addr="127.0.0.1")
+                start_http_server(port, addr=resources.settings.indexing.metrics_host)
             except OSError as exc:
                 click.echo(
                     f"indexer: metrics port {port} unavailable ({exc}); not served", err=True

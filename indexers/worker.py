@@ -39,6 +39,7 @@ from myaiserv.resources import Resources
 from myaiserv.search.cache import bump_generations
 
 log = get_logger("indexers.worker")
+LAG_REPORT_EVERY_S = 5.0
 
 # Keys for pg_try_advisory_xact_lock(int, int): a namespace and the entity's hash.
 LOCK_NAMESPACE = 0x6D61  # "ma"
@@ -66,6 +67,8 @@ class Worker:
         self.settings = resources.settings
         self.name = name or f"indexer-{os.getpid()}"
         self._stop = asyncio.Event()
+
+    _lag_reported = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -237,6 +240,8 @@ class Worker:
                 await self._sleep(2.0)
                 continue
             total += batch.indexed
+            if batch.claimed and time.monotonic() - self._lag_reported >= LAG_REPORT_EVERY_S:
+                await self._report_lag()  # under a backlog too, when lag matters most
             if batch.claimed == 0 and batch.skipped_busy:
                 await self._sleep(0.05)  # another worker holds those entities
             if batch.claimed == 0 and batch.skipped_busy == 0:
@@ -247,6 +252,7 @@ class Worker:
         return total
 
     async def _report_lag(self) -> None:
+        self._lag_reported = time.monotonic()
         try:
             pending, oldest = await self.lag()
         except Exception:

@@ -89,6 +89,9 @@ class IndexingSettings(BaseModel):
         20, ge=1, description="Retries of a retryable failure before it is dead-lettered."
     )
     metrics_port: int | None = Field(9101, description="Indexer's /metrics port (None: off).")
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the indexer's /metrics binds (0.0.0.0 in containers)."
+    )
 
 
 class LimitSettings(BaseModel):

@@ -27,6 +27,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_range(n: int) -> int:
+    """The first of ``n`` consecutive free loopback ports."""
+    for _ in range(100):
+        first = free_port()
+        free = True
+        for port in range(first, first + n):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    free = False
+                    break
+        if free:
+            return first
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "myaiserv", *args],

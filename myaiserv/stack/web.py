@@ -164,9 +164,10 @@ http {{
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Request-ID $request_id;
-            # A dead instance refuses the connection: the request goes to the next one
-            # (POSTs too, as nothing was sent). A request already sent is not replayed.
-            proxy_next_upstream error timeout http_502 http_503;
+            # As docker/nginx.conf: a dead instance refuses the connection and the request
+            # goes to the next one (POSTs too: nothing was sent). A request already sent
+            # is never replayed, and the app's own 502/503 are passed through.
+            proxy_next_upstream error timeout;
             proxy_next_upstream_tries 3;
             proxy_connect_timeout 2s;
             proxy_read_timeout 300s;

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,10 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from myaiserv.config import Settings
-from myaiserv.db.models import Document
+from myaiserv.db.models import Document, OutboxEvent
+from myaiserv.evaluation.harness import free_port_range
 from myaiserv.resources import Resources
 from myaiserv.stack.config import StackConfig, WebConfig
 from myaiserv.stack.manager import Stack
@@ -44,7 +44,7 @@ def web(stack: Stack, settings: Settings, resources, tmp_path_factory) -> Iterat
         web=WebConfig(
             instances=3,
             port=free_port(),
-            first_instance_port=_free_range(3),  # instance ports are consecutive
+            first_instance_port=free_port_range(3),  # instance ports are consecutive
             first_indexer_metrics_port=free_port(),
         ),
     )
@@ -65,24 +65,6 @@ def web(stack: Stack, settings: Settings, resources, tmp_path_factory) -> Iterat
         yield service
     finally:
         service.stop()
-
-
-def _free_range(n: int) -> int:
-    for _ in range(50):
-        first = free_port()
-        ports = [first + i for i in range(n)]
-        if all(_port_free(p) for p in ports):
-            return first
-    raise RuntimeError("no free port range")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 @pytest.fixture
@@ -225,3 +207,111 @@ async def test_prometheus_scrapes_the_instances_and_an_alert_fires(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+async def test_one_es_node_down_under_ingest_and_search(
+    stack: Stack, settings: Settings, embedder, database: str
+):
+    """A 3-node cluster with 1 replica: stop a node while documents are written, indexed
+    and searched; everything keeps working (yellow), the node rejoins, nothing is lost."""
+    import shutil
+    import tempfile
+    import uuid
+
+    from litestar.testing import AsyncTestClient
+
+    from indexers.worker import Worker
+    from myaiserv.app import create_app
+    from myaiserv.resources import open_resources
+    from tests.integration.test_stack import _free_block
+
+    root = Path(tempfile.mkdtemp(prefix="myaiserv-es3-"))
+    os.chmod(root, 0o755)  # noqa: S103 - the Elasticsearch user must traverse it
+    http = _free_block(19500, 3)
+    config = StackConfig(dir=root / "stack", services=("elasticsearch",))
+    config.elasticsearch.nodes = 3
+    config.elasticsearch.http_port = http
+    config.elasticsearch.transport_port = http + 100
+    cluster = Stack(config)
+    es_service = cluster.services["elasticsearch"]
+    try:
+        await asyncio.to_thread(cluster.up)
+        three = settings.model_copy(
+            update={
+                "es_url": config.elasticsearch.urls(),
+                "es": settings.es.model_copy(
+                    update={"index_prefix": f"es3-{uuid.uuid4().hex[:6]}", "replicas": 1}
+                ),
+            }
+        )
+        async with open_resources(three, embedder=embedder) as res:
+            await res.indices.ensure_all()
+            await res.es.cluster.health(wait_for_status="green", timeout="60s")
+            tenant = await make_tenant(res)
+            app = create_app(three, embedder=embedder)
+            async with AsyncTestClient(app=app) as client:
+                client.headers.update(tenant.headers)
+                failures: list[str] = []
+                stop = asyncio.Event()
+
+                async def search_forever() -> None:
+                    while not stop.is_set():
+                        resp = await client.post(
+                            "/v1/search",
+                            json={"query": "replicated harbour", "mode": "hybrid"},
+                            headers={"Cache-Control": "no-cache"},
+                        )
+                        if resp.status_code != 200:
+                            failures.append(resp.text[:200])
+                        await asyncio.sleep(0.1)
+
+                async def write(batch: int) -> None:
+                    docs = [
+                        {"title": f"b{batch}-{i}", "text": f"Replicated harbour log {batch}-{i}."}
+                        for i in range(20)
+                    ]
+                    resp = await client.post("/v1/documents/batch", json={"documents": docs})
+                    assert resp.status_code == 201, resp.text
+                    await Worker(res, name="es3").drain(idle_exit=True)
+
+                searcher = asyncio.create_task(search_forever())
+                try:
+                    await write(0)
+                    await asyncio.to_thread(es_service.stop, ["node-2"])
+                    health = await res.es.cluster.health(wait_for_nodes="2", timeout="60s")
+                    assert health["status"] in ("yellow", "green")
+                    await write(1)
+                    await write(2)
+                finally:
+                    stop.set()
+                    await searcher
+                assert failures == []
+                await asyncio.to_thread(es_service.start)  # node-2 rejoins
+                health = await res.es.cluster.health(wait_for_status="green", timeout="120s")
+                assert health["number_of_nodes"] == 3
+
+                # Writes that met the failover were retried from the outbox (with backoff):
+                # let the indexer finish, as a running one would.
+                async def outbox_empty() -> bool:
+                    await Worker(res, name="es3").drain(idle_exit=True)
+                    async with res.sessionmaker() as session:
+                        left = await session.scalar(
+                            select(func.count(OutboxEvent.id)).where(
+                                OutboxEvent.tenant_id == tenant.id
+                            )
+                        )
+                    return left == 0
+
+                assert await eventually(outbox_empty, within=120, interval=1)
+                await res.es.indices.refresh(index=res.indices.alias("documents"))
+                found = await res.es.search(
+                    index=res.indices.alias("documents"),
+                    query={"term": {"tenant_id": str(tenant.id)}},
+                    size=0,
+                    aggs={"docs": {"cardinality": {"field": "document_id"}}},
+                )
+                assert found["aggregations"]["docs"]["value"] == 60
+                assert found["hits"]["total"]["value"] == 60  # one chunk each, no duplicate
+    finally:
+        await asyncio.to_thread(cluster.down)
+        shutil.rmtree(root, ignore_errors=True)
