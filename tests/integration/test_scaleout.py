@@ -18,15 +18,17 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from myaiserv.config import Settings
+from myaiserv.db import migrate
 from myaiserv.db.models import Document, OutboxEvent
 from myaiserv.evaluation.harness import free_port_range
 from myaiserv.resources import Resources
 from myaiserv.stack.config import StackConfig, WebConfig
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.web import WebService
-from tests.conftest import TenantKey, eventually, free_port, make_tenant
+from tests.conftest import TenantKey, _admin, eventually, free_port, make_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -213,7 +215,10 @@ async def test_one_es_node_down_under_ingest_and_search(
     stack: Stack, settings: Settings, embedder, database: str
 ):
     """A 3-node cluster with 1 replica: stop a node while documents are written, indexed
-    and searched; everything keeps working (yellow), the node rejoins, nothing is lost."""
+    and searched; everything keeps working (yellow), the node rejoins, nothing is lost.
+
+    A database of its own: the web tier of this module runs an indexer on the session's
+    database, which would otherwise take this test's outbox rows to the other cluster."""
     import shutil
     import tempfile
     import uuid
@@ -234,16 +239,21 @@ async def test_one_es_node_down_under_ingest_and_search(
     config.elasticsearch.transport_port = http + 100
     cluster = Stack(config)
     es_service = cluster.services["elasticsearch"]
+    own_db = f"{make_url(settings.database_url).database}_es3"
+    own_url = make_url(settings.database_url).set(database=own_db)
     try:
+        await _admin(settings.database_url, f'CREATE DATABASE "{own_db}"')
         await asyncio.to_thread(cluster.up)
         three = settings.model_copy(
             update={
+                "database_url": own_url.render_as_string(hide_password=False),
                 "es_url": config.elasticsearch.urls(),
                 "es": settings.es.model_copy(
                     update={"index_prefix": f"es3-{uuid.uuid4().hex[:6]}", "replicas": 1}
                 ),
             }
         )
+        await asyncio.to_thread(migrate.upgrade, three)
         async with open_resources(three, embedder=embedder) as res:
             await res.indices.ensure_all()
             await res.es.cluster.health(wait_for_status="green", timeout="60s")
@@ -315,3 +325,4 @@ async def test_one_es_node_down_under_ingest_and_search(
     finally:
         await asyncio.to_thread(cluster.down)
         shutil.rmtree(root, ignore_errors=True)
+        await _admin(settings.database_url, f'DROP DATABASE IF EXISTS "{own_db}" WITH (FORCE)')

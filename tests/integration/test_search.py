@@ -451,7 +451,7 @@ async def test_an_index_built_with_another_model_is_refused_with_a_503(
             assert resp.status_code == 503, resp.text
             assert "some-other-model" in resp.text and "reindex" in resp.text
             metrics = await client.get("/metrics")
-            assert "myaiserv_search_cache_requests_total" in metrics.text
+            assert "myaiserv_cache_requests_total" in metrics.text
     finally:
         names = list((await resources.es.indices.get(index=f"{prefix}-*")).body)
         await resources.es.indices.delete(index=",".join(names))
