@@ -31,6 +31,9 @@ def bench_settings(database: str, redis_db: int, prefix: str) -> tuple[Settings,
         ES_URL=",".join(settings.es_url),
         MYAISERV_ES__INDEX_PREFIX=prefix,
         LOG_LEVEL="WARNING",
+        # Measurements, not traffic to police: no request rate limits.
+        MYAISERV_RATE_LIMITS__PER_KEY_PER_MINUTE="0",
+        MYAISERV_RATE_LIMITS__PER_TENANT_PER_MINUTE="0",
     )
     return settings, env
 

@@ -238,6 +238,20 @@ class LLMSettings(BaseModel):
         return value
 
 
+class RateLimitSettings(BaseModel):
+    """Requests per minute on /v1, counted in Redis (shared by every instance)."""
+
+    per_key_per_minute: int = Field(1200, ge=0, description="Per API key (0: unlimited).")
+    per_tenant_per_minute: int = Field(
+        3000, ge=0, description="Per tenant, all its keys together (0: unlimited)."
+    )
+    fail_open: bool = Field(
+        True,
+        description="Redis down: serve without limits (True, the default: the cache and "
+        "limits are an optimisation, not a gate) or answer 503 (False).",
+    )
+
+
 class RedisSettings(BaseModel):
     socket_timeout_s: float = Field(1.0, gt=0)
     connect_timeout_s: float = Field(1.0, gt=0)
@@ -286,6 +300,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
     @model_validator(mode="after")
     def _llm_targets(self) -> Settings:

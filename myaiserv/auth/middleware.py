@@ -13,11 +13,14 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import Message, Receive, Scope, Send
 
-from myaiserv.auth import keys
+from myaiserv.auth import keys, ratelimit
 from myaiserv.auth.principal import Principal
 from myaiserv.auth.repository import ApiKeyRepository
 from myaiserv.resources import Resources
+
+RATE_LIMIT_SCOPE_KEY = "myaiserv.rate_limit"  # the verdict, for the response's headers
 
 
 def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -31,6 +34,20 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 
 class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As the base class, and every response carries the caller's rate-limit state."""
+
+        async def send_with_limits(message: Message) -> None:
+            verdict = scope.get(RATE_LIMIT_SCOPE_KEY)
+            if message["type"] == "http.response.start" and verdict is not None:
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((k.lower().encode(), v.encode()) for k, v in verdict.headers().items()),
+                ]
+            await send(message)
+
+        await super().__call__(scope, receive, send_with_limits)
+
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
@@ -58,6 +75,16 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             key_prefix=row.prefix,
             scopes=frozenset(row.scopes),
         )
+        verdict = await ratelimit.check(
+            resources.redis,
+            resources.settings.es.index_prefix,
+            principal,
+            resources.settings.rate_limits,
+        )
+        if verdict is not None:
+            connection.scope[RATE_LIMIT_SCOPE_KEY] = verdict  # type: ignore[literal-required]
+            if not verdict.allowed:
+                raise ratelimit.refusal(verdict)
         return AuthenticationResult(user=principal, auth=row.prefix)
 
 

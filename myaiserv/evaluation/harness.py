@@ -73,7 +73,14 @@ async def local_api(
     """Start the API (and an indexer); yields the API's base URL and its process once
     ``/ready`` answers 200."""
     port = free_port()
-    env = {**os.environ, "LOG_LEVEL": "WARNING", **env_overrides}
+    env = {
+        **os.environ,
+        "LOG_LEVEL": "WARNING",
+        # Measurements, not traffic to police: no request rate limits.
+        "MYAISERV_RATE_LIMITS__PER_KEY_PER_MINUTE": "0",
+        "MYAISERV_RATE_LIMITS__PER_TENANT_PER_MINUTE": "0",
+        **env_overrides,
+    }
     env.setdefault("MYAISERV_INDEXING__METRICS_PORT", str(free_port()))
     procs = [spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env)]
     if indexer:

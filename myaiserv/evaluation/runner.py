@@ -63,6 +63,9 @@ class EvalClient:
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         resp = await self.http.post(path, json=body)
+        while resp.status_code == 429:  # a deployment's rate limit: wait as told
+            await asyncio.sleep(float(resp.headers.get("retry-after", "1")))
+            resp = await self.http.post(path, json=body)
         if resp.status_code >= 400:
             raise RuntimeError(f"POST {path}: {resp.status_code} {resp.text[:500]}")
         return resp.json()
