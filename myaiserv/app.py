@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
@@ -40,7 +41,17 @@ log = get_logger(__name__)
 UNAUTHENTICATED = [r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema"]
 
 
-def _observe(name: str):
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    # An API serves data, never pages: nothing in a response may load or run anything.
+    # (The Swagger UI under /schema loads its assets, so it keeps its own policy.)
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+
+
+def _observe(name: str, security_headers: bool = True):
     """On every response: the answering instance (``X-Instance``: load-balancing is then
     visible), the server's time on the request (``Server-Timing: app;dur=<ms>``, to the
     response's start, which benchmarks read), and the HTTP metrics by route template."""
@@ -61,6 +72,8 @@ def _observe(name: str):
                         (b"x-instance", value),
                         (b"server-timing", f"app;dur={seconds * 1000:.2f}".encode()),
                     ]
+                    if security_headers and not scope.get("path", "").startswith("/schema"):
+                        message["headers"] += SECURITY_HEADERS
                     route = scope.get("path_template") or "unmatched"
                     method = scope.get("method", "")
                     metrics.HTTP_REQUESTS.labels(route, method, str(message["status"])).inc()
@@ -106,11 +119,30 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
         },
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         middleware=[
-            _observe(instance),
+            _observe(instance, settings.http.security_headers),
             # Probes, metrics and the schema stay open; everything else needs a key.
             DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude=UNAUTHENTICATED),
         ],
         request_max_body_size=settings.limits.max_request_bytes,
+        cors_config=(
+            CORSConfig(
+                allow_origins=settings.http.cors_origins,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                allow_headers=["Authorization", "X-API-Key", "Content-Type", "Cache-Control"],
+                expose_headers=[
+                    "X-Cache",
+                    "X-Instance",
+                    "Retry-After",
+                    "RateLimit-Limit",
+                    "RateLimit-Remaining",
+                    "RateLimit-Reset",
+                    "RateLimit-Policy",
+                ],
+                max_age=600,
+            )
+            if settings.http.cors_origins
+            else None
+        ),
         openapi_config=OpenAPIConfig(
             title="MyAIServ",
             version=__version__,

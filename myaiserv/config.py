@@ -238,6 +238,19 @@ class LLMSettings(BaseModel):
         return value
 
 
+class HttpSettings(BaseModel):
+    """Browser-facing policy: CORS (off unless origins are listed) and security headers."""
+
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins allowed to call the API from a browser, e.g. ["https://app.example"]; '
+        "empty: no CORS headers (same-origin only).",
+    )
+    security_headers: bool = Field(
+        True, description="Send nosniff, frame-deny, no-referrer and a no-content CSP."
+    )
+
+
 class RateLimitSettings(BaseModel):
     """Requests per minute on /v1, counted in Redis (shared by every instance)."""
 
@@ -301,6 +314,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     @model_validator(mode="after")
     def _llm_targets(self) -> Settings:
