@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from myaiserv.auth.service import TenantService
 from myaiserv.config import Settings
 from myaiserv.db import migrate
 from myaiserv.embeddings.model import Embedder
+from myaiserv.evaluation.harness import free_port  # noqa: F401 - tests import it from here
 from myaiserv.resources import Resources, open_resources
 from myaiserv.search.indices import KINDS
 from myaiserv.stack.config import StackConfig
@@ -165,13 +165,6 @@ async def drain(resources: Resources) -> int:
     for kind in KINDS:
         await resources.es.indices.refresh(index=resources.indices.alias(kind))
     return done
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (for servers the tests start)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def eventually(

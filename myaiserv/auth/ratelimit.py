@@ -48,6 +48,20 @@ class RateLimitedError(AppError):
     title = "Too many requests"
 
 
+async def count_in_window(redis: Redis, names: list[str]) -> tuple[list[int], int]:
+    """Count one hit on each named counter in the current window, atomically; returns the
+    counts and the seconds until the window ends. Raises RedisError/OSError."""
+    now = time.time()
+    window = int(now // WINDOW_S)
+    async with redis.pipeline(transaction=True) as pipe:
+        for name in names:
+            key = f"{name}:{window}"
+            pipe.incr(key)
+            pipe.expire(key, WINDOW_S * 2)
+        counts = (await pipe.execute())[::2]
+    return counts, max(1, int((window + 1) * WINDOW_S - now))
+
+
 async def check(
     redis: Redis, prefix: str, principal: Principal, settings: RateLimitSettings
 ) -> Verdict | None:
@@ -59,16 +73,8 @@ async def check(
     limits = [(name, limit) for name, limit in limits if limit > 0]
     if not limits:
         return None
-    now = time.time()
-    window = int(now // WINDOW_S)
-    reset = max(1, int((window + 1) * WINDOW_S - now))
     try:
-        async with redis.pipeline(transaction=True) as pipe:
-            for name, _ in limits:
-                key = f"{prefix}:rl:{name}:{window}"
-                pipe.incr(key)
-                pipe.expire(key, WINDOW_S * 2)
-            counts = (await pipe.execute())[::2]
+        counts, reset = await count_in_window(redis, [f"{prefix}:rl:{name}" for name, _ in limits])
     except (RedisError, OSError) as exc:
         if settings.fail_open:
             log.warning("rate limiter unavailable; not limiting", error=str(exc)[:200])

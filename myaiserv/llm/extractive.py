@@ -39,8 +39,6 @@ def question_of(messages: list[ChatMessage]) -> str:
 
 
 class ExtractiveProvider:
-    kind = "extractive"
-
     def __init__(
         self,
         name: str,

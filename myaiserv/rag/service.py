@@ -34,6 +34,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from myaiserv import metrics
+from myaiserv.auth.ratelimit import count_in_window
 from myaiserv.conversations.service import ConversationService, NewMessage
 from myaiserv.errors import AppError, NotFoundError
 from myaiserv.kit.validation import InvalidInputError
@@ -261,18 +262,14 @@ class RagService:
         limit = self.settings.rate_limit_per_minute
         if not limit:
             return
-        window = int(time.time() // 60)
-        key = f"{self.resources.settings.es.index_prefix}:rl:chat:{self.tenant_id}:{window}"
+        name = f"{self.resources.settings.es.index_prefix}:rl:chat:{self.tenant_id}"
         try:
-            async with self.resources.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 120)
-                count, _ = await pipe.execute()
+            (count,), reset = await count_in_window(self.resources.redis, [name])
         except (RedisError, OSError) as exc:
             log.warning("rate limiter unavailable", error=str(exc))
             return
         if count > limit:
-            raise RateLimitedError(60 - int(time.time()) % 60 or 1)
+            raise RateLimitedError(reset)
 
     async def prepare(
         self,

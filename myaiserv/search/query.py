@@ -8,6 +8,7 @@ through ``match``/``multi_match``, which do not parse query syntax.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,12 +256,13 @@ def returned_fields(asked: list[str], kinds: list[str]) -> list[str]:
     return list(dict.fromkeys(asked))
 
 
-def _property_names(kind: str) -> set[str]:
+@functools.cache
+def _property_names(kind: str) -> frozenset[str]:
     from myaiserv.embeddings.model import ModelInfo
     from myaiserv.search.indices import IndexOptions
 
     props = SPECS[kind].properties(ModelInfo("x", 1, 1), IndexOptions())
-    return set(props)
+    return frozenset(props)
 
 
 # -- bodies ---------------------------------------------------------------------------

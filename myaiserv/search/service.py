@@ -120,9 +120,7 @@ class SearchService:
     async def search(self, req: SearchRequest, *, use_cache: bool = True) -> tuple[bytes, str]:
         """The response body (JSON) and the cache outcome: hit, miss or bypass."""
         plan = self.plan(req)
-        request = result_cache.normalise(msgspec.to_builtins(req))
-        request.pop("cursor", None)
-        paging_fp = fingerprint(self.tenant_id, {k: v for k, v in request.items() if k != "size"})
+        request, paging_fp = self._fingerprinted(req)
         cacheable = req.cursor is None and use_cache and self.settings.cache_ttl_s > 0
         key = None
         if cacheable:
@@ -147,10 +145,16 @@ class SearchService:
         sits above it)."""
         plan = self.plan(req)
         await self.resources.index_guard.check(self.resources.es, plan.kinds)
+        _, paging_fp = self._fingerprinted(req)
+        return await self._search(plan, None, paging_fp, paging=False)
+
+    def _fingerprinted(self, req: SearchRequest) -> tuple[dict[str, Any], str]:
+        """The normalised request without its cursor (the cache key's material), and the
+        fingerprint a cursor must carry: the same request whatever the page size."""
         request = result_cache.normalise(msgspec.to_builtins(req))
         request.pop("cursor", None)
-        request.pop("size", None)
-        return await self._search(plan, None, fingerprint(self.tenant_id, request), paging=False)
+        paging = {k: v for k, v in request.items() if k != "size"}
+        return request, fingerprint(self.tenant_id, paging)
 
     async def _embed(self, text: str) -> list[float]:
         vector = await self.resources.embedder.encode_query(text)
