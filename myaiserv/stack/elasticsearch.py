@@ -121,6 +121,11 @@ class ElasticsearchService:
     def node_dir(self, name: str) -> Path:
         return self.root / name
 
+    @property
+    def snapshot_dir(self) -> Path:
+        """Where every node may write snapshots (ES's ``path.repo``)."""
+        return self.root / "snapshots"
+
     def pidfile(self, name: str) -> Path:
         return self.node_dir(name) / "es.pid"
 
@@ -156,6 +161,8 @@ class ElasticsearchService:
         conf = node / "config"
         for sub in ("data", "logs", "tmp"):
             (node / sub).mkdir(parents=True, exist_ok=True)
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        self.run_as.own(self.snapshot_dir)
         if not conf.exists():
             shutil.copytree(self.home / "config", conf)
         settings = {
@@ -167,6 +174,8 @@ class ElasticsearchService:
             "http.port": cfg.http_ports()[index],
             "transport.port": cfg.transport_ports()[index],
             "xpack.security.enabled": False,
+            # Snapshots (`myaiserv backup`) go to a shared-filesystem repository here.
+            "path.repo": [str(self.snapshot_dir.resolve())],
             # A developer's disk filling up must not turn indices read-only under them.
             "cluster.routing.allocation.disk.threshold_enabled": False,
         }
