@@ -22,6 +22,8 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from myaiserv import __version__, metrics
+from myaiserv.audit.controller import AuditController
+from myaiserv.auth.controller import KeyController
 from myaiserv.auth.middleware import ApiKeyAuthenticationMiddleware
 from myaiserv.config import Settings, load_settings
 from myaiserv.conversations.controller import ConversationController
@@ -30,8 +32,10 @@ from myaiserv.embeddings.model import Embedder
 from myaiserv.errors import exception_handlers
 from myaiserv.health.controller import HealthController
 from myaiserv.kit.deps import provide_principal, provide_resources, provide_session
+from myaiserv.kit.jsondepth import json_depth_limit
 from myaiserv.logging import configure_logging, get_logger
 from myaiserv.prompts.controller import PromptController
+from myaiserv.quotas.controller import UsageController
 from myaiserv.rag.controller import OpenAIController, RagController
 from myaiserv.resources import open_resources
 from myaiserv.runs.controller import RunController
@@ -110,6 +114,9 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             SearchController,
             OpenAIController,
             RagController,
+            KeyController,
+            AuditController,
+            UsageController,
         ],
         lifespan=[lifespan],
         dependencies={
@@ -122,6 +129,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             _observe(instance, settings.http.security_headers),
             # Probes, metrics and the schema stay open; everything else needs a key.
             DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude=UNAUTHENTICATED),
+            json_depth_limit(settings.limits.max_json_depth, settings.limits.max_request_bytes),
         ],
         request_max_body_size=settings.limits.max_request_bytes,
         cors_config=(

@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from myaiserv.secrets.cli import secrets
 from myaiserv.stack.cli import stack
 
 
@@ -201,7 +202,114 @@ def tenants_key(tenant: str, key_name: str, scopes: str) -> None:
     _print_key(_run(job))
 
 
+@tenants.command("keys")
+@click.argument("tenant")
+def tenants_keys(tenant: str) -> None:
+    """List TENANT's API keys (prefixes, scopes, state; never the keys)."""
+    from myaiserv.auth.service import TenantService
+
+    async def job(settings):
+        async def list_them(session):
+            service = TenantService(session)
+            found = await service.tenants.get_by_name(tenant)
+            if found is None:
+                raise click.ClickException(f"tenant {tenant!r} not found")
+            return await service.list_keys(found.id)
+
+        return await _with_session(settings, list_them)
+
+    for row in _run(job):
+        state = "revoked" if row.revoked_at else "active"
+        expires = row.expires_at.isoformat() if row.expires_at else "never"
+        click.echo(f"{row.prefix}\t{row.name}\t{','.join(row.scopes)}\t{state}\texpires {expires}")
+
+
+@tenants.command("revoke-key")
+@click.argument("prefix")
+def tenants_revoke_key(prefix: str) -> None:
+    """Revoke the API key whose prefix is PREFIX (mas_...): refused at once everywhere."""
+    from myaiserv.auth.service import TenantService
+
+    async def job(settings):
+        return await _with_session(settings, lambda s: TenantService(s).revoke_by_prefix(prefix))
+
+    row = _run(job)
+    click.echo(f"revoked {row.prefix} ({row.name}) at {row.revoked_at.isoformat()}")
+
+
+@tenants.command("quota")
+@click.argument("tenant")
+@click.option("--daily-tokens", type=click.IntRange(min=0), help="0: unlimited.")
+@click.option("--daily-cost-usd", type=click.FloatRange(min=0), help="0: unlimited.")
+@click.option("--default", "use_default", is_flag=True, help="Back to the deployment's quotas.")
+def tenants_quota(
+    tenant: str, daily_tokens: int | None, daily_cost_usd: float | None, use_default: bool
+) -> None:
+    """Set TENANT's daily LLM quotas (tokens, cost in USD), counted per UTC day."""
+    from myaiserv.auth.service import TenantService
+
+    if use_default == (daily_tokens is not None or daily_cost_usd is not None):
+        raise click.UsageError("give --daily-tokens and/or --daily-cost-usd, or --default")
+
+    async def job(settings):
+        return await _with_session(
+            settings,
+            lambda s: TenantService(s).set_quota(
+                tenant, daily_tokens=daily_tokens, daily_cost_usd=daily_cost_usd
+            ),
+        )
+
+    row = _run(job)
+    click.echo(
+        f"{row.name}: daily tokens {row.daily_token_quota or 'default/unlimited'}, "
+        f"daily cost {row.daily_cost_quota_usd or 'default/unlimited'} USD"
+    )
+
+
+@main.command("audit")
+@click.option("--tenant", help="Only this tenant's events (default: all, incl. tenant-less).")
+@click.option("--action", help="Exact action, or a family ending in '.' (e.g. 'key.').")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def audit_command(tenant: str | None, action: str | None, limit: int) -> None:
+    """Print the audit log, newest first (JSON lines)."""
+    import json
+
+    from myaiserv.audit.log import AuditQuery, find
+    from myaiserv.auth.repository import TenantRepository
+
+    async def job(settings):
+        async def read(session):
+            tenant_id = None
+            if tenant:
+                found = await TenantRepository(session).get_by_name(tenant)
+                if found is None:
+                    raise click.ClickException(f"tenant {tenant!r} not found")
+                tenant_id = found.id
+            rows, _ = await find(session, AuditQuery(tenant_id, action=action, limit=limit))
+            return rows
+
+        return await _with_session(settings, read)
+
+    for r in _run(job):
+        click.echo(
+            json.dumps(
+                {
+                    "id": r.id,
+                    "at": r.created_at.isoformat(),
+                    "tenant_id": str(r.tenant_id) if r.tenant_id else None,
+                    "actor": r.actor,
+                    "action": r.action,
+                    "outcome": r.outcome,
+                    "target": r.target,
+                    "ip": r.ip,
+                    "details": r.details,
+                }
+            )
+        )
+
+
 main.add_command(stack)
+main.add_command(secrets)
 
 
 def _load_plugins() -> None:

@@ -57,6 +57,24 @@ class ElasticsearchSettings(BaseModel):
     vector_index_type: Literal["hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat"] = "hnsw"
 
 
+class BackupSettings(BaseModel):
+    """`myaiserv backup` / `restore`: where Elasticsearch snapshots go."""
+
+    repository: str = Field(
+        "myaiserv_backups",
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="Name of the Elasticsearch snapshot repository (a shared filesystem one).",
+    )
+    location: str | None = Field(
+        None,
+        description="Folder, as every Elasticsearch node sees it and inside their path.repo, "
+        "that holds the repository (e.g. /snapshots); None: the nodes' path.repo.",
+    )
+    timeout_s: float = Field(
+        3600.0, gt=0, description="Longest wait for a snapshot, a restore, pg_dump or pg_restore."
+    )
+
+
 class EmbeddingSettings(BaseModel):
     model: str = Field(
         "all-MiniLM-L6-v2",
@@ -100,6 +118,12 @@ class LimitSettings(BaseModel):
     max_batch_documents: int = Field(1000, ge=1)
     max_document_chars: int = Field(5_000_000, ge=1)
     max_page_size: int = Field(200, ge=1)
+    max_json_depth: int = Field(
+        32,
+        ge=4,
+        le=512,
+        description="Deepest nesting of arrays/objects accepted in a JSON body (400 beyond).",
+    )
     max_metadata_value_chars: int = Field(
         8000,
         ge=1,
@@ -165,7 +189,14 @@ class ProviderSettings(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     kind: Literal["openai", "extractive"] = "openai"
     base_url: str | None = None
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = Field(
+        None, description="The key in plain settings; prefer api_key_secret (encrypted at rest)."
+    )
+    api_key_secret: str | None = Field(
+        None,
+        description="Name of a secret stored with `myaiserv secrets set` (encrypted in "
+        "PostgreSQL under MYAISERV_SECRETS__KEYS) that holds the API key.",
+    )
     models: list[str] = Field(default_factory=list, min_length=1)
     price_input_per_1k: float = Field(0.0, ge=0, description="USD per 1k prompt tokens.")
     price_output_per_1k: float = Field(0.0, ge=0, description="USD per 1k completion tokens.")
@@ -175,6 +206,12 @@ class ProviderSettings(BaseModel):
         5, ge=1, description="Consecutive failures that open the circuit."
     )
     breaker_reset_s: float = Field(30.0, gt=0, description="Open circuit's cool-down.")
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> ProviderSettings:
+        if self.api_key is not None and self.api_key_secret:
+            raise ValueError(f"provider {self.name!r}: set api_key or api_key_secret, not both")
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -265,6 +302,31 @@ class RateLimitSettings(BaseModel):
     )
 
 
+class QuotaSettings(BaseModel):
+    """LLM usage each tenant may have per UTC day, unless its own quota is set
+    (`myaiserv tenants quota`). Counted from the runs recorded by our chat endpoints."""
+
+    daily_tokens: int = Field(0, ge=0, description="Prompt + completion tokens (0: unlimited).")
+    daily_cost_usd: float = Field(0.0, ge=0, description="Cost in USD (0: unlimited).")
+
+
+class SecretSettings(BaseModel):
+    keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Fernet keys (comma-separated; make one with `myaiserv secrets "
+        "generate-key`): the first encrypts stored secrets, all decrypt (rotation).",
+    )
+    cache_ttl_s: float = Field(
+        60.0, gt=0, description="How long an instance keeps a decrypted provider key."
+    )
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> list[str]:
+        items = value.split(",") if isinstance(value, str) else list(value or [])
+        return [str(i).strip() for i in items if str(i).strip()]
+
+
 class RedisSettings(BaseModel):
     socket_timeout_s: float = Field(1.0, gt=0)
     connect_timeout_s: float = Field(1.0, gt=0)
@@ -307,6 +369,7 @@ class Settings(BaseSettings):
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     indexing: IndexingSettings = Field(default_factory=IndexingSettings)
@@ -315,6 +378,8 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    secrets: SecretSettings = Field(default_factory=SecretSettings)
 
     @model_validator(mode="after")
     def _llm_targets(self) -> Settings:

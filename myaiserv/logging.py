@@ -11,6 +11,32 @@ import sys
 
 import structlog
 
+# Values that must never reach a log line (provider API keys, once read); per process.
+_SECRETS: set[str] = set()
+REDACTED = "[REDACTED]"
+
+
+def register_secret(value: str | None) -> None:
+    """Scrub ``value`` from every log line this process writes from now on."""
+    if value and len(value) >= 6:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _redact_secrets(_: object, __: str, event_dict: dict) -> dict:
+    if _SECRETS:
+        for key, value in event_dict.items():
+            if isinstance(value, str):
+                event_dict[key] = redact(value)
+    return event_dict
+
+
 _SHARED = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -42,6 +68,7 @@ def configure_logging(level: str = "INFO", *, json_logs: bool | None = None) -> 
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            _redact_secrets,
             renderer,
         ],
     )

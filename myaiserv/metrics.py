@@ -36,6 +36,17 @@ HTTP_DURATION = Histogram(
     ["route", "method"],
     buckets=LATENCY_BUCKETS,
 )
+AUTH_FAILURES = Counter(
+    "myaiserv_auth_failures_total",
+    "Refused API keys by reason (missing, malformed, invalid, revoked, expired); the "
+    "audit log keeps a sample.",
+    ["reason"],
+)
+QUOTA_REFUSALS = Counter(
+    "myaiserv_quota_refusals_total",
+    "LLM calls refused because a tenant's daily quota was used up, by quota.",
+    ["quota"],
+)
 SEARCH_STAGE = Histogram(
     "myaiserv_search_stage_seconds",
     "Search time by stage: embed (query embedding), elasticsearch (the _msearch round "

@@ -14,6 +14,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from myaiserv.audit.log import AuthFailureSampler
 from myaiserv.cache.client import create_redis_client
 from myaiserv.config import Settings
 from myaiserv.db.engine import create_engine, create_sessionmaker
@@ -23,6 +24,7 @@ from myaiserv.llm.registry import ProviderRegistry
 from myaiserv.search.client import create_es_client
 from myaiserv.search.guard import IndexGuard
 from myaiserv.search.indices import IndexManager, IndexOptions
+from myaiserv.secrets.store import SecretResolver
 
 
 @dataclass
@@ -36,6 +38,8 @@ class Resources:
     indices: IndexManager
     index_guard: IndexGuard
     llm: ProviderRegistry
+    secrets: SecretResolver
+    audit_sampler: AuthFailureSampler
 
 
 def index_options(settings: Settings) -> IndexOptions:
@@ -63,18 +67,26 @@ async def open_resources(
     redis = create_redis_client(settings)
     indices = IndexManager(es, settings.es.index_prefix, info, index_options(settings))
     cached = CachedEmbedder(model, redis, ttl_s=settings.embedding.cache_ttl_s)
-    llm = ProviderRegistry(settings.llm, cached)
+    sessionmaker = create_sessionmaker(engine)
+    secrets = SecretResolver(
+        sessionmaker,
+        [k.get_secret_value() for k in settings.secrets.keys],
+        ttl_s=settings.secrets.cache_ttl_s,
+    )
+    llm = ProviderRegistry(settings.llm, cached, secrets)
     try:
         yield Resources(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             es=es,
             redis=redis,
             embedder=cached,
             indices=indices,
             index_guard=IndexGuard(indices),
             llm=llm,
+            secrets=secrets,
+            audit_sampler=AuthFailureSampler(redis, settings.es.index_prefix),
         )
     finally:
         await llm.aclose()

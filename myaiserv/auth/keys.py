@@ -40,5 +40,9 @@ def split_prefix(plaintext: str) -> str | None:
     return f"{parts[0]}_{parts[1]}"
 
 
+# Compared against when no key has the presented prefix (see the auth middleware).
+DUMMY_HASH = hash_key(f"{KEY_SCHEME}_000000000000_no-such-key")
+
+
 def verify(plaintext: str, key_hash: str) -> bool:
     return hmac.compare_digest(hash_key(plaintext), key_hash)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -15,9 +16,12 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import Message, Receive, Scope, Send
 
+from myaiserv import metrics
+from myaiserv.audit import log as audit
 from myaiserv.auth import keys, ratelimit
 from myaiserv.auth.principal import Principal
 from myaiserv.auth.repository import ApiKeyRepository
+from myaiserv.kit.deps import client_ip
 from myaiserv.resources import Resources
 
 RATE_LIMIT_SCOPE_KEY = "myaiserv.rate_limit"  # the verdict, for the response's headers
@@ -51,23 +55,31 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
+        resources: Resources = connection.app.state.resources
         plaintext = presented_key(connection)
         if not plaintext:
+            await _refuse(connection, resources, "missing", None, None)
             raise NotAuthorizedException(
                 "An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'."
             )
         prefix = keys.split_prefix(plaintext)
         if prefix is None:
+            await _refuse(connection, resources, "malformed", None, None)
             raise NotAuthorizedException("The API key is malformed.")
-        resources: Resources = connection.app.state.resources
         async with resources.sessionmaker() as session:
             row = await ApiKeyRepository(session).get_by_prefix(prefix)
         now = datetime.now(UTC)
-        if row is None or not keys.verify(plaintext, row.key_hash):
+        # A hash comparison happens whether or not the prefix exists, so the time taken
+        # does not tell which prefixes are real.
+        valid = keys.verify(plaintext, row.key_hash if row is not None else keys.DUMMY_HASH)
+        if row is None or not valid:
+            await _refuse(connection, resources, "invalid", prefix, row.tenant_id if row else None)
             raise NotAuthorizedException("The API key is not valid.")
         if row.revoked_at is not None:
+            await _refuse(connection, resources, "revoked", prefix, row.tenant_id)
             raise NotAuthorizedException("The API key has been revoked.")
         if row.expires_at is not None and row.expires_at <= now:
+            await _refuse(connection, resources, "expired", prefix, row.tenant_id)
             raise NotAuthorizedException("The API key has expired.")
         principal = Principal(
             tenant_id=row.tenant_id,
@@ -86,6 +98,25 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             if not verdict.allowed:
                 raise ratelimit.refusal(verdict)
         return AuthenticationResult(user=principal, auth=row.prefix)
+
+
+async def _refuse(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    resources: Resources,
+    reason: str,
+    prefix: str | None,
+    tenant_id: UUID | None,
+) -> None:
+    metrics.AUTH_FAILURES.labels(reason).inc()
+    await audit.record_auth_failure(
+        resources.sessionmaker,
+        resources.audit_sampler,
+        reason=reason,
+        ip=client_ip(connection),
+        path=connection.scope.get("path", ""),
+        prefix=prefix,
+        tenant_id=tenant_id,
+    )
 
 
 def requires(scope: str):

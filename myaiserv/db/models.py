@@ -43,6 +43,9 @@ class Tenant(Base):
     id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = _now_column()
+    # LLM usage allowed per UTC day; None: the deployment's default (settings.quotas).
+    daily_token_quota: Mapped[int | None] = mapped_column(BigInteger)
+    daily_cost_quota_usd: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
 
 
 class ApiKey(Base):
@@ -245,3 +248,39 @@ class IndexBuild(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     index_name: Mapped[str] = mapped_column(String(255), primary_key=True)
     started_at: Mapped[datetime] = _now_column()
+
+
+class AuditEvent(Base):
+    """Who did what to whose security-relevant state: keys issued and revoked, failed
+    authentications (sampled), admin actions, prompt label moves. Written in the
+    transaction of the change it records, so the log and the state never disagree."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_tenant_id", "tenant_id", "id"),
+        Index("ix_audit_action_id", "action", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = _now_column()
+    tenant_id: Mapped[UUID | None] = mapped_column()  # None: no tenant could be named
+    actor: Mapped[str] = mapped_column(String(100))  # "key:<prefix>", "cli", "anonymous"
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16), server_default="success")
+    target: Mapped[str | None] = mapped_column(String(300))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+
+class ProviderSecret(Base):
+    """A provider's API key, encrypted (Fernet: AES-128-CBC + HMAC-SHA256) under the
+    deployment's secret keys; ``key_id`` names the key that encrypted it, so a rotation
+    can tell what is left to re-encrypt."""
+
+    __tablename__ = "provider_secrets"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = _now_column()

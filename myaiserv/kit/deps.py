@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,3 +27,9 @@ async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     return request.user
+
+
+def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The peer's address (behind nginx, uvicorn's proxy headers make it the client's)."""
+    client = connection.scope.get("client")
+    return client[0] if client else None

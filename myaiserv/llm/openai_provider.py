@@ -56,7 +56,8 @@ from myaiserv.llm.base import (
     Usage,
 )
 from myaiserv.llm.breaker import BreakerState, CircuitBreaker
-from myaiserv.logging import get_logger
+from myaiserv.logging import get_logger, register_secret
+from myaiserv.secrets.box import SecretsError
 
 log = get_logger(__name__)
 
@@ -90,7 +91,10 @@ class OpenAIProvider:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        key_source: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
+        """``key_source``: where the API key comes from on each call (a stored, encrypted
+        secret; see ``myaiserv.secrets``) instead of ``settings.api_key``."""
         self.name = settings.name
         self.settings = settings
         self.breaker = CircuitBreaker(
@@ -99,14 +103,45 @@ class OpenAIProvider:
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._owns_http_client = http_client is None
+        self._key_source = key_source
+        self._key = settings.api_key.get_secret_value() if settings.api_key else None
+        register_secret(self._key)
         self._client = openai.AsyncOpenAI(
             base_url=settings.base_url or DEFAULT_BASE_URL,
-            api_key=settings.api_key.get_secret_value() if settings.api_key else NO_KEY,
+            api_key=self._key or NO_KEY,
             timeout=settings.timeout_s,
             max_retries=0,
             # openai >= 3 is built on httpx2 but still accepts an httpx.AsyncClient.
             http_client=http_client,  # type: ignore[arg-type]
         )
+        self._keyed_client = self._client
+
+    async def _client_for_call(self) -> openai.AsyncOpenAI:
+        """The client with the current API key (a stored key may have been changed; the
+        copy shares the connection pool)."""
+        if self._key_source is None:
+            return self._client
+        try:
+            key = await self._key_source()
+        except SecretsError as exc:
+            raise ProviderError(
+                self.name,
+                f"the provider's API key is unavailable: {exc}",
+                status=503,
+                retryable=False,
+                failover=True,
+            ) from None
+        if key != self._key:
+            register_secret(key)
+            self._key = key
+            self._keyed_client = self._client.with_options(api_key=key)
+        return self._keyed_client
+
+    def redact(self, text: str) -> str:
+        """``text`` without the API key (an upstream may echo it in an error)."""
+        if self._key and len(self._key) >= 6:
+            return text.replace(self._key, "[REDACTED]")
+        return text
 
     async def aclose(self) -> None:
         """Close the connection pool, unless it was handed to us (its owner closes it)."""
@@ -124,12 +159,13 @@ class OpenAIProvider:
         Usage the upstream does not report stays zero (``total_tokens == 0``); the caller
         estimates it."""
         attempts = self._admit()
+        client = await self._client_for_call()
         request = self._request(model, messages, params)
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = await self._client.chat.completions.create(**request)
+                response = await client.chat.completions.create(**request)
                 completion = _completion(response)
             except (openai.OpenAIError, ValueError, _Malformed) as exc:
                 error, counts = self._classify(exc)
@@ -157,6 +193,7 @@ class OpenAIProvider:
         ``failover=True``. ``passages`` are ignored, as in ``complete``.
         """
         attempts = self._admit()
+        client = await self._client_for_call()
         request = {
             **self._request(model, messages, params),
             "stream": True,
@@ -168,7 +205,7 @@ class OpenAIProvider:
             attempt += 1
             started = False
             try:
-                chunks = await self._client.chat.completions.create(**request)
+                chunks = await client.chat.completions.create(**request)
                 started = True
                 async with aclosing(_deltas(chunks)) as deltas:
                     async for delta in deltas:
@@ -257,7 +294,11 @@ class OpenAIProvider:
 
         def error(message: str, status: int, retryable: bool, failover: bool) -> ProviderError:
             return ProviderError(
-                self.name, message, status=status, retryable=retryable, failover=failover
+                self.name,
+                self.redact(message),
+                status=status,
+                retryable=retryable,
+                failover=failover,
             )
 
         if midstream:

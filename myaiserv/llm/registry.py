@@ -9,11 +9,13 @@ only one provider serves it, plain ``model`` (retrieval off unless the request a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from myaiserv.config import LLMSettings, ProviderSettings
 from myaiserv.embeddings.cache import CachedEmbedder
 from myaiserv.llm.base import Provider
 from myaiserv.llm.extractive import ExtractiveProvider
+from myaiserv.secrets.store import SecretResolver
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,12 @@ class ResolvedModel:
 
 
 class ProviderRegistry:
-    def __init__(self, settings: LLMSettings, embedder: CachedEmbedder) -> None:
+    def __init__(
+        self,
+        settings: LLMSettings,
+        embedder: CachedEmbedder,
+        secrets: SecretResolver | None = None,
+    ) -> None:
         self.settings = settings
         self.providers: dict[str, tuple[Provider, ProviderSettings]] = {}
         for p in settings.providers:
@@ -53,7 +60,12 @@ class ProviderRegistry:
             else:
                 from myaiserv.llm.openai_provider import OpenAIProvider
 
-                provider = OpenAIProvider(p)
+                key_source = (
+                    partial(secrets.get, p.api_key_secret)
+                    if p.api_key_secret and secrets is not None
+                    else None
+                )
+                provider = OpenAIProvider(p, key_source=key_source)
             self.providers[p.name] = (provider, p)
 
     async def aclose(self) -> None:

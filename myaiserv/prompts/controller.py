@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, delete, get, patch, post, put
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from myaiserv.audit import log as audit
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
 from myaiserv.db.models import Prompt, PromptVersion
+from myaiserv.kit.deps import client_ip
 from myaiserv.kit.validation import changes_of
 from myaiserv.prompts.schemas import (
     MAX_VERSION,
@@ -73,8 +75,15 @@ def _new_version(data: PromptCreate | VersionCreate) -> NewVersion:
     )
 
 
-async def provide_prompt_service(db_session: AsyncSession, principal: Principal) -> PromptService:
-    return PromptService(db_session, principal.tenant_id)
+async def provide_prompt_service(
+    db_session: AsyncSession, principal: Principal, request: Request[Any, Any, Any]
+) -> PromptService:
+    return PromptService(
+        db_session,
+        principal.tenant_id,
+        actor=audit.actor_of(principal),
+        ip=client_ip(request),
+    )
 
 
 class PromptController(Controller):

@@ -12,6 +12,7 @@ from uuid import UUID
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from myaiserv.audit import log as audit
 from myaiserv.db.models import Prompt, PromptVersion
 from myaiserv.db.outbox import DELETE, UPSERT, OutboxRepository
 from myaiserv.errors import ConflictError, NotFoundError
@@ -79,11 +80,41 @@ def _version_cursor(cursor: str | None) -> int | None:
 class PromptService:
     render = staticmethod(render)
 
-    def __init__(self, session: AsyncSession, tenant_id: UUID) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        tenant_id: UUID,
+        *,
+        actor: str = audit.CLI,
+        ip: str | None = None,
+    ) -> None:
         self.session = session
         self.tenant_id = tenant_id
         self.repo = PromptRepository(session, tenant_id)
         self.outbox = OutboxRepository(session)
+        self.actor = actor
+        self.ip = ip
+
+    def _audit_labels(self, prompt: Prompt, before: dict[str, int]) -> None:
+        """Labels decide which template production runs: every move is audited."""
+        after = dict(prompt.labels or {})
+        for label in sorted(set(before) | set(after)):
+            if before.get(label) == after.get(label):
+                continue
+            audit.add(
+                self.session,
+                audit.PROMPT_LABEL_SET if label in after else audit.PROMPT_LABEL_REMOVED,
+                actor=self.actor,
+                tenant_id=self.tenant_id,
+                target=f"prompt:{prompt.name}:{label}",
+                ip=self.ip,
+                details={
+                    "prompt_id": str(prompt.id),
+                    "label": label,
+                    "from_version": before.get(label),
+                    "to_version": after.get(label),
+                },
+            )
 
     # -- writes ------------------------------------------------------------------------
 
@@ -142,6 +173,7 @@ class PromptService:
         version = await self.repo.insert_version(
             {**version_row, "prompt_id": prompt.id, "number": 1}
         )
+        self._audit_labels(prompt, {})
         await self._record(prompt)
         return prompt, version
 
@@ -149,11 +181,13 @@ class PromptService:
         """Version ``latest + 1``; ``new.labels`` move to it."""
         row = self._prepare_version(new)
         prompt = await self.get(prompt_id, for_update=True)
+        before = dict(prompt.labels or {})
         number = prompt.latest_version + 1
         version = await self.repo.insert_version({**row, "prompt_id": prompt.id, "number": number})
         prompt.latest_version = number
         if new.labels:
             prompt.labels = {**(prompt.labels or {}), **dict.fromkeys(new.labels, number)}
+            self._audit_labels(prompt, before)
         await self._changed(prompt)
         return prompt, version
 
@@ -179,7 +213,9 @@ class PromptService:
                 f"version: prompt {prompt_id} has no version {number}",
                 extra={"field": "version"},
             )
-        prompt.labels = {**(prompt.labels or {}), label: number}
+        before = dict(prompt.labels or {})
+        prompt.labels = {**before, label: number}
+        self._audit_labels(prompt, before)
         await self._changed(prompt)
         return prompt
 
@@ -189,7 +225,9 @@ class PromptService:
         labels = dict(prompt.labels or {})
         if labels.pop(label, None) is None:
             raise NotFoundError(f"label: prompt {prompt_id} has no label {label!r}")
+        before = dict(prompt.labels or {})
         prompt.labels = labels
+        self._audit_labels(prompt, before)
         await self._changed(prompt)
         return prompt
 

@@ -51,6 +51,8 @@ from myaiserv.llm.registry import ResolvedModel, Target
 from myaiserv.logging import get_logger
 from myaiserv.prompts.service import PromptService
 from myaiserv.prompts.template import TemplateError, render, variables_of
+from myaiserv.quotas.service import ORIGIN as QUOTA_ORIGIN
+from myaiserv.quotas.service import QuotaService
 from myaiserv.rag.schemas import ChatMessageIn, PromptOptions, RetrievalOptions
 from myaiserv.resources import Resources
 from myaiserv.runs.service import RunService
@@ -305,6 +307,7 @@ class RagService:
         if prepared.retrieval:
             self._plan_retrieval(prepared)  # bad retrieval options fail here, not mid-stream
         await self.check_rate()
+        await QuotaService(self.resources, self.tenant_id).check()
         await self._resolve_prompt(prepared)  # so does a missing prompt version
         if conv_id is not None:  # and another tenant's (or no) conversation: 404
             async with self.resources.sessionmaker() as session:
@@ -648,6 +651,7 @@ class RagService:
                 cost_usd=cost,
                 cited_chunk_ids=[c["chunk_id"] for c in answer.citations],
                 metadata={
+                    "origin": QUOTA_ORIGIN,
                     "requested_model": p.resolved.name,
                     "cached": answer.cached,
                     "retrieval": p.retrieval,
@@ -671,6 +675,10 @@ class RagService:
                     ],
                 )
         answer.run_id = run.id
+        if not answer.cached:
+            await QuotaService(self.resources, self.tenant_id).add(
+                answer.usage.prompt_tokens + answer.usage.completion_tokens, cost
+            )
         status = "cached" if answer.cached else "ok"
         metrics.LLM_REQUESTS.labels(provider, model, status).inc()
         metrics.LLM_DURATION.labels(provider, model, status).observe(
@@ -704,6 +712,7 @@ class RagService:
                     output=partial or None,
                     error=str(error)[:4000],
                     metadata={
+                        "origin": QUOTA_ORIGIN,
                         "requested_model": p.resolved.name,
                         "attempts": attempts,
                         "upstream_status": error.upstream_status,

@@ -1,0 +1,1 @@
+"""Daily LLM token and cost quotas per tenant."""

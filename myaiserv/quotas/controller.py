@@ -1,0 +1,43 @@
+"""/v1/usage: today's LLM usage of the caller's tenant against its quotas."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+from litestar import Controller, get
+
+from myaiserv.auth.middleware import requires
+from myaiserv.auth.principal import Principal
+from myaiserv.quotas.service import QuotaService, seconds_to_reset
+from myaiserv.resources import Resources
+
+
+class UsageOut(msgspec.Struct, kw_only=True):
+    day: str
+    tokens: int
+    cost_usd: float
+    daily_token_quota: int | None  # None: unlimited
+    daily_cost_quota_usd: float | None
+    resets_in_s: int
+
+
+class UsageController(Controller):
+    path = "/v1/usage"
+    tags = ["usage"]  # noqa: RUF012
+
+    @get("/", guards=[requires("read")])
+    async def usage(self, resources: Resources, principal: Principal) -> UsageOut:
+        """Tokens and cost of this tenant's chat calls today (UTC), and its quotas."""
+        service = QuotaService(resources, principal.tenant_id)
+        now = datetime.now(UTC)
+        limits = await service.limits()
+        used = await service.usage_today(now)
+        return UsageOut(
+            day=now.date().isoformat(),
+            tokens=used.tokens,
+            cost_usd=round(used.cost_usd, 8),
+            daily_token_quota=limits.daily_tokens or None,
+            daily_cost_quota_usd=limits.daily_cost_usd or None,
+            resets_in_s=seconds_to_reset(now),
+        )

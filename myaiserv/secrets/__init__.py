@@ -1,0 +1,1 @@
+"""Provider API keys, encrypted at rest in PostgreSQL under the deployment's secret keys."""
