@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from myaiserv.audit.log import AuditQuery, find
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
-from myaiserv.kit.validation import InvalidInputError
+from myaiserv.kit.pagination import InvalidCursorError
 
 
 class AuditEventOut(msgspec.Struct, kw_only=True):
@@ -55,7 +55,9 @@ class AuditController(Controller):
         before = None
         if cursor is not None:
             if not cursor.isdigit():
-                raise InvalidInputError("cursor", "not a cursor returned by this API")
+                raise InvalidCursorError(
+                    "cursor: not a cursor returned by this API", extra={"field": "cursor"}
+                )
             before = int(cursor)
         rows, next_id = await find(
             db_session,

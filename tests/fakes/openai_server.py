@@ -15,6 +15,8 @@ The requested model picks the behaviour, so a test scripts failures by naming a 
 - ``broken-stream``: streams two content chunks, then drops the connection (no [DONE]).
 - ``no-finish``: streams the answer and ``[DONE]`` but never a finish reason.
 - ``malformed``: 200 with a JSON body that is not a chat completion.
+- ``leaky-auth``: 401 whose message repeats the bearer token it was sent (some servers
+  do), to check that we never pass a provider key on.
 
 Every request body received is appended to ``requests`` (and its headers to
 ``request_headers``). Only loopback: it binds 127.0.0.1 on a free port.
@@ -49,6 +51,7 @@ MODELS = (
     "broken-stream",
     "no-finish",
     "malformed",
+    "leaky-auth",
 )
 CREATED = 1_700_000_000
 
@@ -159,7 +162,10 @@ class FakeOpenAIServer:
     async def _chat(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
         model = str(body.get("model", ""))
         stream = bool(body.get("stream"))
-        if model == "rate-limited":
+        if model == "leaky-auth":
+            token = self.request_headers[-1].get("authorization", "").removeprefix("Bearer ")
+            await _error(send, 401, f"Incorrect API key provided: {token}", "invalid_api_key")
+        elif model == "rate-limited":
             headers = {}
             if self.retry_after is not None:
                 headers["retry-after"] = self.retry_after
