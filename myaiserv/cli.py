@@ -1,4 +1,4 @@
-"""The `myaiserv` command line: serve, db, stack.
+"""The `myaiserv` command line: serve, db, stack, backup and restore.
 
 Heavy imports (Litestar, SQLAlchemy, models) happen inside commands, so `myaiserv stack`
 stays quick and works before anything else is configured.
@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from myaiserv.backup.cli import backup_command, restore_command
 from myaiserv.secrets.cli import secrets
 from myaiserv.stack.cli import stack
 
@@ -309,6 +310,8 @@ def audit_command(tenant: str | None, action: str | None, limit: int) -> None:
 
 
 main.add_command(stack)
+main.add_command(backup_command)
+main.add_command(restore_command)
 main.add_command(secrets)
 
 

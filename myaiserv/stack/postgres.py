@@ -22,8 +22,12 @@ from myaiserv.stack.process import (
 TEST_DATABASE_SUFFIX = "_test"
 
 
-def find_bindir() -> Path:
-    """Newest server found: $MYAISERV_PG_BINDIR, Debian's /usr/lib/postgresql/N/bin, PATH."""
+SERVER_TOOLS = ("postgres", "pg_ctl", "initdb")
+
+
+def find_bindir(tools: tuple[str, ...] = SERVER_TOOLS) -> Path:
+    """Newest PostgreSQL with ``tools`` (default: a server): $MYAISERV_PG_BINDIR, Debian's
+    /usr/lib/postgresql/N/bin, PATH."""
     candidates: list[Path] = []
     if os.environ.get("MYAISERV_PG_BINDIR"):
         candidates.append(Path(os.environ["MYAISERV_PG_BINDIR"]))
@@ -31,14 +35,14 @@ def find_bindir() -> Path:
     if debian.is_dir():
         versions = [p for p in debian.iterdir() if re.fullmatch(r"\d+", p.name)]
         candidates += [p / "bin" for p in sorted(versions, key=lambda p: int(p.name), reverse=True)]
-    on_path = shutil.which("pg_ctl")
+    on_path = shutil.which(tools[0])
     if on_path:
         candidates.append(Path(on_path).parent)
     for bindir in candidates:
-        if all((bindir / tool).exists() for tool in ("postgres", "pg_ctl", "initdb")):
+        if all((bindir / tool).exists() for tool in tools):
             return bindir
     raise StackError(
-        "no PostgreSQL server binaries (postgres, pg_ctl, initdb) found; install them "
+        f"no PostgreSQL binaries ({', '.join(tools)}) found; install them "
         "(`make system-deps`, or apt-get install postgresql) or set MYAISERV_PG_BINDIR"
     )
 
