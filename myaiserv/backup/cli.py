@@ -100,10 +100,10 @@ def restore_command(folder: Path, yes: bool) -> None:
     click.echo(f"restored {folder} (snapshot {report.manifest.snapshot.name})")
     click.echo(f"  {'postgres table':<48} {'backup':>10} {'restored':>10}")
     for c in report.tables:
-        click.echo(f"  {c.name:<48} {c.expected:>10} {_n(c.actual):>10}  {_mark(c.ok)}")
+        click.echo(f"  {c.name:<48} {c.expected_text():>10} {_n(c.actual):>10}  {_mark(c.ok)}")
     click.echo(f"  {'elasticsearch index':<48} {'backup':>10} {'restored':>10}")
     for c in report.indices:
-        click.echo(f"  {c.name:<48} {c.expected:>10} {_n(c.actual):>10}  {_mark(c.ok)}")
+        click.echo(f"  {c.name:<48} {c.expected_text():>10} {_n(c.actual):>10}  {_mark(c.ok)}")
     click.echo(
         f"queued for the indexers: {report.queued_changed} entities changed since "
         f"{report.manifest.catch_up_since}, {report.queued_removed} gone from PostgreSQL"

@@ -32,8 +32,15 @@ ES_FILES = "elasticsearch"
 class IndexInfo:
     kind: str
     aliases: list[str]
-    docs: int
+    docs: int  # counted as the snapshot started
     meta: dict[str, Any]  # the index's mapping _meta: spec, embedding model, analysis
+    # Counted again once it was taken: indexers writing meanwhile make the snapshot hold
+    # a count between the two (equal when nothing was written).
+    docs_after: int | None = None
+
+    def docs_range(self) -> tuple[int, int]:
+        after = self.docs if self.docs_after is None else self.docs_after
+        return min(self.docs, after), max(self.docs, after)
 
 
 @dataclass

@@ -105,12 +105,22 @@ def copy_repository(src: Path, dst: Path, *, owner: tuple[int, int] | None = Non
 @dataclass
 class Comparison:
     name: str
-    expected: int | None  # the manifest's
+    expected: int  # the manifest's (at least)
+    expected_max: int  # at most (documents written while the snapshot ran)
     actual: int | None
+
+    @classmethod
+    def exact(cls, name: str, expected: int, actual: int | None) -> Comparison:
+        return cls(name, expected, expected, actual)
 
     @property
     def ok(self) -> bool:
-        return self.expected == self.actual
+        return self.actual is not None and self.expected <= self.actual <= self.expected_max
+
+    def expected_text(self) -> str:
+        if self.expected == self.expected_max:
+            return str(self.expected)
+        return f"{self.expected}..{self.expected_max}"
 
 
 @dataclass
@@ -250,6 +260,7 @@ async def _backup(
         log.info("snapshot starting", repository=cfg.repository, snapshot=name, indices=indices)
         info = await store.create(cfg.repository, name, indices)
         log.info("snapshot taken", snapshot=name, uuid=info["uuid"])
+        docs_after = await store.doc_counts(indices)
         if after_snapshot is not None:
             await after_snapshot()
 
@@ -321,6 +332,7 @@ async def _backup(
                         kind=str(metas[index].get("kind") or aliased[index][0][len(prefix) + 1 :]),
                         aliases=sorted(aliased[index]),
                         docs=docs[index],
+                        docs_after=docs_after[index],
                         meta=metas[index],
                     )
                     for index in indices
@@ -520,10 +532,11 @@ async def restore(settings: Settings, folder: Path, *, yes: bool = False) -> Res
     report = RestoreReport(
         manifest=manifest,
         tables=[
-            Comparison(t, n, counted.get(t)) for t, n in sorted(manifest.postgres.tables.items())
+            Comparison.exact(t, n, counted.get(t))
+            for t, n in sorted(manifest.postgres.tables.items())
         ],
         indices=[
-            Comparison(i, info.docs, docs.get(i))
+            Comparison(i, *info.docs_range(), docs.get(i))
             for i, info in sorted(manifest.snapshot.indices.items())
         ],
         queued_changed=changed,

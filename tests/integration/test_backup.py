@@ -244,6 +244,8 @@ async def test_the_backup_folder_describes_itself(source: Source):
         info for info in manifest.snapshot.indices.values() if info.kind == "documents"
     )
     assert documents_index.docs >= 4  # kelp, loom, edited, doomed (one chunk or more each)
+    # Nothing was indexed while the snapshot ran: the counts before and after agree.
+    assert all(i.docs_after == i.docs for i in manifest.snapshot.indices.values())
 
 
 async def test_restore_into_a_fresh_stack(

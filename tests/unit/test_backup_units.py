@@ -25,7 +25,12 @@ from myaiserv.backup.manifest import (
 )
 from myaiserv.backup.pgtools import PgConnection, find_tool, tool_major
 from myaiserv.backup.repository import ENTITY_MODELS
-from myaiserv.backup.service import CATCH_UP_MARGIN, catch_up_since, copy_repository
+from myaiserv.backup.service import (
+    CATCH_UP_MARGIN,
+    Comparison,
+    catch_up_since,
+    copy_repository,
+)
 from myaiserv.backup.snapshots import ENTITY_FIELDS, entity_versions_body
 from myaiserv.cli import main
 
@@ -198,3 +203,19 @@ def test_commands_fail_early_and_plainly(tmp_path: Path, monkeypatch):
     result = runner.invoke(main, ["backup", "--dest", str(taken)])
     assert result.exit_code == 1
     assert "exists and is not an empty folder" in result.output
+
+
+def test_index_counts_allow_for_writes_during_the_snapshot():
+    info = IndexInfo(kind="documents", aliases=[], docs=10, meta={}, docs_after=14)
+    low_high = info.docs_range()
+    assert low_high == (10, 14)
+    assert Comparison("i", *low_high, 12).ok and Comparison("i", *low_high, 14).ok
+    assert not Comparison("i", *low_high, 15).ok and not Comparison("i", *low_high, None).ok
+    assert Comparison("i", *low_high, 12).expected_text() == "10..14"
+    shrunk = IndexInfo(kind="documents", aliases=[], docs=10, meta={}, docs_after=8)
+    assert shrunk.docs_range() == (8, 10)
+    older = IndexInfo(kind="documents", aliases=[], docs=10, meta={})  # no second count
+    assert older.docs_range() == (10, 10)
+    exact = Comparison.exact("documents", 3, 3)
+    assert exact.ok and exact.expected_text() == "3"
+    assert not Comparison.exact("documents", 3, 4).ok
