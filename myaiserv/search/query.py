@@ -68,7 +68,7 @@ FILTER_KINDS = {
     "updated_at": set(KIND_NAMES),
     "metadata": {"documents", "conversations", "runs"},
 }
-FIELD_OF = {"document_id": "document_ids"}  # runs store lineage in document_ids
+FIELD_OF = {"document_id": "document_ids"}  # runs store lineage in document_ids too
 FACETS = {
     "kind": "kind",
     "type": "type",
@@ -221,8 +221,20 @@ def filter_clauses(
                 clauses.append(_metadata_clause(key, meta_fields[key], item, f"{where}.{key}"))
         elif name == "tags":
             clauses += [{"term": {"tags": t}} for t in _strings(value, where)]
+        elif name in FIELD_OF:
+            # Chunks carry document_id, runs the documents they used (document_ids).
+            values = _strings(value, where)
+            fields = (name, FIELD_OF[name])
+            clauses.append(
+                {
+                    "bool": {
+                        "should": [{"terms": {f: values}} for f in fields],
+                        "minimum_should_match": 1,
+                    }
+                }
+            )
         else:
-            clauses.append({"terms": {FIELD_OF.get(name, name): _strings(value, where)}})
+            clauses.append({"terms": {name: _strings(value, where)}})
     return clauses
 
 

@@ -491,3 +491,31 @@ async def test_redis_down_means_no_cache_not_an_error(
             assert titles(resp.json())[0] == "Photosynthesis"
     finally:
         await asyncio.to_thread(stack.start, "redis")
+
+
+async def test_a_document_id_filter_finds_that_documents_chunks_and_the_runs_that_used_it(
+    api: AsyncTestClient, resources: Resources
+) -> None:
+    word = "zq" + uuid.uuid4().hex[:10]
+    ids = []
+    for n in range(2):
+        resp = await api.post("/v1/documents", json={"title": f"d{n}", "text": f"{word} text {n}"})
+        ids.append(resp.json()["id"])
+    run = await api.post(
+        "/v1/runs",
+        json={
+            "provider": "p",
+            "model": "m",
+            "input": f"asked about {word}",
+            "status": "ok",
+            "retrieved_chunk_ids": [f"{ids[0]}:0:x"],
+        },
+    )
+    assert run.status_code == 201, run.text
+    await drain(resources)
+    body = {"query": word, "mode": "bm25", "filters": {"document_id": [ids[0]]}}
+    hits = (await api.post("/v1/search", json=body)).json()["hits"]
+    found = {(h["kind"], h["fields"].get("document_id")) for h in hits}
+    assert ("documents", ids[0]) in found
+    assert ("documents", ids[1]) not in {(k, d) for k, d in found}
+    assert any(h["kind"] == "runs" for h in hits)
