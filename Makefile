@@ -9,13 +9,14 @@ STACK_ARGS ?=
 
 VENV_STAMP := .venv/.installed
 
-.PHONY: help install system-deps stack-up stack-down stack-status migrate run test bench bench-ingest bench-search bench-scale eval lint clean
+.PHONY: help install system-deps stack-up stack-down stack-status migrate run test bench bench-ingest bench-search bench-scale bench-load bench-reliability bench-security eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
 	@echo "make test         install, start the local stack, run the test suite"
 	@echo "make bench        run the benchmarks; writes bench/REPORT.md and bench/results.json"
-	@echo "                  (bench-ingest, bench-search, bench-scale: one of them)"
+	@echo "                  (bench-ingest, bench-search, bench-scale, bench-load,"
+	@echo "                  bench-reliability, bench-security: one of them)"
 	@echo "make eval         relevance (nDCG@10, MAP, Recall@100) on ../shared/data/cisi"
 	@echo "make stack-up     start Elasticsearch, PostgreSQL and Redis locally (STACK_ARGS=...)"
 	@echo "make stack-down   stop them (data is kept in .stack/)"
@@ -47,7 +48,7 @@ migrate: stack-up
 run: migrate
 	POETRY="$(POETRY)" PORT="$(PORT)" bash scripts/run.sh
 
-bench: bench-ingest bench-search bench-scale
+bench: bench-ingest bench-search bench-scale bench-load bench-reliability bench-security
 
 bench-ingest: migrate
 	$(POETRY) run python -m bench.ingest
@@ -57,6 +58,16 @@ bench-search: migrate
 
 bench-scale: migrate
 	$(POETRY) run python -m bench.scale
+
+bench-load: migrate
+	$(POETRY) run python -m bench.load
+
+# Stops and restarts the local stack's Redis, Elasticsearch and PostgreSQL: run it alone.
+bench-reliability: migrate
+	$(POETRY) run python -m bench.reliability
+
+bench-security: migrate
+	$(POETRY) run python -m bench.security
 
 eval: migrate
 	$(POETRY) run myaiserv eval

@@ -143,7 +143,78 @@ def _scale(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     ]
 
 
-RENDERERS = {"ingest": _ingest, "relevance": _relevance, "search": _search, "scale": _scale}
+def _load(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Load (locust, read/write mix, loopback)",
+        "",
+        f"{r['users']} users, {r['duration_s']} s per run; search 6 : write 2 : read 1 : chat 1.",
+        "",
+        "| instances | req/s | p50 ms | p99 ms | errors (non-429) | 429 | acknowledged "
+        "writes | stored | indexed | lost |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in r["runs"].values():
+        lines.append(
+            f"| {run['instances']} | {run['rps']:.1f} | {run['p50_ms']:.0f} | "
+            f"{run['p99_ms']:.0f} | {run['errors']} | {run['rate_limited_429']} | "
+            f"{run['acknowledged_writes']} | {run['stored_writes']} | {run['indexed_writes']} | "
+            f"{run['lost_writes']} |"
+        )
+    return [*lines, "", f"How: {method.get('how', '')}", ""]
+
+
+def _reliability(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Faults under load",
+        "",
+        "| dependency stopped | requests | answers during the outage | unexpected answers | "
+        "recovered | survived |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in r["faults_detail"]:
+        during = ", ".join(f"{k}: {v}" for k, v in f["during_outage"].items())
+        lines.append(
+            f"| {f['dependency']} ({f['outage_s']:g} s) | {f['requests']} | {during} | "
+            f"{f['unexpected_answers']} | {f['recovered']} | {f['survived']} |"
+        )
+    lines += [
+        "",
+        f"Acknowledged writes {r['acknowledged_writes']}, in PostgreSQL {r['stored_writes']}, "
+        f"searchable {r['indexed_writes']}, lost {r['lost_writes']}.",
+        "",
+        f"How: {method.get('how', '')}",
+        "",
+    ]
+    return lines
+
+
+def _security(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    return [
+        "## Security",
+        "",
+        "| check | tried | failures |",
+        "| --- | --- | --- |",
+        f"| schemathesis (OpenAPI, authenticated) | {r['schemathesis_cases']} cases | "
+        f"{r['schemathesis_5xx']} 5xx, {sum(r['schemathesis_failures'].values())} in all |",
+        f"| hostile inputs (every text field, raw bodies, headers) | "
+        f"{r['hostile_inputs_tried']} | {len(r['hostile_input_failures'])} |",
+        f"| cross-tenant sweep (two tenants, identical data) | {r['cross_tenant_checks']} "
+        f"checks | {r['cross_tenant_leaks']} leaks |",
+        "",
+        f"How: {method.get('how', '')}",
+        "",
+    ]
+
+
+RENDERERS = {
+    "ingest": _ingest,
+    "relevance": _relevance,
+    "search": _search,
+    "scale": _scale,
+    "load": _load,
+    "reliability": _reliability,
+    "security": _security,
+}
 
 
 def render(results: dict[str, Any]) -> str:

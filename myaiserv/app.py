@@ -32,8 +32,9 @@ from myaiserv.embeddings.model import Embedder
 from myaiserv.errors import exception_handlers
 from myaiserv.health.controller import HealthController
 from myaiserv.kit.deps import provide_principal, provide_resources, provide_session
-from myaiserv.kit.jsondepth import json_depth_limit
+from myaiserv.kit.inputguard import input_guard
 from myaiserv.logging import configure_logging, get_logger
+from myaiserv.openapi import document_errors
 from myaiserv.prompts.controller import PromptController
 from myaiserv.quotas.controller import UsageController
 from myaiserv.rag.controller import OpenAIController, RagController
@@ -119,6 +120,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             UsageController,
         ],
         lifespan=[lifespan],
+        on_startup=[document_errors],
         dependencies={
             "resources": Provide(provide_resources, sync_to_thread=False),
             "db_session": Provide(provide_session),
@@ -129,7 +131,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             _observe(instance, settings.http.security_headers),
             # Probes, metrics and the schema stay open; everything else needs a key.
             DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude=UNAUTHENTICATED),
-            json_depth_limit(settings.limits.max_json_depth, settings.limits.max_request_bytes),
+            input_guard(settings.limits.max_json_depth, settings.limits.max_request_bytes),
         ],
         request_max_body_size=settings.limits.max_request_bytes,
         cors_config=(

@@ -126,6 +126,33 @@ def _database_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     return _app_error(request, DependencyUnavailableError("postgres"))
 
 
+def _dbapi_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """Other driver errors: connection-class states (08: connection exception, 57:
+    shutting down, cannot connect now) or a dropped connection mean PostgreSQL is
+    unavailable (503); data exceptions (22) are the input's (400); anything else is a bug
+    (500)."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    if code[:2] in ("08", "57") or getattr(exc, "connection_invalidated", False):
+        return _database_error(request, exc)
+    if code[:2] == "22":  # data exception: the value given (the driver may not say DataError)
+        return _data_error(request, exc)
+    return _unexpected(request, exc)
+
+
+def _data_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """PostgreSQL refused a value (a NUL character in text, a number out of range): the
+    client's input, so a 400 — without PostgreSQL's message, which quotes SQL."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    if code in ("22021", "22P05"):
+        detail = "a text value contains a character that cannot be stored (NUL, \\u0000)"
+    elif code == "22003":
+        detail = "a number is out of range for its field"
+    else:
+        detail = "a value cannot be stored as given"
+    log.info("postgres refused a value", sqlstate=code, path=request.url.path)
+    return problem(request, 400, "Invalid request", detail)
+
+
 def _elasticsearch_error(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[dict[str, Any]]:
@@ -148,6 +175,9 @@ exception_handlers = {
     sqlalchemy.exc.OperationalError: _database_error,
     sqlalchemy.exc.InterfaceError: _database_error,
     sqlalchemy.exc.TimeoutError: _database_error,
+    # After the connection-level classes: first match wins where handlers are scanned.
+    sqlalchemy.exc.DataError: _data_error,
+    sqlalchemy.exc.DBAPIError: _dbapi_error,
     ConnectionRefusedError: _database_error,
     elasticsearch.ConnectionError: _elasticsearch_error,
     elasticsearch.ConnectionTimeout: _elasticsearch_error,

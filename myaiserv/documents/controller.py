@@ -12,6 +12,7 @@ from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,7 +92,12 @@ class DocumentController(Controller):
     tags = ["documents"]  # noqa: RUF012
     dependencies = {"service": Provide(provide_document_service)}  # noqa: RUF012
 
-    @post("/", guards=[requires("write")], status_code=201)
+    @post(
+        "/",
+        guards=[requires("write")],
+        status_code=201,
+        responses={200: ResponseSpec(DocumentOut, description="Already stored (deduplicated)")},
+    )
     async def create(
         self,
         data: DocumentCreate,
@@ -122,7 +128,12 @@ class DocumentController(Controller):
             items=[to_out(doc, deduplicated=dup) for doc, dup in results],
         )
 
-    @post("/upload", guards=[requires("write")], status_code=201)
+    @post(
+        "/upload",
+        guards=[requires("write")],
+        status_code=201,
+        responses={200: ResponseSpec(DocumentOut, description="Already stored (deduplicated)")},
+    )
     async def upload(
         self,
         data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],

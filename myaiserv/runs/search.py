@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import elasticsearch
@@ -91,14 +91,20 @@ class TimeRange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     lt: datetime | None = None
 
 
+# A keyword is one term in Elasticsearch, which refuses terms over 32 KB: values are capped.
+FilterValues = Annotated[
+    list[Annotated[str, msgspec.Meta(min_length=1, max_length=512)]], msgspec.Meta(max_length=100)
+]
+
+
 class RunSearchFilters(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """All given filters must hold. A list matches any of its values; an empty list is no
     filter."""
 
-    provider: list[str] = msgspec.field(default_factory=list)
-    model: list[str] = msgspec.field(default_factory=list)
-    status: list[str] = msgspec.field(default_factory=list)
-    prompt_name: list[str] = msgspec.field(default_factory=list)
+    provider: FilterValues = msgspec.field(default_factory=list)
+    model: FilterValues = msgspec.field(default_factory=list)
+    status: FilterValues = msgspec.field(default_factory=list)
+    prompt_name: FilterValues = msgspec.field(default_factory=list)
     prompt_version: int | None = None
     conversation_id: UUID | None = None
     document_id: UUID | None = None  # lineage: runs that retrieved or cited its chunks

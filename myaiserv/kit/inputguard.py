@@ -1,4 +1,6 @@
-"""Refuse JSON bodies nested deeper than a limit before anything parses them.
+"""Refuse, before anything parses them, requests no handler can store or parse safely:
+a query string with a NUL character (PostgreSQL text cannot hold one), a JSON body that
+is not UTF-8, or one nested deeper than a limit. Each is a 400 naming the part at fault.
 
 A decoder recursing through ``[[[[...]]]]`` runs out of stack (Python's recursion limit,
 ~1000 levels) and the error would surface as a 500; a legitimate request to this API
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import parse_qsl
 
 import numpy as np
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,13 +42,31 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
-def json_depth_limit(max_depth: int, max_bytes: int):
-    """ASGI middleware: 400 problem+json naming the body when it nests deeper than
-    ``max_depth``. Bodies over ``max_bytes`` pass through (the app answers 413)."""
+def _nul_parameter(query_string: bytes) -> str | None:
+    """The name of a query parameter whose value holds a NUL, if any."""
+    if b"%00" not in query_string.lower() and b"\x00" not in query_string:
+        return None
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in value or "\x00" in name:
+            return name.replace("\x00", "") or "query"
+    return "query"
+
+
+def input_guard(max_depth: int, max_bytes: int):
+    """ASGI middleware: 400 problem+json for a NUL in the query string, a JSON body that
+    is not UTF-8, or one nesting deeper than ``max_depth``. Bodies over ``max_bytes``
+    pass through unread (the app answers 413)."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http" or not _is_json(scope):
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            bad = _nul_parameter(scope.get("query_string", b""))
+            if bad is not None:
+                await _refuse(scope, send, bad, "contains a NUL character")
+                return
+            if not _is_json(scope):
                 await app(scope, receive, send)
                 return
             chunks: list[bytes] = []
@@ -64,9 +85,17 @@ def json_depth_limit(max_depth: int, max_bytes: int):
                 if size > max_bytes:
                     break
             body = b"".join(chunks)
-            if not more and json_depth(body) > max_depth:
-                await _refuse(scope, send, max_depth)
-                return
+            if not more:
+                try:
+                    body.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    await _refuse(scope, send, "body", f"is not UTF-8 (byte {exc.start})")
+                    return
+                if json_depth(body) > max_depth:
+                    await _refuse(
+                        scope, send, "body", f"JSON nested deeper than {max_depth} levels"
+                    )
+                    return
             first: Message = {"type": "http.request", "body": body, "more_body": more}
             await app(scope, _replay([first], None, receive), send)
 
@@ -86,8 +115,8 @@ def _replay(messages: list[Message], then: Message | None, receive: Receive) -> 
     return replayed
 
 
-async def _refuse(scope: Scope, send: Send, max_depth: int) -> None:
-    detail = f"body: JSON nested deeper than {max_depth} levels"
+async def _refuse(scope: Scope, send: Send, field: str, message: str) -> None:
+    detail = f"{field}: {message}"
     body = json.dumps(
         {
             "type": "about:blank",
@@ -95,7 +124,7 @@ async def _refuse(scope: Scope, send: Send, max_depth: int) -> None:
             "status": 400,
             "detail": detail,
             "instance": scope.get("path", ""),
-            "errors": [{"field": "body", "message": detail[6:]}],
+            "errors": [{"field": field, "message": message}],
         }
     ).encode()
     await send(

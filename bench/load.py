@@ -1,0 +1,178 @@
+"""Load run: locust (headless, loopback only, bounded in time) against 1 and then 3 API
+instances behind nginx with one indexer, a read/write mix (search 6 : write 2 : read 1 :
+chat 1) for LOAD_DURATION_S seconds each (default 180) with LOAD_USERS users (default 16),
+then a reconciliation: every acknowledged write (201) must be readable from PostgreSQL
+and found by a search for its unique token in Elasticsearch.
+
+The tenant `bench-load` starts with 300 CISI documents (stored once; later runs are
+deduplicated). Request rate limits are off (a measurement, not traffic to police); the
+chat limit stays on, so 429s are possible and counted apart from errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from bench import report
+from bench.common import bench_settings, prepare_database
+from myaiserv.datasets.trec import load_collection
+from myaiserv.db.engine import create_engine, create_sessionmaker
+from myaiserv.evaluation.harness import free_port, free_port_range, tenant_key
+from myaiserv.evaluation.mixed import reconcile
+from myaiserv.stack.config import StackConfig, WebConfig
+from myaiserv.stack.web import WebService
+
+ROOT = Path(__file__).resolve().parents[1]
+CISI = Path(os.environ.get("MYAISERV_CISI", ROOT.parent / "shared" / "data" / "cisi"))
+DB = "myaiserv_bench_load"
+REDIS_DB = 5
+PREFIX = "benchload"
+DURATION_S = int(os.environ.get("LOAD_DURATION_S", "180"))
+USERS = int(os.environ.get("LOAD_USERS", "16"))
+
+
+def _aggregate(csv_path: Path) -> dict[str, float]:
+    with csv_path.open() as f:
+        rows = {r["Name"]: r for r in csv.DictReader(f)}
+    agg = rows["Aggregated"]
+    return {
+        "requests": int(agg["Request Count"]),
+        "failures": int(agg["Failure Count"]),
+        "rps": float(agg["Requests/s"]),
+        "p50_ms": float(agg["50%"]),
+        "p99_ms": float(agg["99%"]),
+        "per_endpoint": {
+            name: {
+                "requests": int(r["Request Count"]),
+                "p50_ms": float(r["50%"]),
+                "p99_ms": float(r["99%"]),
+            }
+            for name, r in rows.items()
+            if name != "Aggregated"
+        },
+    }
+
+
+async def run(instances: int, env: dict[str, str], key: str, work: Path) -> dict[str, object]:
+    config = StackConfig.load(ROOT / ".stack") or StackConfig()
+    config.web = WebConfig(
+        instances=instances, port=free_port(), first_instance_port=free_port_range(instances),
+        indexers=1, first_indexer_metrics_port=free_port(),
+    )  # fmt: skip
+    web = WebService(work / f"web-{instances}", config, extra_env=env)
+    collection = load_collection(CISI)
+    ack = work / f"acked-{instances}.json"
+    locust_env = {
+        **os.environ,
+        "LOAD_KEY": key,
+        "LOAD_ACK": str(ack),
+        "LOAD_QUERIES": json.dumps([q.text[:300] for q in collection.queries]),
+        "LOAD_TEXTS": json.dumps([d.text[:1500] for d in collection.documents[:200]]),
+    }
+    await asyncio.to_thread(web.start)
+    url = f"http://127.0.0.1:{config.web.port}"
+    try:
+        cmd = [
+            sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"),
+            "--headless", "-u", str(USERS), "-r", str(USERS), "-t", f"{DURATION_S}s",
+            "--host", url, "--csv", str(work / f"load-{instances}"), "--only-summary",
+            "--stop-timeout", "15", "--loglevel", "WARNING",
+        ]  # fmt: skip
+        await asyncio.to_thread(
+            subprocess.run, cmd, env=locust_env, check=False, timeout=DURATION_S + 300
+        )
+        stats = _aggregate(work / f"load-{instances}_stats.csv")
+        saved = json.loads(ack.read_text())
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        ) as http:
+            result = await reconcile(http, saved["acked"], within_s=300)
+    finally:
+        await asyncio.to_thread(web.stop)
+    statuses = {int(k): v for k, v in saved["statuses"].items()}
+    return {
+        "instances": instances,
+        "users": USERS,
+        "duration_s": DURATION_S,
+        **stats,
+        "statuses": statuses,
+        "rate_limited_429": statuses.get(429, 0),
+        "errors": sum(v for s, v in statuses.items() if s >= 400 and s != 429),
+        "acknowledged_writes": result.acknowledged,
+        "stored_writes": result.stored,
+        "indexed_writes": result.indexed,
+        "lost_writes": result.lost,
+    }
+
+
+async def seed(env: dict[str, str], key: str, work: Path) -> None:
+    """The tenant's starting corpus, through the API (stored once)."""
+    config = StackConfig.load(ROOT / ".stack") or StackConfig()
+    config.web = WebConfig(
+        instances=1, port=free_port(), first_instance_port=free_port_range(1), indexers=1,
+        first_indexer_metrics_port=free_port(),
+    )  # fmt: skip
+    web = WebService(work / "seed", config, extra_env=env)
+    docs = load_collection(CISI).documents[:300]
+    await asyncio.to_thread(web.start)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{config.web.port}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=300,
+        ) as http:
+            for i in range(0, len(docs), 100):
+                batch = [
+                    {"title": d.title or d.id, "text": d.text, "source": f"cisi:{d.id}"}
+                    for d in docs[i : i + 100]
+                ]
+                resp = await http.post("/v1/documents/batch", json={"documents": batch})
+                resp.raise_for_status()
+            for _ in range(600):  # the indexer drains the outbox
+                found = await http.post("/v1/search", json={"query": "library", "size": 1})
+                if found.json()["total"]["value"] >= 1:
+                    break
+                await asyncio.sleep(1)
+    finally:
+        await asyncio.to_thread(web.stop)
+
+
+async def main() -> None:
+    settings, env = bench_settings(DB, REDIS_DB, PREFIX)
+    env["MYAISERV_LLM__RATE_LIMIT_PER_MINUTE"] = "600"
+    await prepare_database(settings, fresh=False)
+    engine = create_engine(settings)
+    try:
+        _, key = await tenant_key(create_sessionmaker(engine), "bench-load")
+    finally:
+        await engine.dispose()
+    work = Path(tempfile.mkdtemp(prefix="myaiserv-load-"))
+    await seed(env, key, work)
+    one = await run(1, env, key, work)
+    three = await run(3, env, key, work)
+    figures = {
+        # The headline figures: 3 instances (the deployment shape).
+        "rps": round(float(three["rps"]), 1),
+        "p50_ms": three["p50_ms"],
+        "p99_ms": three["p99_ms"],
+        "errors": three["errors"],
+        "rate_limited_429": three["rate_limited_429"],
+        "duration_s": DURATION_S,
+        "users": USERS,
+        "runs": {"instances_1": one, "instances_3": three},
+    }
+    report.save("load", figures, {"how": __doc__.strip() if __doc__ else ""})
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,106 @@
+"""Faults under load: one API instance and an indexer behind nginx take a mixed load
+(2 writers, 2 searchers, 1 chat client) while Redis, Elasticsearch and PostgreSQL are
+stopped in turn for RELIABILITY_OUTAGE_S seconds (default 10) and started again. A fault
+is survived when, throughout, nothing answered 5xx but 503 (with Retry-After), traffic
+recovered by itself, and at the end every acknowledged write (201) is in PostgreSQL and
+found by a search in Elasticsearch. Stops the local stack's services: run it alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from bench import report
+from bench.common import bench_settings, prepare_database
+from myaiserv.db.engine import create_engine, create_sessionmaker
+from myaiserv.evaluation.harness import free_port, free_port_range, tenant_key
+from myaiserv.evaluation.mixed import MixedLoad, inject_fault, reconcile
+from myaiserv.stack.config import StackConfig, WebConfig
+from myaiserv.stack.manager import Stack
+from myaiserv.stack.web import WebService
+
+ROOT = Path(__file__).resolve().parents[1]
+DB = "myaiserv_bench_load"
+REDIS_DB = 5
+PREFIX = "benchload"
+OUTAGE_S = float(os.environ.get("RELIABILITY_OUTAGE_S", "10"))
+FAULTS = ("redis", "elasticsearch", "postgres")
+
+
+async def main() -> None:
+    settings, env = bench_settings(DB, REDIS_DB, PREFIX)
+    env["MYAISERV_LLM__RATE_LIMIT_PER_MINUTE"] = "0"
+    await prepare_database(settings, fresh=False)
+    engine = create_engine(settings)
+    try:
+        _, key = await tenant_key(create_sessionmaker(engine), "bench-reliability")
+    finally:
+        await engine.dispose()
+    stack = Stack(StackConfig.load(ROOT / ".stack") or StackConfig())
+    config = StackConfig.load(ROOT / ".stack") or StackConfig()
+    config.web = WebConfig(
+        instances=1, port=free_port(), first_instance_port=free_port_range(1), indexers=1,
+        first_indexer_metrics_port=free_port(),
+    )  # fmt: skip
+    web = WebService(Path(tempfile.mkdtemp(prefix="myaiserv-faults-")), config, extra_env=env)
+    acked: dict[str, str] = {}
+    faults = []
+    await asyncio.to_thread(web.start)
+    try:
+        url = f"http://127.0.0.1:{config.web.port}"
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+            for dependency in FAULTS:
+                async with MixedLoad(http) as load:
+                    window = await inject_fault(
+                        load,
+                        lambda d=dependency: stack.stop(d),
+                        lambda d=dependency: stack.start(d),
+                        outage_s=OUTAGE_S,
+                    )
+                acked.update(load.acked)
+                statuses = Counter(o.status for o in load.outcomes)
+                outage = Counter(
+                    o.status for o in load.outcomes[window.healthy_end : window.outage_end]
+                )
+                bad = sum(n for s, n in statuses.items() if s not in (200, 201, 503))
+                no_retry_after = sum(
+                    1 for o in load.outcomes if o.status == 503 and not o.retry_after
+                )
+                faults.append(
+                    {
+                        "dependency": dependency,
+                        "outage_s": OUTAGE_S,
+                        "requests": len(load.outcomes),
+                        "during_outage": {str(k): v for k, v in sorted(outage.items())},
+                        "acknowledged_writes": len(load.acked),
+                        "unexpected_answers": bad,
+                        "503_without_retry_after": no_retry_after,
+                        "recovered": window.recovered,
+                        "survived": window.recovered and bad == 0 and no_retry_after == 0,
+                    }
+                )
+            result = await reconcile(http, acked, within_s=300)
+    finally:
+        await asyncio.to_thread(web.stop)
+    figures = {
+        "acknowledged_writes": result.acknowledged,
+        "stored_writes": result.stored,
+        "indexed_writes": result.indexed,
+        "lost_writes": result.lost,
+        "faults": [f"{f['dependency']} stopped {OUTAGE_S:g} s" for f in faults if f["survived"]],
+        "faults_detail": faults,
+    }
+    report.save("reliability", figures, {"how": __doc__.strip() if __doc__ else ""})
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
