@@ -120,6 +120,3 @@ class SecretResolver:
             raise SecretsError(f"no secret named {name!r} is stored (`myaiserv secrets set`)")
         self._cache[name] = (now, value)
         return value
-
-    def known_values(self) -> list[str]:
-        return [value for _, value in self._cache.values()]
