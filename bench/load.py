@@ -71,13 +71,16 @@ async def run(instances: int, env: dict[str, str], key: str, work: Path) -> dict
     web = WebService(work / f"web-{instances}", config, extra_env=env)
     collection = load_collection(CISI)
     ack = work / f"acked-{instances}.json"
-    locust_env = {
-        **os.environ,
-        "LOAD_KEY": key,
-        "LOAD_ACK": str(ack),
-        "LOAD_QUERIES": json.dumps([q.text[:300] for q in collection.queries]),
-        "LOAD_TEXTS": json.dumps([d.text[:1500] for d in collection.documents[:200]]),
-    }
+    data = work / "load-data.json"
+    data.write_text(
+        json.dumps(
+            {
+                "queries": [q.text[:300] for q in collection.queries],
+                "texts": [d.text[:1500] for d in collection.documents[:200]],
+            }
+        )
+    )
+    locust_env = {**os.environ, "LOAD_KEY": key, "LOAD_ACK": str(ack), "LOAD_DATA": str(data)}
     await asyncio.to_thread(web.start)
     url = f"http://127.0.0.1:{config.web.port}"
     try:

@@ -16,8 +16,10 @@ from collections import Counter
 
 from locust import HttpUser, between, events, task
 
-QUERIES = json.loads(os.environ.get("LOAD_QUERIES", '["information retrieval"]'))
-TEXTS = json.loads(os.environ.get("LOAD_TEXTS", '["a document about libraries"]'))
+with open(os.environ["LOAD_DATA"]) as _f:  # {"queries": [...], "texts": [...]}
+    _DATA = json.load(_f)
+QUERIES: list[str] = _DATA["queries"]
+TEXTS: list[str] = _DATA["texts"]
 ACKED: dict[str, str] = {}
 STATUSES: Counter[int] = Counter()
 RNG = random.Random()  # noqa: S311 - picking test data, not secrets

@@ -8,7 +8,9 @@ package's folder, offline; nothing is ever downloaded at run time.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +52,11 @@ class Embedder:
         self.batch_size = batch_size
         self._model = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        # Token counting has a tokenizer of its own: a fast tokenizer keeps its padding and
+        # truncation settings in shared state, so counting on another thread while the
+        # model encodes could leave the model's batch unpadded (a failed encode).
+        self._counter = None
+        self._counter_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -68,9 +75,11 @@ class Embedder:
             hf_logging.disable_progress_bar()
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(
+            model = SentenceTransformer(
                 resolve_model_path(self.model_name), device="cpu", local_files_only=True
             )
+            self._counter = copy.deepcopy(model.tokenizer)
+            self._model = model
         return self.info
 
     async def aload(self) -> ModelInfo:
@@ -94,7 +103,10 @@ class Embedder:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces per text, without special tokens (for the chunker)."""
-        encoded = self.model.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        if self._counter is None:
+            raise RuntimeError("the embedding model is not loaded; call load() first")
+        with self._counter_lock:
+            encoded = self._counter(texts, add_special_tokens=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
