@@ -1,8 +1,10 @@
 """Load run: locust (headless, loopback only, bounded in time) against 1 and then 3 API
 instances behind nginx with one indexer, a read/write mix (search 6 : write 2 : read 1 :
 chat 1) for LOAD_DURATION_S seconds each (default 180) with LOAD_USERS users (default 16),
-then a reconciliation: every acknowledged write (201) must be readable from PostgreSQL
-and found by a search for its unique token in Elasticsearch.
+then, once the indexer has worked off the backlog the load left (timed), a
+reconciliation: every acknowledged write (201) must be readable from PostgreSQL and found
+by a search for its unique token in Elasticsearch. Redis is flushed before each run, so
+both start with cold caches.
 
 The tenant `bench-load` starts with 300 CISI documents (stored once; later runs are
 deduplicated). Request rate limits are off (a measurement, not traffic to police); the
@@ -18,14 +20,19 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench import report
 from bench.common import bench_settings, prepare_database
 from myaiserv.datasets.trec import load_collection
 from myaiserv.db.engine import create_engine, create_sessionmaker
+from myaiserv.db.models import OutboxEvent
 from myaiserv.evaluation.harness import free_port, free_port_range, tenant_key
 from myaiserv.evaluation.mixed import reconcile
 from myaiserv.stack.config import StackConfig, WebConfig
@@ -62,7 +69,25 @@ def _aggregate(csv_path: Path) -> dict[str, float]:
     }
 
 
-async def run(instances: int, env: dict[str, str], key: str, work: Path) -> dict[str, object]:
+async def drained(sessions: async_sessionmaker[AsyncSession], limit_s: float = 1800) -> float:
+    """Seconds until the indexer has written the whole backlog (the outbox is empty)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        async with sessions() as session:
+            if not await session.scalar(select(func.count(OutboxEvent.id))):
+                break
+        await asyncio.sleep(1.0)
+    return round(time.monotonic() - started, 1)
+
+
+async def run(
+    instances: int,
+    env: dict[str, str],
+    key: str,
+    work: Path,
+    sessions: async_sessionmaker[AsyncSession],
+    redis_url: str,
+) -> dict[str, object]:
     config = StackConfig.load(ROOT / ".stack") or StackConfig()
     config.web = WebConfig(
         instances=instances, port=free_port(), first_instance_port=free_port_range(instances),
@@ -81,6 +106,11 @@ async def run(instances: int, env: dict[str, str], key: str, work: Path) -> dict
         )
     )
     locust_env = {**os.environ, "LOAD_KEY": key, "LOAD_ACK": str(ack), "LOAD_DATA": str(data)}
+    redis = Redis.from_url(redis_url)
+    try:
+        await redis.flushdb()  # every run starts with cold caches
+    finally:
+        await redis.aclose()
     await asyncio.to_thread(web.start)
     url = f"http://127.0.0.1:{config.web.port}"
     try:
@@ -95,10 +125,11 @@ async def run(instances: int, env: dict[str, str], key: str, work: Path) -> dict
         )
         stats = _aggregate(work / f"load-{instances}_stats.csv")
         saved = json.loads(ack.read_text())
+        drain_s = await drained(sessions)
         async with httpx.AsyncClient(
             base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
         ) as http:
-            result = await reconcile(http, saved["acked"], within_s=300)
+            result = await reconcile(http, saved["acked"], within_s=60)
     finally:
         await asyncio.to_thread(web.stop)
     statuses = {int(k): v for k, v in saved["statuses"].items()}
@@ -114,6 +145,7 @@ async def run(instances: int, env: dict[str, str], key: str, work: Path) -> dict
         "stored_writes": result.stored,
         "indexed_writes": result.indexed,
         "lost_writes": result.lost,
+        "backlog_indexed_after_load_s": drain_s,
     }
 
 
@@ -160,8 +192,9 @@ async def main() -> None:
         await engine.dispose()
     work = Path(tempfile.mkdtemp(prefix="myaiserv-load-"))
     await seed(env, key, work)
-    one = await run(1, env, key, work)
-    three = await run(3, env, key, work)
+    sessions = create_sessionmaker(create_engine(settings))
+    one = await run(1, env, key, work, sessions, settings.redis_url)
+    three = await run(3, env, key, work, sessions, settings.redis_url)
     figures = {
         # The headline figures: 3 instances (the deployment shape).
         "rps": round(float(three["rps"]), 1),

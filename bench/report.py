@@ -150,15 +150,15 @@ def _load(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
         f"{r['users']} users, {r['duration_s']} s per run; search 6 : write 2 : read 1 : chat 1.",
         "",
         "| instances | req/s | p50 ms | p99 ms | errors (non-429) | 429 | acknowledged "
-        "writes | stored | indexed | lost |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "writes | stored | indexed | lost | backlog indexed after (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in r["runs"].values():
         lines.append(
             f"| {run['instances']} | {run['rps']:.1f} | {run['p50_ms']:.0f} | "
             f"{run['p99_ms']:.0f} | {run['errors']} | {run['rate_limited_429']} | "
             f"{run['acknowledged_writes']} | {run['stored_writes']} | {run['indexed_writes']} | "
-            f"{run['lost_writes']} |"
+            f"{run['lost_writes']} | {run.get('backlog_indexed_after_load_s', '')} |"
         )
     return [*lines, "", f"How: {method.get('how', '')}", ""]
 
