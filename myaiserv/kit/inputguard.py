@@ -1,6 +1,6 @@
 """Refuse, before anything parses them, requests no handler can store or parse safely:
 a query string with a NUL character (PostgreSQL text cannot hold one), a JSON body that
-is not UTF-8, or one nested deeper than a limit. Each is a 400 naming the part at fault.
+is not UTF-8, or one nested deeper than a limit. Each is a 4xx naming the part at fault.
 
 A decoder recursing through ``[[[[...]]]]`` runs out of stack (Python's recursion limit,
 ~1000 levels) and the error would surface as a 500; a legitimate request to this API
@@ -53,9 +53,9 @@ def _nul_parameter(query_string: bytes) -> str | None:
 
 
 def input_guard(max_depth: int, max_bytes: int):
-    """ASGI middleware: 400 problem+json for a NUL in the query string, a JSON body that
-    is not UTF-8, or one nesting deeper than ``max_depth``. Bodies over ``max_bytes``
-    pass through unread (the app answers 413)."""
+    """ASGI middleware: problem+json naming the part for a NUL in the query string (422),
+    a JSON body that is not UTF-8 or nesting deeper than ``max_depth`` (400). Bodies over
+    ``max_bytes`` pass through unread (the app answers 413)."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,7 +64,8 @@ def input_guard(max_depth: int, max_bytes: int):
                 return
             bad = _nul_parameter(scope.get("query_string", b""))
             if bad is not None:
-                await _refuse(scope, send, bad, "contains a NUL character")
+                # Well-formed but unstorable: 422, as for a NUL in a body's field.
+                await _refuse(scope, send, bad, "contains a NUL character", status=422)
                 return
             if not _is_json(scope):
                 await app(scope, receive, send)
@@ -115,13 +116,13 @@ def _replay(messages: list[Message], then: Message | None, receive: Receive) -> 
     return replayed
 
 
-async def _refuse(scope: Scope, send: Send, field: str, message: str) -> None:
+async def _refuse(scope: Scope, send: Send, field: str, message: str, *, status: int = 400) -> None:
     detail = f"{field}: {message}"
     body = json.dumps(
         {
             "type": "about:blank",
-            "title": "Invalid request",
-            "status": 400,
+            "title": "Invalid request" if status == 400 else "Invalid input",
+            "status": status,
             "detail": detail,
             "instance": scope.get("path", ""),
             "errors": [{"field": field, "message": message}],
@@ -130,7 +131,7 @@ async def _refuse(scope: Scope, send: Send, field: str, message: str) -> None:
     await send(
         {
             "type": "http.response.start",
-            "status": 400,
+            "status": status,
             "headers": [
                 (b"content-type", PROBLEM_JSON.encode()),
                 (b"content-length", str(len(body)).encode()),

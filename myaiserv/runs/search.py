@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import elasticsearch
@@ -60,6 +60,7 @@ HIT_FIELDS = [
 ]
 MAX_QUERY_CHARS = 4096
 MAX_TERMS = 100  # values per any-of filter
+MAX_TERM_CHARS = 512
 MAX_MODEL_BUCKETS = 100
 # The unified highlighter refuses (400) fields longer than the index's
 # ``highlight.max_analyzed_offset`` (1,000,000 by default); inputs may hold 5,000,000
@@ -91,20 +92,14 @@ class TimeRange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     lt: datetime | None = None
 
 
-# A keyword is one term in Elasticsearch, which refuses terms over 32 KB: values are capped.
-FilterValues = Annotated[
-    list[Annotated[str, msgspec.Meta(min_length=1, max_length=512)]], msgspec.Meta(max_length=100)
-]
-
-
 class RunSearchFilters(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """All given filters must hold. A list matches any of its values; an empty list is no
     filter."""
 
-    provider: FilterValues = msgspec.field(default_factory=list)
-    model: FilterValues = msgspec.field(default_factory=list)
-    status: FilterValues = msgspec.field(default_factory=list)
-    prompt_name: FilterValues = msgspec.field(default_factory=list)
+    provider: list[str] = msgspec.field(default_factory=list)
+    model: list[str] = msgspec.field(default_factory=list)
+    status: list[str] = msgspec.field(default_factory=list)
+    prompt_name: list[str] = msgspec.field(default_factory=list)
     prompt_version: int | None = None
     conversation_id: UUID | None = None
     document_id: UUID | None = None  # lineage: runs that retrieved or cited its chunks
@@ -208,6 +203,12 @@ def _terms(name: str, values: list[str]) -> list[dict[str, Any]]:
         return []
     if len(values) > MAX_TERMS:
         raise InvalidInputError(f"filters.{name}", f"at most {MAX_TERMS} values")
+    for i, value in enumerate(values):
+        # A keyword is one term: Elasticsearch refuses terms over 32 KB.
+        if not value or len(value) > MAX_TERM_CHARS:
+            raise InvalidInputError(
+                f"filters.{name}[{i}]", f"must be a non-empty string (<= {MAX_TERM_CHARS} chars)"
+            )
     return [{"terms": {name: sorted(set(values))}}]
 
 

@@ -438,3 +438,28 @@ async def test_brackets_inside_strings_do_not_count_as_nesting(api: AsyncTestCli
     text_value = "[" * 500 + '\\"{' * 100
     resp = await api.post("/v1/documents", json={"text": text_value, "metadata": {"a": [[1]]}})
     assert resp.status_code == 201, resp.text
+
+
+async def test_a_nul_in_a_query_parameter_is_a_422_naming_it(api: AsyncTestClient) -> None:
+    resp = await api.get("/v1/documents", params={"limit": "5", "tag": "a\x00b"})
+    assert resp.status_code == 422
+    assert resp.json()["errors"] == [{"field": "tag", "message": "contains a NUL character"}]
+
+
+async def test_a_body_that_is_not_utf8_is_a_400(api: AsyncTestClient) -> None:
+    resp = await api.post(
+        "/v1/documents",
+        content=b'{"text": "\xff\xfe"}',
+        headers={"content-type": "application/json"},
+    )
+    assert resp.status_code == 400
+    assert resp.json()["detail"].startswith("body: is not UTF-8")
+
+
+async def test_a_value_postgres_cannot_store_is_a_4xx_without_internals(
+    api: AsyncTestClient,
+) -> None:
+    resp = await api.post("/v1/admin/keys", json={"name": "nul\x00name", "scopes": ["read"]})
+    assert resp.status_code == 400
+    assert "NUL" in resp.json()["detail"]
+    assert "asyncpg" not in resp.text and "INSERT" not in resp.text

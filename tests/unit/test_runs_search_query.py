@@ -222,3 +222,8 @@ def _source(i: int) -> dict[str, Any]:
         "created_at": "2025-01-01T00:00:00+00:00",
         "document_ids": [],
     }
+
+
+def test_a_filter_value_longer_than_a_term_may_be_is_refused_with_its_position() -> None:
+    assert field_of({"filters": {"model": ["ok", "m" * 513]}}) == "filters.model[1]"
+    assert field_of({"filters": {"provider": [""]}}) == "filters.provider[0]"
