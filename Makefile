@@ -9,7 +9,7 @@ STACK_ARGS ?=
 
 VENV_STAMP := .venv/.installed
 
-.PHONY: help install system-deps stack-up stack-down stack-status migrate run test bench bench-ingest bench-search bench-scale bench-load bench-reliability bench-security eval lint clean
+.PHONY: help install system-deps stack-up stack-down stack-status migrate run test bench bench-ingest bench-search bench-scale bench-load bench-reliability bench-security bench-peers eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
@@ -68,6 +68,14 @@ bench-reliability: migrate
 
 bench-security: migrate
 	$(POETRY) run python -m bench.security
+
+# The peers (LangChain, Haystack) need Elasticsearch's 8.x client: their own environment.
+bench/peers/.venv/.installed: bench/peers/pyproject.toml bench/peers/poetry.lock
+	$(POETRY) --directory bench/peers install --no-interaction
+	@touch $@
+
+bench-peers: migrate bench/peers/.venv/.installed
+	$(POETRY) run python -m bench.against_peers
 
 eval: migrate
 	$(POETRY) run myaiserv eval

@@ -206,6 +206,34 @@ def _security(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     ]
 
 
+def _peers(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Peers (LangChain, Haystack) on the same cluster, model and chunks",
+        "",
+        f"{r['chunks']} CISI chunks, {r['queries']} judged queries.",
+        "",
+        "| system | ingest chunks/s | retriever | nDCG@10 | MAP | Recall@100 | p50 ms (k=10) "
+        "| p99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for peer in ("langchain", "haystack"):
+        p = r.get(peer)
+        if not p:
+            continue
+        if "error" in p:
+            lines.append(f"| {peer} | failed: {p['error'][:80]} | | | | | | |")
+            continue
+        for name, rel in p["relevance"].items():
+            lat = p["latency"][name]
+            lines.append(
+                f"| {peer} | {p['ingest_chunks_per_s']:.1f} | {name} | {rel['ndcg@10']:.4f} | "
+                f"{rel['map']:.4f} | {rel['recall@100']:.4f} | {lat['p50_ms']:.1f} | "
+                f"{lat['p99_ms']:.1f} |"
+            )
+        lines += [f"- {peer}: {note}" for note in p.get("notes", [])]
+    return [*lines, "", f"How: {method.get('how', '')}", ""]
+
+
 RENDERERS = {
     "ingest": _ingest,
     "relevance": _relevance,
@@ -214,6 +242,7 @@ RENDERERS = {
     "load": _load,
     "reliability": _reliability,
     "security": _security,
+    "peers": _peers,
 }
 
 
