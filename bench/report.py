@@ -216,6 +216,7 @@ def _peers(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
         "| p99 ms |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    notes: list[str] = []
     for peer in ("langchain", "haystack"):
         p = r.get(peer)
         if not p:
@@ -230,8 +231,8 @@ def _peers(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
                 f"{rel['map']:.4f} | {rel['recall@100']:.4f} | {lat['p50_ms']:.1f} | "
                 f"{lat['p99_ms']:.1f} |"
             )
-        lines += [f"- {peer}: {note}" for note in p.get("notes", [])]
-    return [*lines, "", f"How: {method.get('how', '')}", ""]
+        notes += [f"- {peer}: {note}" for note in p.get("notes", [])]
+    return [*lines, "", *notes, "", f"How: {method.get('how', '')}", ""]
 
 
 RENDERERS = {
