@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -14,6 +15,11 @@ from sqlalchemy.pool import NullPool
 
 from myaiserv.config import Settings, load_settings
 from myaiserv.db import migrate
+from myaiserv.evaluation.harness import free_port, free_port_range
+from myaiserv.stack.config import StackConfig, WebConfig
+from myaiserv.stack.web import WebService
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench_settings(database: str, redis_db: int, prefix: str) -> tuple[Settings, dict[str, str]]:
@@ -54,3 +60,21 @@ async def prepare_database(settings: Settings, *, fresh: bool) -> None:
             await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
     await admin.dispose()
     await asyncio.to_thread(migrate.upgrade, settings)
+
+
+def local_stack_config() -> StackConfig:
+    return StackConfig.load(ROOT / ".stack") or StackConfig()
+
+
+def web_tier(env: dict[str, str], root: Path, instances: int, *, indexers: int = 1) -> WebService:
+    """``instances`` API instances and ``indexers`` indexers behind nginx, on free ports
+    and the local stack's servers; ``web.web.port`` is nginx's."""
+    config = local_stack_config()
+    config.web = WebConfig(
+        instances=instances,
+        port=free_port(),
+        first_instance_port=free_port_range(instances),  # instance ports are consecutive
+        indexers=indexers,
+        first_indexer_metrics_port=free_port(),
+    )
+    return WebService(root, config, extra_env=env)

@@ -29,17 +29,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench import report
-from bench.common import bench_settings, prepare_database
+from bench.common import ROOT, bench_settings, prepare_database, web_tier
+from bench.search import CISI
 from myaiserv.datasets.trec import load_collection
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.db.models import OutboxEvent
-from myaiserv.evaluation.harness import free_port, free_port_range, tenant_key
+from myaiserv.evaluation.harness import tenant_key
 from myaiserv.evaluation.mixed import reconcile
-from myaiserv.stack.config import StackConfig, WebConfig
-from myaiserv.stack.web import WebService
 
-ROOT = Path(__file__).resolve().parents[1]
-CISI = Path(os.environ.get("MYAISERV_CISI", ROOT.parent / "shared" / "data" / "cisi"))
 DB = "myaiserv_bench_load"
 REDIS_DB = 5
 PREFIX = "benchload"
@@ -88,12 +85,7 @@ async def run(
     sessions: async_sessionmaker[AsyncSession],
     redis_url: str,
 ) -> dict[str, object]:
-    config = StackConfig.load(ROOT / ".stack") or StackConfig()
-    config.web = WebConfig(
-        instances=instances, port=free_port(), first_instance_port=free_port_range(instances),
-        indexers=1, first_indexer_metrics_port=free_port(),
-    )  # fmt: skip
-    web = WebService(work / f"web-{instances}", config, extra_env=env)
+    web = web_tier(env, work / f"web-{instances}", instances)
     collection = load_collection(CISI)
     ack = work / f"acked-{instances}.json"
     data = work / "load-data.json"
@@ -112,7 +104,7 @@ async def run(
     finally:
         await redis.aclose()
     await asyncio.to_thread(web.start)
-    url = f"http://127.0.0.1:{config.web.port}"
+    url = f"http://127.0.0.1:{web.web.port}"
     try:
         cmd = [
             sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"),
@@ -151,17 +143,12 @@ async def run(
 
 async def seed(env: dict[str, str], key: str, work: Path) -> None:
     """The tenant's starting corpus, through the API (stored once)."""
-    config = StackConfig.load(ROOT / ".stack") or StackConfig()
-    config.web = WebConfig(
-        instances=1, port=free_port(), first_instance_port=free_port_range(1), indexers=1,
-        first_indexer_metrics_port=free_port(),
-    )  # fmt: skip
-    web = WebService(work / "seed", config, extra_env=env)
+    web = web_tier(env, work / "seed", 1)
     docs = load_collection(CISI).documents[:300]
     await asyncio.to_thread(web.start)
     try:
         async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{config.web.port}",
+            base_url=f"http://127.0.0.1:{web.web.port}",
             headers={"Authorization": f"Bearer {key}"},
             timeout=300,
         ) as http:
@@ -192,9 +179,13 @@ async def main() -> None:
         await engine.dispose()
     work = Path(tempfile.mkdtemp(prefix="myaiserv-load-"))
     await seed(env, key, work)
-    sessions = create_sessionmaker(create_engine(settings))
-    one = await run(1, env, key, work, sessions, settings.redis_url)
-    three = await run(3, env, key, work, sessions, settings.redis_url)
+    engine = create_engine(settings)
+    try:
+        sessions = create_sessionmaker(engine)
+        one = await run(1, env, key, work, sessions, settings.redis_url)
+        three = await run(3, env, key, work, sessions, settings.redis_url)
+    finally:
+        await engine.dispose()
     figures = {
         # The headline figures: 3 instances (the deployment shape).
         "rps": round(float(three["rps"]), 1),

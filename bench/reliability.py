@@ -18,15 +18,12 @@ from pathlib import Path
 import httpx
 
 from bench import report
-from bench.common import bench_settings, prepare_database
+from bench.common import bench_settings, local_stack_config, prepare_database, web_tier
 from myaiserv.db.engine import create_engine, create_sessionmaker
-from myaiserv.evaluation.harness import free_port, free_port_range, tenant_key
+from myaiserv.evaluation.harness import tenant_key
 from myaiserv.evaluation.mixed import MixedLoad, inject_fault, reconcile
-from myaiserv.stack.config import StackConfig, WebConfig
 from myaiserv.stack.manager import Stack
-from myaiserv.stack.web import WebService
 
-ROOT = Path(__file__).resolve().parents[1]
 DB = "myaiserv_bench_load"
 REDIS_DB = 5
 PREFIX = "benchload"
@@ -43,18 +40,13 @@ async def main() -> None:
         _, key = await tenant_key(create_sessionmaker(engine), "bench-reliability")
     finally:
         await engine.dispose()
-    stack = Stack(StackConfig.load(ROOT / ".stack") or StackConfig())
-    config = StackConfig.load(ROOT / ".stack") or StackConfig()
-    config.web = WebConfig(
-        instances=1, port=free_port(), first_instance_port=free_port_range(1), indexers=1,
-        first_indexer_metrics_port=free_port(),
-    )  # fmt: skip
-    web = WebService(Path(tempfile.mkdtemp(prefix="myaiserv-faults-")), config, extra_env=env)
+    stack = Stack(local_stack_config())
+    web = web_tier(env, Path(tempfile.mkdtemp(prefix="myaiserv-faults-")), 1)
     acked: dict[str, str] = {}
     faults = []
     await asyncio.to_thread(web.start)
     try:
-        url = f"http://127.0.0.1:{config.web.port}"
+        url = f"http://127.0.0.1:{web.web.port}"
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
             for dependency in FAULTS:

@@ -19,29 +19,22 @@ import httpx
 from redis.asyncio import Redis
 
 from bench import report
-from bench.common import bench_settings
+from bench.common import bench_settings, web_tier
 from bench.search import CISI, DB, PREFIX, REDIS_DB, timed_requests
 from myaiserv.datasets.trec import load_collection
 from myaiserv.db.engine import create_engine, create_sessionmaker
-from myaiserv.evaluation.harness import free_port, free_port_range, tenant_key
-from myaiserv.stack.config import StackConfig, WebConfig
-from myaiserv.stack.web import WebService
+from myaiserv.evaluation.harness import tenant_key
 
 CLIENTS = 8
 
 
 async def run(instances: int, env: dict[str, str], key: str, redis_url: str) -> dict[str, float]:
-    config = StackConfig.load(Path(".stack")) or StackConfig()
-    config.web = WebConfig(
-        instances=instances, port=free_port(), first_instance_port=free_port_range(instances),
-        indexers=0,
-    )  # fmt: skip
-    web = WebService(Path(tempfile.mkdtemp(prefix="myaiserv-scale-")), config, extra_env=env)
+    web = web_tier(env, Path(tempfile.mkdtemp(prefix="myaiserv-scale-")), instances, indexers=0)
     queries = [{"query": q.text} for q in load_collection(CISI).queries]
     redis = Redis.from_url(redis_url)
     await asyncio.to_thread(web.start)
     try:
-        url = f"http://127.0.0.1:{config.web.port}"
+        url = f"http://127.0.0.1:{web.web.port}"
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as http:
             await timed_requests(http, [{"query": "warm up"}] * (4 * instances), instances)

@@ -6,7 +6,6 @@ schemathesis run in the tests, then see no undocumented status or content type."
 from __future__ import annotations
 
 from litestar import Litestar
-from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.openapi.spec import (
     OpenAPIMediaType,
     OpenAPIResponse,
@@ -77,7 +76,7 @@ def _operations(path_item: object) -> list[Operation]:
 
 
 def document_errors(app: Litestar) -> None:
-    openapi = app.plugins.get(OpenAPIPlugin).provide_openapi()
+    openapi = app.openapi_schema  # built once and cached: changes here are served
     schemas = openapi.components.schemas
     schemas["Problem"] = PROBLEM
     schemas["OpenAIError"] = OPENAI_ERROR

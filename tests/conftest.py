@@ -5,6 +5,7 @@ writes data uses a tenant of its own."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,12 +25,13 @@ from myaiserv.auth.service import TenantService
 from myaiserv.config import Settings
 from myaiserv.db import migrate
 from myaiserv.embeddings.model import Embedder
-from myaiserv.evaluation.harness import free_port  # noqa: F401 - tests import it from here
+from myaiserv.evaluation.harness import free_port, free_port_range
 from myaiserv.resources import Resources, open_resources
 from myaiserv.search.indices import KINDS
-from myaiserv.stack.config import StackConfig
+from myaiserv.stack.config import StackConfig, WebConfig
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.postgres import TEST_DATABASE_SUFFIX
+from myaiserv.stack.web import WebService
 
 STACK_DIR = Path(os.environ.get("MYAISERV_STACK_DIR", ".stack"))
 TEST_REDIS_DB = 1
@@ -155,6 +157,37 @@ async def api(client: AsyncTestClient, tenant: TenantKey) -> AsyncTestClient:
     """A client authenticated as this test's tenant."""
     client.headers.update(tenant.headers)
     return client
+
+
+def web_tier(
+    stack: Stack, settings: Settings, root: Path, instances: int, **env: str
+) -> WebService:
+    """``instances`` API instances + one indexer + nginx on free ports, in ``root``, on
+    this session's database, Redis database and index prefix; ``env``: more settings."""
+    config = StackConfig(
+        dir=stack.config.dir,
+        elasticsearch=stack.config.elasticsearch,
+        postgres=stack.config.postgres,
+        redis=stack.config.redis,
+        web=WebConfig(
+            instances=instances,
+            port=free_port(),
+            first_instance_port=free_port_range(instances),  # instance ports are consecutive
+            first_indexer_metrics_port=free_port(),
+        ),
+    )
+    return WebService(
+        root,
+        config,
+        extra_env={
+            "DATABASE_URL": settings.database_url,
+            "REDIS_URL": settings.redis_url,
+            "MYAISERV_ES__INDEX_PREFIX": settings.es.index_prefix,
+            "MYAISERV_SEARCH__METADATA_FIELDS": json.dumps(settings.search.metadata_fields),
+            "LOG_LEVEL": "WARNING",
+            **env,
+        },
+    )
 
 
 async def drain(resources: Resources) -> int:

@@ -103,4 +103,4 @@ class KeyController(Controller):
         self, key_id: UUID, service: NamedDependency[TenantService], principal: Principal
     ) -> KeyOut:
         """Revoke a key: refused from the next request on, on every instance."""
-        return key_out(await service.revoke(principal.tenant_id, key_id=key_id))
+        return key_out(await service.revoke(principal.tenant_id, key_id))

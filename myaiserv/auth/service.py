@@ -146,14 +146,14 @@ class TenantService:
         )
         return list(rows)
 
-    async def revoke(
-        self, tenant_id: UUID, *, key_id: UUID | None = None, prefix: str | None = None
-    ) -> ApiKey:
-        """Revoke a key of ``tenant_id`` (by id or prefix): refused from the next request
-        on, by every instance (each request reads the key's row). Idempotent."""
-        stmt = select(ApiKey).where(ApiKey.tenant_id == tenant_id).with_for_update()
-        stmt = stmt.where(ApiKey.id == key_id) if key_id else stmt.where(ApiKey.prefix == prefix)
-        row = await self.session.scalar(stmt)
+    async def revoke(self, tenant_id: UUID, key_id: UUID) -> ApiKey:
+        """Revoke a key of ``tenant_id``: refused from the next request on, by every
+        instance (each request reads the key's row). Idempotent."""
+        row = await self.session.scalar(
+            select(ApiKey)
+            .where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
+            .with_for_update()
+        )
         if row is None:
             raise NotFoundError("API key not found")
         if row.revoked_at is None:
@@ -165,7 +165,7 @@ class TenantService:
         row = await self.keys.get_by_prefix(prefix)
         if row is None:
             raise NotFoundError(f"no API key with prefix {prefix!r}")
-        return await self.revoke(row.tenant_id, key_id=row.id)
+        return await self.revoke(row.tenant_id, row.id)
 
     async def set_quota(
         self, tenant_name: str, *, daily_tokens: int | None, daily_cost_usd: float | None

@@ -45,7 +45,6 @@ class QuotaExceededError(AppError):
     title = "Quota exceeded"
 
     def __init__(self, what: str, used: float, limit: float, retry_after_s: int) -> None:
-        metrics.QUOTA_REFUSALS.labels(what).inc()
         super().__init__(
             f"this tenant's daily {what} quota is used up ({used:g} of {limit:g}); "
             "it resets at 00:00 UTC",
@@ -132,14 +131,14 @@ class QuotaService:
             return
         now = datetime.now(UTC)
         usage = await self.usage_today(now)
+        over = None
         if limits.daily_tokens and usage.tokens >= limits.daily_tokens:
-            raise QuotaExceededError(
-                "tokens", usage.tokens, limits.daily_tokens, seconds_to_reset(now)
-            )
-        if limits.daily_cost_usd and usage.cost_usd >= limits.daily_cost_usd:
-            raise QuotaExceededError(
-                "cost_usd", round(usage.cost_usd, 6), limits.daily_cost_usd, seconds_to_reset(now)
-            )
+            over = ("tokens", usage.tokens, limits.daily_tokens)
+        elif limits.daily_cost_usd and usage.cost_usd >= limits.daily_cost_usd:
+            over = ("cost_usd", round(usage.cost_usd, 6), limits.daily_cost_usd)
+        if over is not None:
+            metrics.QUOTA_REFUSALS.labels(over[0]).inc()
+            raise QuotaExceededError(*over, seconds_to_reset(now))
 
     async def add(self, tokens: int, cost_usd: float) -> None:
         """Count a call (after its run was recorded)."""

@@ -9,7 +9,6 @@ PostgreSQL and found by a search, and the index holds exactly what the database 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 
@@ -17,13 +16,11 @@ import httpx
 import pytest
 
 from myaiserv.config import Settings
-from myaiserv.evaluation.harness import free_port_range
 from myaiserv.evaluation.mixed import MixedLoad, inject_fault, reconcile
 from myaiserv.resources import Resources
-from myaiserv.stack.config import StackConfig, WebConfig
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.web import WebService
-from tests.conftest import free_port, make_tenant
+from tests.conftest import make_tenant, web_tier
 from tests.integration.test_indexing import assert_index_matches_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -40,32 +37,15 @@ ALLOWED_DURING = {
 
 @pytest.fixture(scope="module")
 def web(stack: Stack, settings: Settings, resources, tmp_path_factory) -> Iterator[WebService]:
-    config = StackConfig(
-        dir=stack.config.dir,
-        elasticsearch=stack.config.elasticsearch,
-        postgres=stack.config.postgres,
-        redis=stack.config.redis,
-        web=WebConfig(
-            instances=1,
-            port=free_port(),
-            first_instance_port=free_port_range(1),
-            first_indexer_metrics_port=free_port(),
-        ),
-    )
-    service = WebService(
+    service = web_tier(
+        stack,
+        settings,
         tmp_path_factory.mktemp("faults"),
-        config,
-        extra_env={
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": settings.redis_url,
-            "MYAISERV_ES__INDEX_PREFIX": settings.es.index_prefix,
-            "MYAISERV_SEARCH__METADATA_FIELDS": json.dumps(settings.search.metadata_fields),
-            "LOG_LEVEL": "WARNING",
-            # Failing fast, the load outruns any rate limit; limits have their own tests.
-            "MYAISERV_RATE_LIMITS__PER_KEY_PER_MINUTE": "0",
-            "MYAISERV_RATE_LIMITS__PER_TENANT_PER_MINUTE": "0",
-            "MYAISERV_LLM__RATE_LIMIT_PER_MINUTE": "0",
-        },
+        1,
+        # Failing fast, the load outruns any rate limit; limits have their own tests.
+        MYAISERV_RATE_LIMITS__PER_KEY_PER_MINUTE="0",
+        MYAISERV_RATE_LIMITS__PER_TENANT_PER_MINUTE="0",
+        MYAISERV_LLM__RATE_LIMIT_PER_MINUTE="0",
     )
     try:
         service.start()

@@ -23,12 +23,11 @@ from sqlalchemy.engine import make_url
 from myaiserv.config import Settings
 from myaiserv.db import migrate
 from myaiserv.db.models import Document, OutboxEvent
-from myaiserv.evaluation.harness import free_port_range
 from myaiserv.resources import Resources
-from myaiserv.stack.config import StackConfig, WebConfig
+from myaiserv.stack.config import StackConfig
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.web import WebService
-from tests.conftest import TenantKey, _admin, eventually, free_port, make_tenant
+from tests.conftest import TenantKey, _admin, eventually, free_port, make_tenant, web_tier
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,29 +37,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def web(stack: Stack, settings: Settings, resources, tmp_path_factory) -> Iterator[WebService]:
     """Three instances + one indexer + nginx on free ports, in a folder of their own."""
-    config = StackConfig(
-        dir=stack.config.dir,
-        elasticsearch=stack.config.elasticsearch,
-        postgres=stack.config.postgres,
-        redis=stack.config.redis,
-        web=WebConfig(
-            instances=3,
-            port=free_port(),
-            first_instance_port=free_port_range(3),  # instance ports are consecutive
-            first_indexer_metrics_port=free_port(),
-        ),
-    )
-    service = WebService(
+    service = web_tier(
+        stack,
+        settings,
         tmp_path_factory.mktemp("web"),
-        config,
-        extra_env={
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": settings.redis_url,
-            "MYAISERV_ES__INDEX_PREFIX": settings.es.index_prefix,
-            "MYAISERV_SEARCH__METADATA_FIELDS": json.dumps(settings.search.metadata_fields),
-            "MYAISERV_LLM__RATE_LIMIT_PER_MINUTE": "5",
-            "LOG_LEVEL": "WARNING",
-        },
+        3,
+        MYAISERV_LLM__RATE_LIMIT_PER_MINUTE="5",
     )
     try:
         service.start()
