@@ -153,6 +153,19 @@ def _data_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
     return problem(request, 400, "Invalid request", detail)
 
 
+def _os_error(request: Request[Any, Any, Any], exc: OSError) -> Response[dict[str, Any]]:
+    """A socket error or timeout (``TimeoutError`` is an ``OSError``) raised inside the
+    PostgreSQL driver means PostgreSQL is unreachable (503): asyncpg lets these through
+    untranslated (connection refused, a connect that times out while the server starts,
+    a reset mid-handshake). Raised anywhere else, it is a bug (500)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("asyncpg."):
+            return _database_error(request, exc)
+        tb = tb.tb_next
+    return _unexpected(request, exc)
+
+
 def _elasticsearch_error(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[dict[str, Any]]:
@@ -178,7 +191,7 @@ exception_handlers = {
     # After the connection-level classes: first match wins where handlers are scanned.
     sqlalchemy.exc.DataError: _data_error,
     sqlalchemy.exc.DBAPIError: _dbapi_error,
-    ConnectionRefusedError: _database_error,
+    OSError: _os_error,
     elasticsearch.ConnectionError: _elasticsearch_error,
     elasticsearch.ConnectionTimeout: _elasticsearch_error,
     ValidationException: _validation_error,

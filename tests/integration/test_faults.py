@@ -35,6 +35,16 @@ ALLOWED_DURING = {
 }
 
 
+def unhandled_errors(web: WebService) -> list[str]:
+    """What the instances logged as unhandled (the cause of a 500), to name it on failure."""
+    return [
+        line[:2000]
+        for log in sorted(web.root.glob("web-*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if '"unhandled error"' in line
+    ]
+
+
 @pytest.fixture(scope="module")
 def web(stack: Stack, settings: Settings, resources, tmp_path_factory) -> Iterator[WebService]:
     service = web_tier(
@@ -73,7 +83,7 @@ async def test_a_dependency_stopped_under_mixed_load_loses_nothing(
         # Before the fault everything worked.
         assert set(Counter(o.status for o in load.outcomes[:healthy])) <= {200, 201}
         # No 500s, no bad gateways, no dropped connections; every 503 says when to retry.
-        assert set(before) <= {200, 201, 503}, before
+        assert set(before) <= {200, 201, 503}, (before, unhandled_errors(web))
         assert all(o.retry_after for o in load.outcomes if o.status == 503)
         # During the outage, only what the missing dependency explains.
         for o in load.outcomes[healthy:outage_end]:
