@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, NotFoundError
+from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 
 from myaiserv.embeddings.model import ModelInfo
+from myaiserv.logging import get_logger
 
 KINDS = ("documents", "prompts", "conversations", "runs")
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -284,15 +286,28 @@ class IndexManager:
 
     async def ensure(self, kind: str) -> str:
         """Create the first index and alias for a kind if there is none (a migration step,
-        run by `myaiserv index init` and the indexer, not by web instances)."""
+        run by `myaiserv index init` and the indexer, not by web instances).
+
+        Safe when several processes start at once on a fresh cluster (indexers scaled
+        out): the index is created with the alias as its write alias in one request, and
+        Elasticsearch refuses a second write index for an alias, so exactly one creator
+        wins and the others use its index."""
         await self.put_template(kind)
         current = await self.current_index(kind)
         if current is not None:
             return current
-        name = await self.create_index(kind)
-        await self.es.indices.update_aliases(
-            actions=[{"add": {"index": name, "alias": self.alias(kind), "is_write_index": True}}]
-        )
+        name = self.new_index_name(kind)
+        try:
+            await self.es.indices.create(
+                index=name, aliases={self.alias(kind): {"is_write_index": True}}
+            )
+        except ApiError:
+            current = await self.current_index(kind)
+            if current is None:
+                raise
+            log.info("first index created by another process", kind=kind, index=current)
+            return current
+        await self.es.cluster.health(index=name, wait_for_status="yellow", timeout="30s")
         return name
 
     async def ensure_all(self) -> dict[str, str]:

@@ -459,6 +459,38 @@ async def test_an_index_built_with_another_model_is_refused_with_a_503(
             await resources.es.indices.delete_index_template(name=manager.template_name(kind))
 
 
+async def test_processes_starting_at_once_on_a_fresh_cluster_create_one_index_per_kind(
+    settings, resources: Resources
+):
+    """Indexers scaled out start together and each makes sure the indices exist: exactly
+    one index per kind is created and every process ends up using it (no orphan index, no
+    alias with two write indices, no process failing)."""
+    import asyncio
+
+    from myaiserv.search.indices import KINDS, IndexManager
+
+    prefix = f"{settings.es.index_prefix}-race"
+    managers = [
+        IndexManager(resources.es, prefix, resources.indices.model, resources.indices.options)
+        for _ in range(4)
+    ]
+    try:
+        results = await asyncio.gather(*(m.ensure_all() for m in managers))
+        assert all(r == results[0] for r in results), results
+        found = (await resources.es.indices.get(index=f"{prefix}-*")).body
+        assert sorted(found) == sorted(results[0].values())
+        for kind in KINDS:
+            aliases = (await resources.es.indices.get_alias(name=managers[0].alias(kind))).body
+            assert list(aliases) == [results[0][kind]]
+            assert aliases[results[0][kind]]["aliases"][managers[0].alias(kind)]["is_write_index"]
+    finally:
+        names = list((await resources.es.indices.get(index=f"{prefix}-*")).body)
+        if names:
+            await resources.es.indices.delete(index=",".join(names))
+        for kind in KINDS:
+            await resources.es.indices.delete_index_template(name=managers[0].template_name(kind))
+
+
 async def test_an_expired_cursor_is_a_410_naming_the_cursor(
     api: AsyncTestClient, resources: Resources, corpus
 ):
