@@ -8,14 +8,16 @@ PORT ?= 8000
 STACK_ARGS ?=
 
 VENV_STAMP := .venv/.installed
+PEERS_STAMP := bench/peers/.venv/.installed
 
-.PHONY: help install system-deps stack-up stack-down stack-status migrate run test bench bench-ingest bench-search bench-scale bench-load bench-reliability bench-security bench-peers eval lint clean
+.PHONY: help install system-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-scale bench-load bench-reliability bench-security bench-peers eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
 	@echo "make test         install, start the local stack, run the test suite"
 	@echo "make bench        run the benchmarks; writes bench/REPORT.md and bench/results.json"
-	@echo "                  (bench-ingest, bench-search, bench-scale, bench-load,"
+	@echo "                  and plots, MyAIServ beside LangChain and Haystack (bench-ingest,"
+	@echo "                  bench-search, bench-peers, bench-scale, bench-load,"
 	@echo "                  bench-reliability, bench-security: one of them)"
 	@echo "make eval         relevance (nDCG@10, MAP, Recall@100) on ../shared/data/cisi"
 	@echo "make stack-up     start Elasticsearch, PostgreSQL and Redis locally (STACK_ARGS=...)"
@@ -48,9 +50,14 @@ migrate: stack-up
 run: migrate
 	POETRY="$(POETRY)" PORT="$(PORT)" bash scripts/run.sh
 
-bench: bench-ingest bench-search bench-scale bench-load bench-reliability bench-security
+# One run, every figure: the report and plots are rewritten from this run's figures only.
+bench: bench-fresh bench-ingest bench-search bench-peers bench-scale bench-load bench-reliability bench-security
 
-bench-ingest: migrate
+bench-fresh:
+	rm -f bench/results.json bench/REPORT.md bench/plots/*.png
+
+# Times MyAIServ, the raw encode and the peers' ingest in the same rounds.
+bench-ingest: migrate $(PEERS_STAMP)
 	$(POETRY) run python -m bench.ingest
 
 bench-search: migrate
@@ -70,11 +77,12 @@ bench-security: migrate
 	$(POETRY) run python -m bench.security
 
 # The peers (LangChain, Haystack) need Elasticsearch's 8.x client: their own environment.
-bench/peers/.venv/.installed: bench/peers/pyproject.toml bench/peers/poetry.lock
+$(PEERS_STAMP): bench/peers/pyproject.toml bench/peers/poetry.lock
 	$(POETRY) --directory bench/peers install --no-interaction
 	@touch $@
 
-bench-peers: migrate bench/peers/.venv/.installed
+# Relevance and latency of the peers' retrievers (after bench-search: MyAIServ's side).
+bench-peers: migrate $(PEERS_STAMP)
 	$(POETRY) run python -m bench.against_peers
 
 eval: migrate

@@ -62,6 +62,14 @@ async def prepare_database(settings: Settings, *, fresh: bool) -> None:
     await asyncio.to_thread(migrate.upgrade, settings)
 
 
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: a process's resident-set high-water mark, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def local_stack_config() -> StackConfig:
     return StackConfig.load(ROOT / ".stack") or StackConfig()
 

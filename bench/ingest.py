@@ -1,9 +1,14 @@
 """Ingest benchmark: CISI end to end (HTTP API -> PostgreSQL + outbox -> indexer ->
-Elasticsearch), beside raw `SentenceTransformer.encode` of the same chunks, which is the
-physical limit on this machine.
+Elasticsearch), beside raw `SentenceTransformer.encode` of the same chunks (the physical
+limit on this machine) and beside the peers writing the same chunks with the same model
+into the same cluster: LangChain's `ElasticsearchStore.add_texts` and Haystack's
+sentence-transformers document embedder + `ElasticsearchDocumentStore.write_documents`
+(bench/peers/run.py, in their own environment). MyAIServ runs with one indexer worker,
+then two (scaling).
 
 Runs against the local stack, in a database, Redis database and index prefix of its own
-(created fresh, so the embedding cache is cold). Writes bench/results.json and
+(created fresh each round, so the embedding cache is cold). Writes bench/results.json
+(`ingest.*`, `peers.<peer>.ingest.*`, `scaling.ingest.*`, `memory.*`) and
 bench/REPORT.md. Run it with `make bench`.
 """
 
@@ -15,14 +20,15 @@ import signal
 import statistics
 import subprocess
 import time
-from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
 from bench import report
-from bench.common import bench_settings, prepare_database
-from indexers.chunk import chunk_text
+from bench.against_peers import PEERS, chunks_for, ingest_config, run_peer
+from bench.common import bench_settings, peak_rss_mb, prepare_database
+from bench.search import CISI
 from indexers.ingest import documents_from_collection
 from myaiserv.auth.service import TenantService
 from myaiserv.config import Settings
@@ -32,19 +38,9 @@ from myaiserv.embeddings.model import Embedder
 from myaiserv.evaluation.harness import free_port, spawn
 from myaiserv.search.client import create_es_client
 
-ROOT = Path(__file__).resolve().parents[1]
-CISI = Path(os.environ.get("MYAISERV_CISI", ROOT.parent / "shared" / "data" / "cisi"))
 BENCH_DB = "myaiserv_bench"
 BENCH_REDIS_DB = 2
 PREFIX = "bench"
-
-
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM: the process's resident-set high-water mark."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def reset_index_and_cache(settings: Settings) -> None:
@@ -63,24 +59,10 @@ async def reset_index_and_cache(settings: Settings) -> None:
     await redis.aclose()
 
 
-def raw_encode(settings: Settings, docs: list) -> tuple[int, float]:
-    """Chunk exactly as the indexer does, then time one encode call over every chunk."""
+def raw_encode(settings: Settings, texts: list[str]) -> float:
+    """One encode call over every chunk text, after a warm-up: chunks/s."""
     embedder = Embedder(settings.embedding.model, batch_size=settings.embedding.batch_size)
-    info = embedder.load()
-    cfg = settings.indexing
-    max_tokens = min(cfg.chunk_max_tokens, info.max_seq_length - 2)
-    texts = [
-        c.text
-        for d in docs
-        for c in chunk_text(
-            "x",
-            d.text,
-            count_tokens=embedder.count_tokens,
-            max_tokens=max_tokens,
-            overlap_tokens=min(cfg.chunk_overlap_tokens, max_tokens // 2),
-            title=d.title,
-        )
-    ]
+    embedder.load()
     embedder.encode_sync(texts[:64])  # warm-up
     started = time.perf_counter()
     embedder.model.encode(
@@ -88,12 +70,15 @@ def raw_encode(settings: Settings, docs: list) -> tuple[int, float]:
     )
     seconds = time.perf_counter() - started
     embedder.close()
-    return len(texts), len(texts) / seconds
+    return len(texts) / seconds
 
 
-async def end_to_end(settings: Settings, env: dict[str, str], docs: list) -> dict[str, float]:
-    """One round: fresh database, indices and cache; the API and an indexer as separate
-    processes; from the first POST until the outbox is empty."""
+async def end_to_end(
+    settings: Settings, env: dict[str, str], docs: list, *, indexers: int = 1
+) -> dict[str, float]:
+    """One round: fresh database, indices and cache; the API and ``indexers`` indexer
+    workers as separate processes; from the first POST until the outbox is empty and the
+    index refreshed (searchable)."""
     await prepare_database(settings, fresh=True)
     await reset_index_and_cache(settings)
     engine = create_engine(settings)
@@ -102,8 +87,10 @@ async def end_to_end(settings: Settings, env: dict[str, str], docs: list) -> dic
         issued = await TenantService(session).create_tenant("bench", scopes=["read", "write"])
 
     port = free_port()
-    env = {**env, "MYAISERV_INDEXING__METRICS_PORT": str(free_port())}
-    indexer = spawn(["indexer", "run"], env)
+    workers = [
+        spawn(["indexer", "run"], {**env, "MYAISERV_INDEXING__METRICS_PORT": str(free_port())})
+        for _ in range(indexers)
+    ]
     api = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env)
     es = create_es_client(settings)
     try:
@@ -143,14 +130,15 @@ async def end_to_end(settings: Settings, env: dict[str, str], docs: list) -> dic
                 if not left:
                     break
                 await asyncio.sleep(0.2)
+            await es.indices.refresh(index=f"{PREFIX}-documents")
             seconds = time.perf_counter() - started
-        await es.indices.refresh(index=f"{PREFIX}-documents")
         chunks = int((await es.count(index=f"{PREFIX}-documents"))["count"])
-        worker_rss, api_rss = peak_rss_mb(indexer.pid), peak_rss_mb(api.pid)
+        worker_rss = max(peak_rss_mb(w.pid) for w in workers)
+        api_rss = peak_rss_mb(api.pid)
     finally:
-        for proc in (api, indexer):
+        for proc in (api, *workers):
             proc.send_signal(signal.SIGTERM)
-        for proc in (api, indexer):
+        for proc in (api, *workers):
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -165,60 +153,108 @@ async def end_to_end(settings: Settings, env: dict[str, str], docs: list) -> dic
     }
 
 
+def median(values: list[float], digits: int = 2) -> float:
+    return round(statistics.median(values), digits)
+
+
 async def main() -> None:
     settings, env = bench_settings(BENCH_DB, BENCH_REDIS_DB, PREFIX)
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     docs = list(documents_from_collection(CISI))
-    print(f"bench: {len(docs)} CISI documents, {rounds} rounds", flush=True)
+    embedder = Embedder(settings.embedding.model)
+    chunks = chunks_for(settings, embedder)
+    embedder.close()
+    texts = [c["text"] for c in chunks]
+    print(f"bench: {len(docs)} CISI documents, {len(chunks)} chunks, {rounds} rounds", flush=True)
 
-    raws, e2es, ratios, rss_w, rss_a, secs = [], [], [], [], [], []
-    chunks = 0
+    raws: list[float] = []
+    ours: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    theirs: dict[str, list[dict[str, float]]] = {peer: [] for peer in PEERS}
+
+    async def ours_once(workers: int) -> str:
+        ours[workers].append(await end_to_end(settings, env, docs, indexers=workers))
+        run = ours[workers][-1]
+        return f"myaiserv x{workers} {run['chunks'] / run['seconds']:.1f}"
+
+    def theirs_once(peer: str) -> str:
+        theirs[peer].append(run_peer("ingest", peer, ingest_config(settings, peer, chunks)))
+        return f"{peer} {theirs[peer][-1]['chunks_per_s']:.1f}"
+
+    systems = ["myaiserv", *PEERS]
     for n in range(1, rounds + 1):
-        # Raw encode right before each end-to-end round: both see the machine as it is then.
-        _, raw_cps = raw_encode(settings, docs)
-        result = await end_to_end(settings, env, docs)
-        chunks = int(result["chunks"])
-        cps = chunks / result["seconds"]
-        raws.append(raw_cps)
-        e2es.append(cps)
-        ratios.append(cps / raw_cps)
-        secs.append(result["seconds"])
-        rss_w.append(result["worker_rss"])
-        rss_a.append(result["api_rss"])
-        print(
-            f"bench: round {n}: end to end {cps:.1f} chunks/s, raw {raw_cps:.1f} chunks/s, "
-            f"ratio {cps / raw_cps:.1%}",
-            flush=True,
-        )
+        # Every system in every round, the raw encode first: all see the machine as it is
+        # then; the order of the three rotates from round to round, so none always runs
+        # first (the machine's speed drifts); two indexer workers last.
+        raws.append(raw_encode(settings, texts))
+        line = [f"raw {raws[-1]:.1f}"]
+        order = systems[(n - 1) % 3 :] + systems[: (n - 1) % 3]
+        for system in order:
+            line.append(await ours_once(1) if system == "myaiserv" else theirs_once(system))
+        line.append(await ours_once(2))
+        print(f"bench: round {n} (chunks/s): {', '.join(line)}", flush=True)
 
-    seconds = statistics.median(secs)
-    figures = {
-        "documents": len(docs),
-        "chunks": chunks,
-        "rounds": rounds,
-        "seconds": round(seconds, 2),
-        "docs_per_s": round(len(docs) / seconds, 2),
-        "chunks_per_s": round(statistics.median(e2es), 2),
-        "raw_encode_chunks_per_s": round(statistics.median(raws), 2),
-        "ratio_to_raw_encode": round(statistics.median(ratios), 4),
-        "ratio_min": round(min(ratios), 4),
-        "ratio_max": round(max(ratios), 4),
-        "worker_peak_rss_mb": round(max(rss_w), 1),
-        "api_peak_rss_mb": round(max(rss_a), 1),
+    def figures_of(runs: list[dict[str, float]]) -> dict[str, Any]:
+        cps = [r["chunks"] / r["seconds"] for r in runs]
+        ratios = [c / raw for c, raw in zip(cps, raws, strict=True)]
+        seconds = statistics.median(r["seconds"] for r in runs)
+        return {
+            "documents": len(docs),
+            "chunks": int(runs[-1]["chunks"]),
+            "rounds": len(runs),
+            "seconds": round(seconds, 2),
+            "docs_per_s": round(len(docs) / seconds, 2),
+            "chunks_per_s": median(cps),
+            "ratio_to_raw_encode": median(ratios, 4),
+            "ratio_min": round(min(ratios), 4),
+            "ratio_max": round(max(ratios), 4),
+        }
+
+    ingest = {**figures_of(ours[1]), "raw_encode_chunks_per_s": median(raws)}
+    peers = {
+        peer: {
+            "ingest": figures_of(runs),
+            "memory": {"ingest_peak_rss_mb": max(r["peak_rss_mb"] for r in runs)},
+        }
+        for peer, runs in theirs.items()
     }
-    method = {
-        "how": (
-            f"median of {rounds} rounds (ratio: median of the per-round ratios, with min and "
-            "max); each round: raw = one SentenceTransformer.encode call over every chunk "
-            f"text (batch size {settings.embedding.batch_size}) after a warm-up, in the "
-            "benchmark process; then end to end = fresh database, indices and cold embedding "
-            "cache, one API and one indexer process, first POST /v1/documents/batch (100 "
-            "documents each) until the outbox is empty. RSS = VmHWM, the highest over rounds."
-        )
+    two = figures_of(ours[2])
+    scaling = {
+        "ingest": {
+            "workers_1_chunks_per_s": ingest["chunks_per_s"],
+            "workers_2_chunks_per_s": two["chunks_per_s"],
+            "factor": round(two["chunks_per_s"] / ingest["chunks_per_s"], 2),
+        }
     }
-    report.save("ingest", figures, method)
-    for key, value in figures.items():
-        print(f"ingest.{key} = {value}")
+    memory = {
+        "indexer_peak_rss_mb": round(max(r["worker_rss"] for r in ours[1] + ours[2]), 1),
+        "web_ingest_peak_rss_mb": round(max(r["api_rss"] for r in ours[1] + ours[2]), 1),
+    }
+    how = (
+        f"median of {rounds} rounds (ratios: median of the per-round ratios to that round's "
+        "raw encode, with min and max). Each round: raw = one "
+        f"SentenceTransformer.encode call over every chunk text (batch size "
+        f"{settings.embedding.batch_size}) after a 64-chunk warm-up, in the benchmark "
+        "process; MyAIServ = fresh database, indices and cold embedding cache, one API and "
+        "one indexer process, from the first POST /v1/documents/batch (100 documents each) "
+        "until the outbox is empty and the index refreshed; LangChain and Haystack = each "
+        "in a fresh process, model loaded and warmed up first (not timed), from the ingest "
+        "call until the index is refreshed; these three in an order that rotates from "
+        "round to round; last, MyAIServ again with two indexer processes. "
+        "Same chunk texts (MyAIServ's chunker) for all."
+    )
+    report.save("ingest", ingest, {"how": how})
+    report.save("peers", peers, {"how_ingest": how}, merge=True)
+    report.save("scaling", scaling, {"how_ingest": how}, merge=True)
+    report.save(
+        "memory",
+        memory,
+        {"how_ingest": "VmHWM (resident-set high-water mark) of the API and indexer "
+         "processes of every ingest round, the highest; peers: the peak RSS of their process."},
+        merge=True,
+    )  # fmt: skip
+    for section, figures in (("ingest", ingest), ("peers", peers), ("scaling", scaling)):
+        print(f"{section}: {figures}")
+    print(f"memory: {memory}")
 
 
 if __name__ == "__main__":

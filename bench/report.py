@@ -11,9 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import plots
+
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
 REPORT = BENCH / "REPORT.md"
+PLOTS = BENCH / "plots"
 
 
 def machine() -> dict[str, Any]:
@@ -43,104 +46,281 @@ def load() -> dict[str, Any]:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
 
 
-def save(section: str, figures: dict[str, Any], method: dict[str, Any]) -> dict[str, Any]:
-    """Replace one section of results.json, keep the others, and re-render the report."""
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def save(
+    section: str, figures: dict[str, Any], method: dict[str, Any], *, merge: bool = False
+) -> dict[str, Any]:
+    """Replace one section of results.json (or, with ``merge``, update the keys given and
+    keep the rest: sections that several benchmarks fill), keep the others, and re-render
+    the report and its plots."""
     results = load()
-    results[section] = figures
-    results.setdefault("_method", {})[section] = method
+    if merge:
+        results[section] = deep_merge(results.get(section, {}), figures)
+        methods = results.setdefault("_method", {})
+        methods[section] = deep_merge(methods.get(section, {}), method)
+    else:
+        results[section] = figures
+        results.setdefault("_method", {})[section] = method
     results["_machine"] = machine()
     results["_updated"] = datetime.now(UTC).isoformat(timespec="seconds")
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     REPORT.write_text(render(results))
+    plots.render(results, PLOTS)
     return results
 
 
-def _ingest(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
-    target = 0.85
-    ok = r["ratio_to_raw_encode"] >= target
-    return [
+PEERS = {"langchain": "LangChain", "haystack": "Haystack"}
+MODES = ("bm25", "vector", "hybrid")
+
+
+def _get(results: dict[str, Any], path: str) -> Any:
+    node: Any = results
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _how(results: dict[str, Any], section: str, key: str = "how") -> str:
+    return str(_get(results, f"_method.{section}.{key}") or "")
+
+
+def _peers(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    out = []
+    for peer, name in PEERS.items():
+        p = _get(results, f"peers.{peer}")
+        if isinstance(p, dict):
+            out.append((peer, name, p))
+    return out
+
+
+def _plot(name: str) -> list[str]:
+    return [f"![{name}](plots/{name}.png)", ""] if (PLOTS / f"{name}.png").exists() else []
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(target, what was measured, met) for every target whose figures exist."""
+    out: list[tuple[str, str, bool]] = []
+    ing = results.get("ingest", {})
+    if "ratio_to_raw_encode" in ing:
+        r = ing["ratio_to_raw_encode"]
+        out.append(("ingest >= 85% of raw encode", f"{r:.1%}", r >= 0.85))
+        peer_cps = {
+            name: _get(results, f"peers.{peer}.ingest.chunks_per_s") for peer, name in PEERS.items()
+        }
+        if all(v is not None for v in peer_cps.values()):
+            text = ", ".join(f"{n} {v:.1f}" for n, v in peer_cps.items())
+            out.append(
+                (
+                    "ingest ahead of both peers",
+                    f"{ing['chunks_per_s']:.1f} chunks/s vs {text}",
+                    all(ing["chunks_per_s"] > v for v in peer_cps.values()),
+                )
+            )
+    ours = _get(results, "relevance.cisi.hybrid.ndcg@10")
+    theirs = {
+        f"{name} {mode}": _get(results, f"peers.{peer}.relevance.cisi.{mode}.ndcg@10")
+        for peer, name in PEERS.items()
+        for mode in MODES
+    }
+    theirs = {k: v for k, v in theirs.items() if v is not None}
+    if ours is not None and theirs:
+        best = max(theirs, key=lambda k: theirs[k])
+        out.append(
+            (
+                "hybrid nDCG@10 ahead of every peer retriever",
+                f"{ours:.4f} vs best peer ({best}) {theirs[best]:.4f}",
+                all(ours > v for v in theirs.values()),
+            )
+        )
+    s = results.get("search", {})
+    if "uncached_to_direct_p50" in s:
+        r = s["uncached_to_direct_p50"]
+        out.append(("uncached search p50 <= 1.5x the direct client", f"{r:.2f}x", r <= 1.5))
+    if "cached_p50_ms" in s:
+        v = s["cached_p50_ms"]
+        out.append(("cached search p50 <= 5 ms server time", f"{v:.2f} ms", v <= 5))
+    return out
+
+
+def _targets(results: dict[str, Any]) -> list[str]:
+    rows = targets(results)
+    if not rows:
+        return []
+    lines = ["## Targets", "", "| target | measured | |", "| --- | --- | --- |"]
+    lines += [f"| {t} | {v} | {'met' if ok else '**missed**'} |" for t, v, ok in rows]
+    return [*lines, ""]
+
+
+def _ingest(results: dict[str, Any]) -> list[str]:
+    r = results.get("ingest")
+    if not r:
+        return []
+    raw = r["raw_encode_chunks_per_s"]
+    lines = [
         "## Ingest (CISI, end to end)",
         "",
-        "| figure | value |",
-        "| --- | --- |",
-        f"| documents | {r['documents']} |",
-        f"| chunks | {r['chunks']} |",
-        f"| end-to-end docs/s (API + indexer) | {r['docs_per_s']:.1f} |",
-        f"| end-to-end chunks/s | {r['chunks_per_s']:.1f} |",
-        f"| raw `SentenceTransformer.encode` chunks/s (the limit) | "
-        f"{r['raw_encode_chunks_per_s']:.1f} |",
-        f"| ratio to raw encode (target >= {target:.0%}) | {r['ratio_to_raw_encode']:.1%} "
-        f"({'met' if ok else 'missed'}; rounds ranged {r.get('ratio_min', 0):.1%} to "
-        f"{r.get('ratio_max', 0):.1%}) |",
-        f"| indexer worker peak RSS | {r['worker_peak_rss_mb']:.0f} MB |",
-        f"| API peak RSS | {r.get('api_peak_rss_mb', 0):.0f} MB |",
+        f"{r['documents']} documents, {r['chunks']} chunks, median of {r['rounds']} rounds.",
         "",
-        f"How: {method.get('how', '')}",
+        "| system | chunks/s | docs/s | seconds | of raw encode (rounds: min-max) |",
+        "| --- | --- | --- | --- | --- |",
+        f"| raw `SentenceTransformer.encode` (the limit) | {raw:.1f} | | | 100% |",
+    ]
+
+    def row(name: str, f: dict[str, Any]) -> str:
+        return (
+            f"| {name} | {f['chunks_per_s']:.1f} | {f['docs_per_s']:.1f} | {f['seconds']:.1f} | "
+            f"{f['ratio_to_raw_encode']:.1%} ({f.get('ratio_min', 0):.1%}-"
+            f"{f.get('ratio_max', 0):.1%}) |"
+        )
+
+    lines.append(row("MyAIServ: API + 1 indexer", r))
+    for _, name, p in _peers(results):
+        if "ingest" in p:
+            lines.append(row(f"{name}", p["ingest"]))
+    return [*lines, "", *_plot("ingest"), f"How: {_how(results, 'ingest')}", ""]
+
+
+def _relevance(results: dict[str, Any]) -> list[str]:
+    r = results.get("relevance")
+    if not r:
+        return []
+    lines = [
+        "## Relevance (CISI)",
+        "",
+        f"{r.get('queries', '?')} judged queries; every system retrieves over the same chunks.",
+        "",
+        "| system | retriever | nDCG@10 | MAP | Recall@100 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    systems = [("MyAIServ", r.get("cisi", {}))] + [
+        (name, _get(p, "relevance.cisi") or {}) for _, name, p in _peers(results)
+    ]
+    for name, modes in systems:
+        for mode in MODES:
+            m = modes.get(mode)
+            if m:
+                lines.append(
+                    f"| {name} | {mode} | {m['ndcg@10']:.4f} | {m['map']:.4f} | "
+                    f"{m['recall@100']:.4f} |"
+                )
+    notes = [f"- {name}: {n}" for _, name, p in _peers(results) for n in p.get("notes", [])]
+    return [
+        *lines,
+        "",
+        *_plot("relevance"),
+        *([*notes, ""] if notes else []),
+        f"How (MyAIServ): {_how(results, 'relevance')}",
+        "",
+        f"How (peers): {_how(results, 'peers')}",
         "",
     ]
 
 
-def _relevance(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
-    lines = ["## Relevance", ""]
-    for name, modes in r.items():
-        if not isinstance(modes, dict):
-            continue
-        lines += [
-            f"{name.upper()}, {r.get('queries', '?')} judged queries:",
-            "",
-            "| mode | nDCG@10 | MAP | Recall@100 |",
-            "| --- | --- | --- | --- |",
-        ]
-        order = ["bm25", "vector", "hybrid"]
-        for mode, m in sorted(
-            modes.items(), key=lambda i: order.index(i[0]) if i[0] in order else 9
-        ):
+def _search(results: dict[str, Any]) -> list[str]:
+    r = results.get("search")
+    if not r:
+        return []
+    conc = r["concurrency"]
+    lines = [
+        "## Query latency and throughput (CISI queries, k=10)",
+        "",
+        f"| system | p50 ms | p99 ms | req/s, 1 client | req/s, {conc} clients |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for mode in MODES:
+        if f"{mode}_uncached_p50_ms" in r:
+            load = f"{r['hybrid_uncached_rps']:.1f}" if mode == "hybrid" else ""
             lines.append(
-                f"| {mode} | {m['ndcg@10']:.4f} | {m['map']:.4f} | {m['recall@100']:.4f} |"
+                f"| MyAIServ `/v1/search` {mode}, uncached | {r[f'{mode}_uncached_p50_ms']:.1f} | "
+                f"{r[f'{mode}_uncached_p99_ms']:.1f} | {r.get(f'{mode}_uncached_rps_1', 0):.1f} | "
+                f"{load} |"
             )
-        lines.append("")
-    return [*lines, f"How: {method.get('how', '')}", ""]
-
-
-def _search(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
-    ratio = r["uncached_to_direct_p50"]
-    cached_ok = r["cached_p50_ms"] <= 5
+    lines += [
+        f"| MyAIServ hybrid, cached (server time; client {r['cached_client_p50_ms']:.2f}) | "
+        f"{r['cached_p50_ms']:.2f} | {r['cached_p99_ms']:.2f} | | {r['cached_rps']:.1f} |",
+        f"| direct: encode + elasticsearch-py `_msearch` (the limit) | {r['direct_p50_ms']:.1f} "
+        f"| {r['direct_p99_ms']:.1f} | | |",
+    ]
+    for _, name, p in _peers(results):
+        s = p.get("search", {})
+        for mode in MODES:
+            if f"{mode}_uncached_p50_ms" in s:
+                lines.append(
+                    f"| {name} {mode} retriever, in-process | {s[f'{mode}_uncached_p50_ms']:.1f} "
+                    f"| {s[f'{mode}_uncached_p99_ms']:.1f} | {s[f'{mode}_uncached_rps_1']:.1f} | |"
+                )
     return [
-        "## Search latency (CISI, hybrid)",
+        *lines,
         "",
-        "| figure | value |",
-        "| --- | --- |",
-        f"| `/v1/search` hybrid uncached p50 / p99 (client) | {r['hybrid_uncached_p50_ms']:.1f} / "
-        f"{r['hybrid_uncached_p99_ms']:.1f} ms |",
-        f"| same, server time p50 | {r['hybrid_uncached_server_p50_ms']:.1f} ms |",
-        f"| direct: embedding + elasticsearch-py `_msearch` p50 / p99 | {r['direct_p50_ms']:.1f}"
-        f" / {r['direct_p99_ms']:.1f} ms |",
-        f"| uncached p50 / direct p50 (target <= 1.5) | {ratio:.2f} "
-        f"({'met' if ratio <= 1.5 else 'missed'}) |",
-        f"| cached p50 server time (target <= 5 ms) | {r['cached_p50_ms']:.2f} ms "
-        f"({'met' if cached_ok else 'missed'}; client {r['cached_client_p50_ms']:.2f} ms) |",
-        f"| hybrid uncached req/s ({r['concurrency']} clients) | {r['hybrid_uncached_rps']:.1f} |",
-        f"| cached req/s ({r['concurrency']} clients) | {r['cached_rps']:.1f} |",
+        f"MyAIServ hybrid uncached, server time p50: {r['hybrid_uncached_server_p50_ms']:.1f} ms; "
+        f"uncached p50 / direct p50 = {r['uncached_to_direct_p50']:.2f}.",
         "",
-        f"How: {method.get('how', '')}",
+        *_plot("latency"),
+        f"How: {_how(results, 'search')}",
         "",
     ]
 
 
-def _scale(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
-    return [
-        "## Scale-out (1 vs 3 API instances behind nginx)",
-        "",
-        f"| `/v1/search` req/s, {r['clients']} clients | 1 instance | 3 instances | factor |",
-        "| --- | --- | --- | --- |",
-        f"| uncached | {r['uncached_rps_1']:.1f} | {r['uncached_rps_3']:.1f} | "
-        f"{r['uncached_factor']:.2f} |",
-        f"| cached | {r['cached_rps_1']:.1f} | {r['cached_rps_3']:.1f} | "
-        f"{r['cached_factor']:.2f} |",
-        "",
-        f"How: {method.get('how', '')}",
-        "",
-    ]
+def _scaling(results: dict[str, Any]) -> list[str]:
+    r = results.get("scaling")
+    if not r:
+        return []
+    lines = ["## Scaling", "", "| what | 1 | more | factor |", "| --- | --- | --- | --- |"]
+    ing, sea = r.get("ingest"), r.get("search")
+    if ing:
+        lines.append(
+            f"| ingest chunks/s, 1 vs 2 indexer workers | {ing['workers_1_chunks_per_s']:.1f} | "
+            f"{ing['workers_2_chunks_per_s']:.1f} | {ing['factor']:.2f} |"
+        )
+    if sea:
+        for kind in ("uncached", "cached"):
+            lines.append(
+                f"| `/v1/search` {kind} req/s ({sea['clients']} clients), 1 vs 3 API instances "
+                f"| {sea[f'{kind}_rps_1']:.1f} | {sea[f'{kind}_rps_3']:.1f} | "
+                f"{sea[f'{kind}_factor']:.2f} |"
+            )
+    lines += ["", *_plot("scaling")]
+    if ing:
+        lines += [
+            "How (ingest): as in Ingest, with two indexer processes; that run is the last "
+            "step of each ingest round.",
+            "",
+        ]
+    if sea:
+        lines += [f"How (search): {_how(results, 'scaling', 'how_search')}", ""]
+    return lines
+
+
+def _memory(results: dict[str, Any]) -> list[str]:
+    m = results.get("memory")
+    if not m:
+        return []
+    lines = ["## Memory (peak RSS)", "", "| process | MB |", "| --- | --- |"]
+    for key, label in (
+        ("web_ingest_peak_rss_mb", "MyAIServ API instance, during ingest"),
+        ("web_search_peak_rss_mb", "MyAIServ API instance, during the search benchmark"),
+        ("indexer_peak_rss_mb", "MyAIServ indexer worker, during ingest"),
+    ):
+        if key in m:
+            lines.append(f"| {label} | {m[key]:.0f} |")
+    for _, name, p in _peers(results):
+        for key, what in (("ingest_peak_rss_mb", "ingest"), ("search_peak_rss_mb", "search")):
+            value = _get(p, f"memory.{key}")
+            if value is not None:
+                lines.append(f"| {name} process, {what} | {value:.0f} |")
+    how = " ".join(v for v in (_get(results, "_method.memory") or {}).values())
+    return [*lines, "", *_plot("memory"), f"How: {how}", ""]
 
 
 def _load(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
@@ -206,45 +386,28 @@ def _security(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     ]
 
 
-def _peers(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
-    lines = [
-        "## Peers (LangChain, Haystack) on the same cluster, model and chunks",
-        "",
-        f"{r['chunks']} CISI chunks, {r['queries']} judged queries.",
-        "",
-        "| system | ingest chunks/s | retriever | nDCG@10 | MAP | Recall@100 | p50 ms (k=10) "
-        "| p99 ms |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    notes: list[str] = []
-    for peer in ("langchain", "haystack"):
-        p = r.get(peer)
-        if not p:
-            continue
-        if "error" in p:
-            lines.append(f"| {peer} | failed: {p['error'][:80]} | | | | | | |")
-            continue
-        for name, rel in p["relevance"].items():
-            lat = p["latency"][name]
-            lines.append(
-                f"| {peer} | {p['ingest_chunks_per_s']:.1f} | {name} | {rel['ndcg@10']:.4f} | "
-                f"{rel['map']:.4f} | {rel['recall@100']:.4f} | {lat['p50_ms']:.1f} | "
-                f"{lat['p99_ms']:.1f} |"
-            )
-        notes += [f"- {peer}: {note}" for note in p.get("notes", [])]
-    return [*lines, "", *notes, "", f"How: {method.get('how', '')}", ""]
+def _section(name: str, renderer: Any) -> Any:
+    """An older renderer (its own section's figures and method) as a whole-results one."""
+
+    def render_section(results: dict[str, Any]) -> list[str]:
+        if name not in results:
+            return []
+        return renderer(results[name], _get(results, f"_method.{name}") or {})
+
+    return render_section
 
 
-RENDERERS = {
-    "ingest": _ingest,
-    "relevance": _relevance,
-    "search": _search,
-    "scale": _scale,
-    "load": _load,
-    "reliability": _reliability,
-    "security": _security,
-    "peers": _peers,
-}
+RENDERERS = [
+    _targets,
+    _ingest,
+    _relevance,
+    _search,
+    _scaling,
+    _memory,
+    _section("load", _load),
+    _section("reliability", _reliability),
+    _section("security", _security),
+]
 
 
 def render(results: dict[str, Any]) -> str:
@@ -257,7 +420,6 @@ def render(results: dict[str, Any]) -> str:
         f"Python {m.get('python', '?')}. Figures are also in `bench/results.json`.",
         "",
     ]
-    for section, renderer in RENDERERS.items():
-        if section in results:
-            lines += renderer(results[section], results.get("_method", {}).get(section, {}))
+    for renderer in RENDERERS:
+        lines += renderer(results)
     return "\n".join(lines)

@@ -65,7 +65,8 @@ async def main() -> None:
         "cached_rps_3": round(three["cached_rps"], 1),
         "cached_factor": round(three["cached_rps"] / one["cached_rps"], 2),
     }
-    report.save("scale", figures, {"how": __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""})
+    how = __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""
+    report.save("scaling", {"search": figures}, {"how_search": how}, merge=True)
     for name, value in figures.items():
         print(f"{name}: {value}")
 

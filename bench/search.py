@@ -5,12 +5,14 @@ index prefix of the benchmark's own; CISI is stored through the API (deduplicate
 re-run indexes nothing new). Then:
 
 1. relevance: `myaiserv eval`'s runner, bm25 / vector / hybrid, through the API;
-2. latency: every CISI query once, sequentially, through `POST /v1/search` (hybrid, the
-   defaults: size 10, window 100, highlights) with Redis flushed first, so the query
-   embedding and the result page are both computed (uncached); then the same queries
-   again (each page now cached); beside the limit: the same two Elasticsearch searches
-   (bodies built by the same code) sent straight with elasticsearch-py in one `_msearch`,
-   plus the query embedding with the same model in this process;
+2. latency: every CISI query once, sequentially (one client), through `POST /v1/search`
+   (hybrid, the defaults: size 10, window 100, highlights) with Redis flushed first, so
+   the query embedding and the result page are both computed (uncached); then the same
+   queries again (each page now cached); bm25 and vector likewise, uncached; beside the
+   limit: the same two Elasticsearch searches (bodies built by the same code) sent
+   straight with elasticsearch-py in one `_msearch`, plus the query embedding with the
+   same model in this process; 5 warm-up queries before each; p50/p99 over the 112
+   queries; req/s of one client = queries / total time;
 3. throughput: the same, with 4 concurrent clients.
 
 Server time is the API's `Server-Timing` header; client time includes HTTP on loopback.
@@ -31,7 +33,7 @@ from typing import Any
 import httpx
 
 from bench import report
-from bench.common import bench_settings, prepare_database
+from bench.common import bench_settings, peak_rss_mb, prepare_database
 from myaiserv.config import Settings
 from myaiserv.datasets.trec import load_collection
 from myaiserv.db.engine import create_engine, create_sessionmaker
@@ -138,7 +140,7 @@ async def main() -> None:
     collection = load_collection(CISI)
     queries = [query.text for query in collection.queries]
 
-    async with local_api(env) as (url, _api):
+    async with local_api(env) as (url, api):
         client = EvalClient(url, key)
         try:
             expected = await client.store(collection)
@@ -160,10 +162,15 @@ async def main() -> None:
             await redis.flushdb()  # cold: no cached embedding, no cached page
             uncached = await timed_requests(http, bodies, 1)
             cached = await timed_requests(http, bodies, 1)
+            modes = {}
+            for mode in ("bm25", "vector"):
+                await redis.flushdb()
+                modes[mode] = await timed_requests(http, [{**b, "mode": mode} for b in bodies], 1)
             await redis.flushdb()
             uncached_load = await timed_requests(http, bodies, CONCURRENCY)
             cached_load = await timed_requests(http, bodies * 3, CONCURRENCY)
         await redis.aclose()
+        web_rss = peak_rss_mb(api.pid)
     limit = await direct(settings, str(tenant_id), queries)
 
     figures = {
@@ -171,6 +178,16 @@ async def main() -> None:
         "hybrid_uncached_p50_ms": round(uncached["client_p50_ms"], 2),
         "hybrid_uncached_p99_ms": round(uncached["client_p99_ms"], 2),
         "hybrid_uncached_server_p50_ms": round(uncached["server_p50_ms"], 2),
+        "hybrid_uncached_rps_1": round(uncached["rps"], 1),
+        **{
+            f"{mode}_uncached_{name}": round(r[key], 2 if name != "rps_1" else 1)
+            for mode, r in modes.items()
+            for name, key in (
+                ("p50_ms", "client_p50_ms"),
+                ("p99_ms", "client_p99_ms"),
+                ("rps_1", "rps"),
+            )
+        },
         "direct_p50_ms": round(limit["p50_ms"], 2),
         "direct_p99_ms": round(limit["p99_ms"], 2),
         "uncached_to_direct_p50": round(uncached["client_p50_ms"] / limit["p50_ms"], 3),
@@ -198,6 +215,12 @@ async def main() -> None:
         "search",
         figures,
         {"how": __doc__.split("\n\n", 2)[2].strip() if __doc__ else ""},
+    )
+    report.save(
+        "memory",
+        {"web_search_peak_rss_mb": round(web_rss, 1)},
+        {"how_search": "VmHWM of the API process at the end of the search benchmark."},
+        merge=True,
     )
     for name, value in figures.items():
         print(f"{name}: {value}")

@@ -3,23 +3,27 @@ integrations need the 8.x client, MyAIServ the 9.x one): LangChain's `Elasticsea
 (langchain-elasticsearch) and Haystack's `ElasticsearchDocumentStore`
 (elasticsearch-haystack) with its sentence-transformers embedders.
 
-    python bench/peers/run.py INPUT.json OUTPUT.json
+    python bench/peers/run.py ingest PEER INPUT.json OUTPUT.json
+    python bench/peers/run.py search PEER INPUT.json OUTPUT.json
 
-INPUT: {"es_url", "prefix", "model" (a local sentence-transformers folder), "chunks":
-[{"id", "text"}], "queries": [{"id", "text"}], "depth", "batch_size"}. For each peer:
-ingest the chunks (embedding + bulk writes, timed, the peer's documented way), then run
-every query through its BM25, embedding and hybrid retrievers (ranked chunk ids, and
-each call's latency). OUTPUT: the same per peer. No network beyond the given cluster.
+ingest: INPUT {"es_url", "index", "model" (a local sentence-transformers folder),
+"chunks": [{"id", "text"}], "batch_size"}; the peer writes the chunks into a fresh
+``index`` its documented way (embedding + bulk writes), timed from the call until the
+index is refreshed (searchable). The index is left for ``search``.
+search: INPUT {"es_url", "index", "model", "queries": [{"id", "text"}], "depth"}; every
+query through the peer's BM25, embedding and hybrid retrievers: ranked chunk ids ``depth``
+deep, then again with k=10, timed (latency as an application calling it sees it).
+OUTPUT: the figures, with the process's peak RSS. No network beyond the given cluster.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +34,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from elasticsearch import Elasticsearch
 
 WARMUP = 3
+Search = Callable[[str, int], list[str]]
 
 
 def no_root_endpoint() -> None:
@@ -40,16 +45,18 @@ def no_root_endpoint() -> None:
     Elasticsearch.info = lambda self, **_: self.cluster.health()  # type: ignore[method-assign]
 
 
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
 
 
-def measure(
-    queries: list[dict[str, str]], search: Callable[[str, int], list[str]], depth: int
-) -> dict[str, Any]:
+def measure(queries: list[dict[str, str]], search: Search, depth: int) -> dict[str, Any]:
     """Rankings ``depth`` deep (for relevance), then every query again with k=10, timed
-    in-process after a warm-up (latency as an application would see it)."""
+    in-process after a warm-up, one caller (latency as an application would see it)."""
     rankings = {q["id"]: search(q["text"], depth) for q in queries}
     for q in queries[:WARMUP]:
         search(q["text"], 10)
@@ -62,92 +69,130 @@ def measure(
         "rankings": rankings,
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(percentile(latencies, 99), 2),
-        "rps_sequential": round(len(latencies) / (sum(latencies) / 1000), 1),
+        "rps_1": round(len(latencies) / (sum(latencies) / 1000), 1),
     }
 
 
-def fresh(es: Elasticsearch, index: str) -> None:
-    es.options(ignore_status=404).indices.delete(index=index)
+# -- LangChain ---------------------------------------------------------------------------
 
 
-def langchain(cfg: dict[str, Any], es: Elasticsearch) -> dict[str, Any]:
-    from langchain_elasticsearch import BM25Strategy, DenseVectorStrategy, ElasticsearchStore
+def langchain_embeddings(cfg: dict[str, Any]) -> Any:
     from langchain_huggingface import HuggingFaceEmbeddings
 
-    index = f"{cfg['prefix']}-langchain"
-    fresh(es, index)
     embeddings = HuggingFaceEmbeddings(
         model_name=cfg["model"],
         model_kwargs={"device": "cpu", "local_files_only": True},
-        encode_kwargs={"batch_size": cfg["batch_size"]},
+        encode_kwargs={"batch_size": cfg.get("batch_size", 32)},
     )
     embeddings.embed_query("warm up")
+    return embeddings
+
+
+def langchain_ingest(cfg: dict[str, Any], es: Elasticsearch) -> Callable[[], None]:
+    from langchain_elasticsearch import DenseVectorStrategy, ElasticsearchStore
+
     store = ElasticsearchStore(
-        index_name=index, embedding=embeddings, es_url=cfg["es_url"], strategy=DenseVectorStrategy()
+        index_name=cfg["index"],
+        embedding=langchain_embeddings(cfg),
+        es_url=cfg["es_url"],
+        strategy=DenseVectorStrategy(),
     )
     chunks = cfg["chunks"]
-    started = time.perf_counter()
-    store.add_texts(
-        [c["text"] for c in chunks],
-        metadatas=[{"chunk_id": c["id"]} for c in chunks],
-        ids=[c["id"] for c in chunks],
-        bulk_kwargs={"chunk_size": 500},
-    )
-    seconds = time.perf_counter() - started
-    depth = cfg["depth"]
-    out: dict[str, Any] = {
-        "ingest": {
-            "chunks": len(chunks),
-            "seconds": round(seconds, 2),
-            "chunks_per_s": round(len(chunks) / seconds, 1),
-        },
-        "retrievers": {},
-        "notes": [],
-    }
+
+    def ingest() -> None:
+        store.add_texts(
+            [c["text"] for c in chunks],
+            metadatas=[{"chunk_id": c["id"]} for c in chunks],
+            ids=[c["id"] for c in chunks],
+            bulk_kwargs={"chunk_size": 500},
+        )
+
+    return ingest
+
+
+def langchain_search(cfg: dict[str, Any], es: Elasticsearch) -> tuple[dict[str, Search], list]:
+    from langchain_elasticsearch import BM25Strategy, DenseVectorStrategy, ElasticsearchStore
+
+    embeddings = langchain_embeddings(cfg)
+    index, url = cfg["index"], cfg["es_url"]
 
     def ids(docs: list[Any]) -> list[str]:
         return [d.metadata.get("chunk_id") or d.id for d in docs]
 
-    bm25 = ElasticsearchStore(index_name=index, es_url=cfg["es_url"], strategy=BM25Strategy())
-    queries = cfg["queries"]
-    out["retrievers"]["bm25"] = measure(
-        queries, lambda q, k: ids(bm25.similarity_search(q, k=k)), depth
+    def searcher(store: Any) -> Search:
+        return lambda q, k: ids(store.similarity_search(q, k=k, fetch_k=max(50, k)))
+
+    bm25 = ElasticsearchStore(index_name=index, es_url=url, strategy=BM25Strategy())
+    dense = ElasticsearchStore(
+        index_name=index, embedding=embeddings, es_url=url, strategy=DenseVectorStrategy()
     )
-    out["retrievers"]["vector"] = measure(
-        queries, lambda q, k: ids(store.similarity_search(q, k=k, fetch_k=max(50, k))), depth
-    )
-    hybrid = ElasticsearchStore(
-        index_name=index,
-        embedding=embeddings,
-        es_url=cfg["es_url"],
-        strategy=DenseVectorStrategy(hybrid=True, text_field="text"),
-    )
-    try:
-        out["retrievers"]["hybrid"] = measure(
-            queries, lambda q, k: ids(hybrid.similarity_search(q, k=k, fetch_k=max(50, k))), depth
-        )
-    except Exception as exc:
-        out["notes"].append(
-            f"hybrid (Elasticsearch RRF retriever) failed here: {type(exc).__name__}: "
-            f"{str(exc)[:200]}; measured with rrf=False (bool query: BM25 + kNN scores summed)"
-        )
-        summed = ElasticsearchStore(
+    notes: list[str] = []
+    hybrid = searcher(
+        ElasticsearchStore(
             index_name=index,
             embedding=embeddings,
-            es_url=cfg["es_url"],
-            strategy=DenseVectorStrategy(hybrid=True, rrf=False, text_field="text"),
+            es_url=url,
+            strategy=DenseVectorStrategy(hybrid=True, text_field="text"),
         )
-        out["retrievers"]["hybrid"] = measure(
-            queries, lambda q, k: ids(summed.similarity_search(q, k=k, fetch_k=max(50, k))), depth
+    )
+    try:
+        hybrid("retrieval", 10)
+    except Exception as exc:
+        # Its hybrid is Elasticsearch's RRF retriever, which this cluster lacks (the
+        # integ-test distribution has no rank-rrf module): the other hybrid it offers.
+        notes.append(
+            f"hybrid (Elasticsearch RRF retriever) failed here: {type(exc).__name__}: "
+            f"{str(exc)[:160]}; measured with rrf=False (BM25 + kNN scores summed)"
         )
-    return out
+        hybrid = searcher(
+            ElasticsearchStore(
+                index_name=index,
+                embedding=embeddings,
+                es_url=url,
+                strategy=DenseVectorStrategy(hybrid=True, rrf=False, text_field="text"),
+            )
+        )
+    return {"bm25": searcher(bm25), "vector": searcher(dense), "hybrid": hybrid}, notes
 
 
-def haystack(cfg: dict[str, Any], es: Elasticsearch) -> dict[str, Any]:
+# -- Haystack ----------------------------------------------------------------------------
+
+
+def haystack_store(cfg: dict[str, Any]) -> Any:
+    from haystack_integrations.document_stores.elasticsearch import ElasticsearchDocumentStore
+
+    return ElasticsearchDocumentStore(hosts=cfg["es_url"], index=cfg["index"], request_timeout=120)
+
+
+def haystack_common(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {"model": cfg["model"], "local_files_only": True, "progress_bar": False}
+
+
+def haystack_ingest(cfg: dict[str, Any], es: Elasticsearch) -> Callable[[], None]:
     from haystack import Document
     from haystack.document_stores.types import DuplicatePolicy
     from haystack_integrations.components.embedders.sentence_transformers import (
         SentenceTransformersDocumentEmbedder,
+    )
+
+    store = haystack_store(cfg)
+    embedder = SentenceTransformersDocumentEmbedder(
+        **haystack_common(cfg), batch_size=cfg.get("batch_size", 32)
+    )
+    embedder.warm_up()
+    embedder.run(documents=[Document(content="warm up")])
+    chunks = cfg["chunks"]
+
+    def ingest() -> None:
+        documents = [Document(id=c["id"], content=c["text"]) for c in chunks]
+        embedded = embedder.run(documents=documents)["documents"]
+        store.write_documents(embedded, policy=DuplicatePolicy.OVERWRITE)
+
+    return ingest
+
+
+def haystack_search(cfg: dict[str, Any], es: Elasticsearch) -> tuple[dict[str, Search], list]:
+    from haystack_integrations.components.embedders.sentence_transformers import (
         SentenceTransformersTextEmbedder,
     )
     from haystack_integrations.components.retrievers.elasticsearch import (
@@ -155,89 +200,86 @@ def haystack(cfg: dict[str, Any], es: Elasticsearch) -> dict[str, Any]:
         ElasticsearchEmbeddingRetriever,
         ElasticsearchHybridRetriever,
     )
-    from haystack_integrations.document_stores.elasticsearch import ElasticsearchDocumentStore
 
-    index = f"{cfg['prefix']}-haystack"
-    fresh(es, index)
-    store = ElasticsearchDocumentStore(hosts=cfg["es_url"], index=index, request_timeout=120)
-    common = {"model": cfg["model"], "local_files_only": True, "progress_bar": False}
-    doc_embedder = SentenceTransformersDocumentEmbedder(**common, batch_size=cfg["batch_size"])
-    text_embedder = SentenceTransformersTextEmbedder(**common)
-    doc_embedder.warm_up()
-    text_embedder.warm_up()
-    chunks = cfg["chunks"]
-    started = time.perf_counter()
-    documents = [Document(id=c["id"], content=c["text"]) for c in chunks]
-    embedded = doc_embedder.run(documents=documents)["documents"]
-    store.write_documents(embedded, policy=DuplicatePolicy.OVERWRITE)
-    es.indices.refresh(index=index)
-    seconds = time.perf_counter() - started
+    store = haystack_store(cfg)
     depth = cfg["depth"]
-    bm25 = ElasticsearchBM25Retriever(document_store=store)
+
+    def text_embedder() -> Any:
+        embedder = SentenceTransformersTextEmbedder(**haystack_common(cfg))
+        embedder.warm_up()
+        return embedder
+
     # The default kNN candidates are top_k * 10: more than Elasticsearch's 10,000 at the
-    # relevance depth, so that run asks for the most allowed (the k=10 runs keep defaults).
-    deep = {"num_candidates": 10_000}
-
+    # relevance depth, so that run asks for the most allowed (k=10 keeps the defaults).
     def extra(k: int) -> dict[str, Any]:
-        return deep if k * 10 > 10_000 else {}
+        return {"num_candidates": 10_000} if k * 10 > 10_000 else {}
 
+    query_embedder = text_embedder()
+    bm25 = ElasticsearchBM25Retriever(document_store=store)
     dense = {
         k: ElasticsearchEmbeddingRetriever(document_store=store, **extra(k)) for k in (10, depth)
     }
-
-    def hybrid_retriever(k: int) -> ElasticsearchHybridRetriever:
-        # It runs its embedder in a pipeline of its own: one embedder per retriever.
-        embedder = SentenceTransformersTextEmbedder(**common)
-        embedder.warm_up()
-        return ElasticsearchHybridRetriever(
+    # The hybrid retriever runs its embedder in a pipeline of its own: one per retriever.
+    hybrids = {
+        k: ElasticsearchHybridRetriever(
             document_store=store,
-            embedder=embedder,
+            embedder=text_embedder(),
             top_k_bm25=k,
             top_k_embedding=k,
             top_k=k,
             **extra(k),
         )
-
-    hybrids = {k: hybrid_retriever(k) for k in (10, depth)}
+        for k in (10, depth)
+    }
 
     def ids(result: dict[str, Any]) -> list[str]:
         return [d.id for d in result["documents"]]
 
     def vector(q: str, k: int) -> list[str]:
-        embedding = text_embedder.run(text=q)["embedding"]
+        embedding = query_embedder.run(text=q)["embedding"]
         return ids(dense[k].run(query_embedding=embedding, top_k=k))
 
-    queries = cfg["queries"]
-
     return {
-        "ingest": {
-            "chunks": len(chunks),
-            "seconds": round(seconds, 2),
-            "chunks_per_s": round(len(chunks) / seconds, 1),
-        },
-        "retrievers": {
-            "bm25": measure(queries, lambda q, k: ids(bm25.run(query=q, top_k=k)), depth),
-            "vector": measure(queries, vector, depth),
-            "hybrid": measure(queries, lambda q, k: ids(hybrids[k].run(query=q)), depth),
-        },
-        "notes": [],
-    }
+        "bm25": lambda q, k: ids(bm25.run(query=q, top_k=k)),
+        "vector": vector,
+        "hybrid": lambda q, k: ids(hybrids[k].run(query=q)),
+    }, []
+
+
+PEERS = {
+    "langchain": (langchain_ingest, langchain_search),
+    "haystack": (haystack_ingest, haystack_search),
+}
+
+
+def ingest(peer: str, cfg: dict[str, Any], es: Elasticsearch) -> dict[str, Any]:
+    es.options(ignore_status=404).indices.delete(index=cfg["index"])
+    run = PEERS[peer][0](cfg, es)  # model loaded and warmed up: not timed
+    started = time.perf_counter()
+    run()
+    es.indices.refresh(index=cfg["index"])
+    seconds = time.perf_counter() - started
+    count = int(es.count(index=cfg["index"])["count"])
+    if count != len(cfg["chunks"]):
+        raise SystemExit(f"{peer}: {count} chunks in the index, {len(cfg['chunks'])} written")
+    return {"chunks": count, "seconds": round(seconds, 2), "chunks_per_s": count / seconds}
+
+
+def search(peer: str, cfg: dict[str, Any], es: Elasticsearch) -> dict[str, Any]:
+    searches, notes = PEERS[peer][1](cfg, es)
+    retrievers = {mode: measure(cfg["queries"], fn, cfg["depth"]) for mode, fn in searches.items()}
+    return {"retrievers": retrievers, "notes": notes}
 
 
 def main() -> None:
-    with open(sys.argv[1]) as f:
+    command, peer, source, target = sys.argv[1:5]
+    with open(source) as f:
         cfg = json.load(f)
     no_root_endpoint()
     es = Elasticsearch(cfg["es_url"], request_timeout=120)
-    out: dict[str, Any] = {}
-    for name, peer in (("langchain", langchain), ("haystack", haystack)):
-        try:
-            out[name] = peer(cfg, es)
-        except Exception as exc:
-            out[name] = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
-        finally:
-            fresh(es, f"{cfg['prefix']}-{name}")
-    with open(sys.argv[2], "w") as f:
+    out = {"ingest": ingest, "search": search}[command](peer, cfg, es)
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    with open(target, "w") as f:
         json.dump(out, f)
 
 

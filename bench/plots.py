@@ -1,0 +1,189 @@
+"""The report's plots (PNG, matplotlib), drawn from bench/results.json: ingest, relevance,
+query latency, scaling and memory, MyAIServ beside the limit and the peers. A plot whose
+figures are not there yet (its benchmark has not run) is skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+PEERS = {"langchain": "LangChain", "haystack": "Haystack"}
+MODES = ("bm25", "vector", "hybrid")
+OURS, LIMIT, PEER_COLOURS = "#1f77b4", "#7f7f7f", {"langchain": "#ff7f0e", "haystack": "#2ca02c"}
+
+
+def _get(results: dict[str, Any], path: str) -> Any:
+    node: Any = results
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _bars(ax: Any, rows: list[tuple[str, float, str]], unit: str, fmt: str = "{:.1f}") -> None:
+    """Horizontal bars, first row on top, each labelled with its value."""
+    labels = [r[0] for r in rows][::-1]
+    values = [r[1] for r in rows][::-1]
+    colours = [r[2] for r in rows][::-1]
+    bars = ax.barh(labels, values, color=colours)
+    ax.bar_label(bars, labels=[fmt.format(v) for v in values], padding=3, fontsize=8)
+    ax.set_xlabel(unit)
+    ax.margins(x=0.18)
+
+
+def ingest(results: dict[str, Any], ax: Any) -> bool:
+    raw = _get(results, "ingest.raw_encode_chunks_per_s")
+    ours = _get(results, "ingest.chunks_per_s")
+    if raw is None or ours is None:
+        return False
+    rows = [("raw encode (limit)", raw, LIMIT), ("MyAIServ (API + indexer)", ours, OURS)]
+    two = _get(results, "scaling.ingest.workers_2_chunks_per_s")
+    if two is not None:
+        rows.append(("MyAIServ, 2 indexers", two, OURS))
+    for peer, name in PEERS.items():
+        value = _get(results, f"peers.{peer}.ingest.chunks_per_s")
+        if value is not None:
+            rows.append((name, value, PEER_COLOURS[peer]))
+    _bars(ax, rows, "chunks/s (higher is better)")
+    ax.axvline(0.85 * raw, color="black", linestyle="--", linewidth=1)
+    ax.text(0.85 * raw, -0.6, " 85% of the limit", fontsize=8, va="top")
+    ax.set_title("Ingest, CISI end to end")
+    return True
+
+
+def relevance(results: dict[str, Any], ax: Any) -> bool:
+    systems = [("MyAIServ", "relevance.cisi", OURS)] + [
+        (name, f"peers.{peer}.relevance.cisi", PEER_COLOURS[peer]) for peer, name in PEERS.items()
+    ]
+    systems = [s for s in systems if _get(results, s[1]) is not None]
+    if not systems or systems[0][0] != "MyAIServ":
+        return False
+    width = 0.8 / len(systems)
+    for i, (name, path, colour) in enumerate(systems):
+        values = [_get(results, f"{path}.{mode}.ndcg@10") or 0.0 for mode in MODES]
+        xs = [m + (i - (len(systems) - 1) / 2) * width for m in range(len(MODES))]
+        bars = ax.bar(xs, values, width, label=name, color=colour)
+        ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=7, padding=2)
+    ax.set_xticks(range(len(MODES)), MODES)
+    ax.set_ylabel("nDCG@10 (higher is better)")
+    ax.set_ylim(0, 0.55)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("Relevance, CISI (76 judged queries)")
+    return True
+
+
+def latency(results: dict[str, Any], ax: Any) -> bool:
+    s = results.get("search")
+    if not s:
+        return False
+    rows: list[tuple[str, float, float, str]] = []
+    for mode in MODES:
+        if f"{mode}_uncached_p50_ms" in s:
+            rows.append(
+                (
+                    f"MyAIServ {mode}, uncached",
+                    s[f"{mode}_uncached_p50_ms"],
+                    s[f"{mode}_uncached_p99_ms"],
+                    OURS,
+                )
+            )
+    rows.append(("MyAIServ hybrid, cached (server)", s["cached_p50_ms"], s["cached_p99_ms"], OURS))
+    rows.append(("direct: encode + _msearch", s["direct_p50_ms"], s["direct_p99_ms"], LIMIT))
+    for peer, name in PEERS.items():
+        for mode in MODES:
+            p50 = _get(results, f"peers.{peer}.search.{mode}_uncached_p50_ms")
+            if p50 is not None:
+                p99 = _get(results, f"peers.{peer}.search.{mode}_uncached_p99_ms")
+                rows.append((f"{name} {mode}", p50, p99, PEER_COLOURS[peer]))
+    rows = rows[::-1]
+    ys = range(len(rows))
+    bars = ax.barh(ys, [r[1] for r in rows], color=[r[3] for r in rows], label="p50")
+    ax.scatter([r[2] for r in rows], ys, marker="|", color="black", s=120, label="p99")
+    ax.bar_label(bars, labels=[f"{r[1]:.1f}" for r in rows], padding=3, fontsize=7)
+    ax.set_yticks(list(ys), [r[0] for r in rows], fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per query, k=10 (log scale; lower is better)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Query latency, one caller: p50 bars, p99 marks")
+    return True
+
+
+def scaling(results: dict[str, Any], axes: Any) -> bool:
+    ing = _get(results, "scaling.ingest")
+    sea = _get(results, "scaling.search")
+    if not ing and not sea:
+        return False
+    if ing:
+        _bars(
+            axes[0],
+            [
+                ("1 indexer", ing["workers_1_chunks_per_s"], OURS),
+                ("2 indexers", ing["workers_2_chunks_per_s"], OURS),
+            ],
+            "chunks/s",
+        )
+        axes[0].set_title("Ingest: indexer workers")
+    if sea:
+        for ax, kind in ((axes[1], "uncached"), (axes[2], "cached")):
+            _bars(
+                ax,
+                [
+                    ("1 instance", sea[f"{kind}_rps_1"], OURS),
+                    ("3 instances", sea[f"{kind}_rps_3"], OURS),
+                ],
+                f"req/s, {sea['clients']} clients",
+            )
+            ax.set_title(f"Search {kind}: API instances")
+    return True
+
+
+def memory(results: dict[str, Any], ax: Any) -> bool:
+    m = results.get("memory")
+    if not m:
+        return False
+    rows = []
+    for key, label in (
+        ("web_ingest_peak_rss_mb", "MyAIServ API, ingest"),
+        ("web_search_peak_rss_mb", "MyAIServ API, search"),
+        ("indexer_peak_rss_mb", "MyAIServ indexer"),
+    ):
+        if key in m:
+            rows.append((label, m[key], OURS))
+    for peer, name in PEERS.items():
+        for key, what in (("ingest_peak_rss_mb", "ingest"), ("search_peak_rss_mb", "search")):
+            value = _get(results, f"peers.{peer}.memory.{key}")
+            if value is not None:
+                rows.append((f"{name}, {what} process", value, PEER_COLOURS[peer]))
+    _bars(ax, rows, "peak RSS, MB (lower is better)", "{:.0f}")
+    ax.set_title("Memory")
+    return True
+
+
+def render(results: dict[str, Any], folder: Path) -> list[Path]:
+    """Draw every plot whose figures exist into ``folder``; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, draw, shape in (
+        ("ingest", ingest, (1, 1, (8, 3.2))),
+        ("relevance", relevance, (1, 1, (8, 4))),
+        ("latency", latency, (1, 1, (8, 5.5))),
+        ("scaling", scaling, (1, 3, (12, 2.8))),
+        ("memory", memory, (1, 1, (8, 3.4))),
+    ):
+        rows, cols, size = shape
+        fig, axes = plt.subplots(rows, cols, figsize=size, layout="constrained")
+        try:
+            if draw(results, axes):
+                path = folder / f"{name}.png"
+                # No timestamp in the file: a re-render of the same figures is the same file.
+                fig.savefig(path, dpi=110, metadata={"Software": None})
+                written.append(path)
+        finally:
+            plt.close(fig)
+    return written
