@@ -143,6 +143,16 @@ def test_a_missed_target_is_reported_as_missed(path: str, value: float, target: 
     assert "**missed**" in report.render(results)
 
 
+def test_a_lead_within_the_noise_of_the_rounds_is_a_tie_not_a_win() -> None:
+    results = copy.deepcopy(RESULTS)
+    # 22.9 vs 22.8: ahead by 0.4%, while MyAIServ's own rounds spread over 3 points.
+    results["peers"]["langchain"]["ingest"]["chunks_per_s"] = 22.8
+    (_, measured, met) = next(
+        t for t in report.targets(results) if t[0] == "ingest ahead of both peers"
+    )
+    assert met is False and "a tie" in measured
+
+
 def test_the_report_puts_the_peers_beside_myaiserv_in_each_table() -> None:
     text = report.render(RESULTS)
     for heading in ("## Targets", "## Ingest", "## Relevance", "## Query latency", "## Scaling"):
