@@ -12,7 +12,8 @@ MODES = ("bm25", "vector", "hybrid")
 OURS, LIMIT, PEER_COLOURS = "#1f77b4", "#7f7f7f", {"langchain": "#ff7f0e", "haystack": "#2ca02c"}
 
 
-def _get(results: dict[str, Any], path: str) -> Any:
+def get(results: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path (``peers.langchain.ingest.chunks_per_s``), or None."""
     node: Any = results
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -33,16 +34,16 @@ def _bars(ax: Any, rows: list[tuple[str, float, str]], unit: str, fmt: str = "{:
 
 
 def ingest(results: dict[str, Any], ax: Any) -> bool:
-    raw = _get(results, "ingest.raw_encode_chunks_per_s")
-    ours = _get(results, "ingest.chunks_per_s")
+    raw = get(results, "ingest.raw_encode_chunks_per_s")
+    ours = get(results, "ingest.chunks_per_s")
     if raw is None or ours is None:
         return False
     rows = [("raw encode (limit)", raw, LIMIT), ("MyAIServ (API + indexer)", ours, OURS)]
-    two = _get(results, "scaling.ingest.workers_2_chunks_per_s")
+    two = get(results, "scaling.ingest.workers_2_chunks_per_s")
     if two is not None:
         rows.append(("MyAIServ, 2 indexers", two, OURS))
     for peer, name in PEERS.items():
-        value = _get(results, f"peers.{peer}.ingest.chunks_per_s")
+        value = get(results, f"peers.{peer}.ingest.chunks_per_s")
         if value is not None:
             rows.append((name, value, PEER_COLOURS[peer]))
     _bars(ax, rows, "chunks/s (higher is better)")
@@ -56,12 +57,12 @@ def relevance(results: dict[str, Any], ax: Any) -> bool:
     systems = [("MyAIServ", "relevance.cisi", OURS)] + [
         (name, f"peers.{peer}.relevance.cisi", PEER_COLOURS[peer]) for peer, name in PEERS.items()
     ]
-    systems = [s for s in systems if _get(results, s[1]) is not None]
+    systems = [s for s in systems if get(results, s[1]) is not None]
     if not systems or systems[0][0] != "MyAIServ":
         return False
     width = 0.8 / len(systems)
     for i, (name, path, colour) in enumerate(systems):
-        values = [_get(results, f"{path}.{mode}.ndcg@10") or 0.0 for mode in MODES]
+        values = [get(results, f"{path}.{mode}.ndcg@10") or 0.0 for mode in MODES]
         xs = [m + (i - (len(systems) - 1) / 2) * width for m in range(len(MODES))]
         bars = ax.bar(xs, values, width, label=name, color=colour)
         ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=7, padding=2)
@@ -92,9 +93,9 @@ def latency(results: dict[str, Any], ax: Any) -> bool:
     rows.append(("direct: encode + _msearch", s["direct_p50_ms"], s["direct_p99_ms"], LIMIT))
     for peer, name in PEERS.items():
         for mode in MODES:
-            p50 = _get(results, f"peers.{peer}.search.{mode}_uncached_p50_ms")
+            p50 = get(results, f"peers.{peer}.search.{mode}_uncached_p50_ms")
             if p50 is not None:
-                p99 = _get(results, f"peers.{peer}.search.{mode}_uncached_p99_ms")
+                p99 = get(results, f"peers.{peer}.search.{mode}_uncached_p99_ms")
                 rows.append((f"{name} {mode}", p50, p99, PEER_COLOURS[peer]))
     rows = rows[::-1]
     ys = range(len(rows))
@@ -110,8 +111,8 @@ def latency(results: dict[str, Any], ax: Any) -> bool:
 
 
 def scaling(results: dict[str, Any], axes: Any) -> bool:
-    ing = _get(results, "scaling.ingest")
-    sea = _get(results, "scaling.search")
+    ing = get(results, "scaling.ingest")
+    sea = get(results, "scaling.search")
     if not ing and not sea:
         return False
     if ing:
@@ -152,7 +153,7 @@ def memory(results: dict[str, Any], ax: Any) -> bool:
             rows.append((label, m[key], OURS))
     for peer, name in PEERS.items():
         for key, what in (("ingest_peak_rss_mb", "ingest"), ("search_peak_rss_mb", "search")):
-            value = _get(results, f"peers.{peer}.memory.{key}")
+            value = get(results, f"peers.{peer}.memory.{key}")
             if value is not None:
                 rows.append((f"{name}, {what} process", value, PEER_COLOURS[peer]))
     _bars(ax, rows, "peak RSS, MB (lower is better)", "{:.0f}")

@@ -78,17 +78,7 @@ def save(
     return results
 
 
-PEERS = {"langchain": "LangChain", "haystack": "Haystack"}
-MODES = ("bm25", "vector", "hybrid")
-
-
-def _get(results: dict[str, Any], path: str) -> Any:
-    node: Any = results
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+PEERS, MODES, _get = plots.PEERS, plots.MODES, plots.get
 
 
 def _how(results: dict[str, Any], section: str, key: str = "how") -> str:
