@@ -88,7 +88,7 @@ def langchain_embeddings(cfg: dict[str, Any]) -> Any:
     return embeddings
 
 
-def langchain_ingest(cfg: dict[str, Any], es: Elasticsearch) -> Callable[[], None]:
+def langchain_ingest(cfg: dict[str, Any]) -> Callable[[], None]:
     from langchain_elasticsearch import DenseVectorStrategy, ElasticsearchStore
 
     store = ElasticsearchStore(
@@ -110,7 +110,7 @@ def langchain_ingest(cfg: dict[str, Any], es: Elasticsearch) -> Callable[[], Non
     return ingest
 
 
-def langchain_search(cfg: dict[str, Any], es: Elasticsearch) -> tuple[dict[str, Search], list]:
+def langchain_search(cfg: dict[str, Any]) -> tuple[dict[str, Search], list]:
     from langchain_elasticsearch import BM25Strategy, DenseVectorStrategy, ElasticsearchStore
 
     embeddings = langchain_embeddings(cfg)
@@ -168,7 +168,7 @@ def haystack_common(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"model": cfg["model"], "local_files_only": True, "progress_bar": False}
 
 
-def haystack_ingest(cfg: dict[str, Any], es: Elasticsearch) -> Callable[[], None]:
+def haystack_ingest(cfg: dict[str, Any]) -> Callable[[], None]:
     from haystack import Document
     from haystack.document_stores.types import DuplicatePolicy
     from haystack_integrations.components.embedders.sentence_transformers import (
@@ -191,7 +191,7 @@ def haystack_ingest(cfg: dict[str, Any], es: Elasticsearch) -> Callable[[], None
     return ingest
 
 
-def haystack_search(cfg: dict[str, Any], es: Elasticsearch) -> tuple[dict[str, Search], list]:
+def haystack_search(cfg: dict[str, Any]) -> tuple[dict[str, Search], list]:
     from haystack_integrations.components.embedders.sentence_transformers import (
         SentenceTransformersTextEmbedder,
     )
@@ -254,7 +254,7 @@ PEERS = {
 
 def ingest(peer: str, cfg: dict[str, Any], es: Elasticsearch) -> dict[str, Any]:
     es.options(ignore_status=404).indices.delete(index=cfg["index"])
-    run = PEERS[peer][0](cfg, es)  # model loaded and warmed up: not timed
+    run = PEERS[peer][0](cfg)  # model loaded and warmed up: not timed
     started = time.perf_counter()
     run()
     es.indices.refresh(index=cfg["index"])
@@ -266,7 +266,7 @@ def ingest(peer: str, cfg: dict[str, Any], es: Elasticsearch) -> dict[str, Any]:
 
 
 def search(peer: str, cfg: dict[str, Any], es: Elasticsearch) -> dict[str, Any]:
-    searches, notes = PEERS[peer][1](cfg, es)
+    searches, notes = PEERS[peer][1](cfg)
     retrievers = {mode: measure(cfg["queries"], fn, cfg["depth"]) for mode, fn in searches.items()}
     return {"retrievers": retrievers, "notes": notes}
 
