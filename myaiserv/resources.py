@@ -60,7 +60,7 @@ async def open_resources(
     ``/ready`` fail until it is back. The embedding model loads here (a few seconds), off
     the event loop; pass a loaded ``embedder`` to share one (tests, CLI jobs)."""
     owned = embedder is None
-    model = embedder or Embedder(settings.embedding.model, batch_size=settings.embedding.batch_size)
+    model = embedder or Embedder.from_settings(settings.embedding)
     info = await model.aload()
     engine = create_engine(settings)
     es = create_es_client(settings)

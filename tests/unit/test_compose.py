@@ -488,6 +488,13 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck() -> None:
     for setting in ("HF_HUB_OFFLINE=1", "TRANSFORMERS_OFFLINE=1", "PROMETHEUS_MULTIPROC_DIR="):
         assert setting in env
     assert any(line.startswith("COPY --from=build") for line in final)
+    # The ONNX file the builder exported ships in the image: containers load, not export.
+    onnx_dir = "MYAISERV_EMBEDDING__ONNX_CACHE_DIR=/app/onnx"
+    assert onnx_dir in env and onnx_dir in " ".join(stages[0])
+    assert any(
+        line.startswith("COPY --from=build") and line.endswith("/app/onnx /app/onnx")
+        for line in final
+    )
     # The builder installs from the lock, with Poetry pinned.
     builder = " ".join(stages[0])
     assert re.search(r"POETRY_VERSION=\d+\.\d+\.\d+", builder)
