@@ -122,7 +122,7 @@ async def main() -> None:
     settings, _ = bench_settings(DB, REDIS_DB, PREFIX)
     collection = load_collection(CISI)
     queries = [{"id": q.id, "text": q.text} for q in collection.judged_queries()]
-    embedder = Embedder(settings.embedding.model)
+    embedder = Embedder.from_settings(settings.embedding)
     chunks = chunks_for(settings, embedder)
     embedder.close()
     figures: dict[str, Any] = {"chunks": len(chunks), "queries": len(queries), "depth": DEPTH}

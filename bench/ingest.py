@@ -59,9 +59,9 @@ async def reset_index_and_cache(settings: Settings) -> None:
     await redis.aclose()
 
 
-def raw_encode(settings: Settings, texts: list[str]) -> float:
-    """One encode call over every chunk text, after a warm-up: chunks/s."""
-    embedder = Embedder(settings.embedding.model, batch_size=settings.embedding.batch_size)
+def raw_encode(settings: Settings, texts: list[str], backend: str) -> float:
+    """One encode call over every chunk text on ``backend``, after a warm-up: chunks/s."""
+    embedder = Embedder.from_settings(settings.embedding.model_copy(update={"backend": backend}))
     embedder.load()
     embedder.encode_sync(texts[:64])  # warm-up
     started = time.perf_counter()
@@ -74,7 +74,7 @@ def raw_encode(settings: Settings, texts: list[str]) -> float:
 
 
 async def end_to_end(
-    settings: Settings, env: dict[str, str], docs: list, *, indexers: int = 1
+    settings: Settings, env: dict[str, str], docs: list, *, indexers: int = 1, backend: str
 ) -> dict[str, float]:
     """One round: fresh database, indices and cache; the API and ``indexers`` indexer
     workers as separate processes; from the first POST until the outbox is empty and the
@@ -87,8 +87,18 @@ async def end_to_end(
         issued = await TenantService(session).create_tenant("bench", scopes=["read", "write"])
 
     port = free_port()
+    # Workers share the cores out (the local web tier does the same): more encoding
+    # threads than cores thrash. The API only chunks (token counts) while ingesting.
+    threads = str(max(1, (os.cpu_count() or 1) // indexers)) if indexers > 1 else "0"
+    worker_env = {
+        **env,
+        "MYAISERV_EMBEDDING__THREADS": threads,
+        "MYAISERV_EMBEDDING__BACKEND": backend,
+    }
     workers = [
-        spawn(["indexer", "run"], {**env, "MYAISERV_INDEXING__METRICS_PORT": str(free_port())})
+        spawn(
+            ["indexer", "run"], {**worker_env, "MYAISERV_INDEXING__METRICS_PORT": str(free_port())}
+        )
         for _ in range(indexers)
     ]
     api = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], env)
@@ -161,41 +171,53 @@ async def main() -> None:
     settings, env = bench_settings(BENCH_DB, BENCH_REDIS_DB, PREFIX)
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     docs = list(documents_from_collection(CISI))
-    embedder = Embedder(settings.embedding.model)
+    embedder = Embedder.from_settings(settings.embedding)
     chunks = chunks_for(settings, embedder)
     embedder.close()
     texts = [c["text"] for c in chunks]
     print(f"bench: {len(docs)} CISI documents, {len(chunks)} chunks, {rounds} rounds", flush=True)
 
-    raws: list[float] = []
-    ours: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    # MyAIServ runs on its configured backend (ONNX Runtime, int8, by default) and, for
+    # a like-for-like line beside the peers (whose defaults run torch), on torch too;
+    # each is compared with the raw encode on its own backend.
+    backend = settings.embedding.backend
+    backends = [backend, *(["torch"] if backend != "torch" else [])]
+    raws: dict[str, list[float]] = {b: [] for b in backends}
+    ours: dict[tuple[int, str], list[dict[str, float]]] = {(1, b): [] for b in backends} | {
+        (2, backend): []
+    }
     theirs: dict[str, list[dict[str, float]]] = {peer: [] for peer in PEERS}
 
-    async def ours_once(workers: int) -> str:
-        ours[workers].append(await end_to_end(settings, env, docs, indexers=workers))
-        run = ours[workers][-1]
-        return f"myaiserv x{workers} {run['chunks'] / run['seconds']:.1f}"
+    async def ours_once(workers: int, on: str) -> str:
+        runs = ours[workers, on]
+        runs.append(await end_to_end(settings, env, docs, indexers=workers, backend=on))
+        return f"myaiserv[{on}] x{workers} {runs[-1]['chunks'] / runs[-1]['seconds']:.1f}"
 
     def theirs_once(peer: str) -> str:
         theirs[peer].append(run_peer("ingest", peer, ingest_config(settings, peer, chunks)))
         return f"{peer} {theirs[peer][-1]['chunks_per_s']:.1f}"
 
-    systems = ["myaiserv", *PEERS]
+    systems = [*(f"myaiserv:{b}" for b in backends), *PEERS]
     for n in range(1, rounds + 1):
-        # Every system in every round, the raw encode first: all see the machine as it is
-        # then; the order of the three rotates from round to round, so none always runs
-        # first (the machine's speed drifts); two indexer workers last.
-        raws.append(raw_encode(settings, texts))
-        line = [f"raw {raws[-1]:.1f}"]
-        order = systems[(n - 1) % 3 :] + systems[: (n - 1) % 3]
-        for system in order:
-            line.append(await ours_once(1) if system == "myaiserv" else theirs_once(system))
-        line.append(await ours_once(2))
+        # Every system in every round, the raw encodes first: all see the machine as it
+        # is then; the order of the others rotates from round to round, so none always
+        # runs first (the machine's speed drifts); two indexer workers last.
+        line = []
+        for b in backends:
+            raws[b].append(raw_encode(settings, texts, b))
+            line.append(f"raw[{b}] {raws[b][-1]:.1f}")
+        shift = (n - 1) % len(systems)
+        for system in systems[shift:] + systems[:shift]:
+            if system.startswith("myaiserv:"):
+                line.append(await ours_once(1, system.split(":", 1)[1]))
+            else:
+                line.append(theirs_once(system))
+        line.append(await ours_once(2, backend))
         print(f"bench: round {n} (chunks/s): {', '.join(line)}", flush=True)
 
-    def figures_of(runs: list[dict[str, float]]) -> dict[str, Any]:
+    def figures_of(runs: list[dict[str, float]], on: str = "torch") -> dict[str, Any]:
         cps = [r["chunks"] / r["seconds"] for r in runs]
-        ratios = [c / raw for c, raw in zip(cps, raws, strict=True)]
+        ratios = [c / raw for c, raw in zip(cps, raws[on], strict=True)]
         seconds = statistics.median(r["seconds"] for r in runs)
         return {
             "documents": len(docs),
@@ -209,7 +231,16 @@ async def main() -> None:
             "ratio_max": round(max(ratios), 4),
         }
 
-    ingest = {**figures_of(ours[1]), "raw_encode_chunks_per_s": median(raws)}
+    ingest = {
+        **figures_of(ours[1, backend], backend),
+        "backend": backend,
+        "raw_encode_chunks_per_s": median(raws[backend]),
+    }
+    if backend != "torch":
+        ingest["torch"] = {
+            **figures_of(ours[1, "torch"]),
+            "raw_encode_chunks_per_s": median(raws["torch"]),
+        }
     peers = {
         peer: {
             "ingest": figures_of(runs),
@@ -217,7 +248,7 @@ async def main() -> None:
         }
         for peer, runs in theirs.items()
     }
-    two = figures_of(ours[2])
+    two = figures_of(ours[2, backend], backend)
     scaling = {
         "ingest": {
             "workers_1_chunks_per_s": ingest["chunks_per_s"],
@@ -226,21 +257,23 @@ async def main() -> None:
         }
     }
     memory = {
-        "indexer_peak_rss_mb": round(max(r["worker_rss"] for r in ours[1] + ours[2]), 1),
-        "web_ingest_peak_rss_mb": round(max(r["api_rss"] for r in ours[1] + ours[2]), 1),
+        "indexer_peak_rss_mb": round(max(r["worker_rss"] for r in ours[1, backend]), 1),
+        "web_ingest_peak_rss_mb": round(max(r["api_rss"] for r in ours[1, backend]), 1),
     }
     how = (
         f"median of {rounds} rounds (ratios: median of the per-round ratios to that round's "
-        "raw encode, with min and max). Each round: raw = one "
+        "raw encode on the same backend, with min and max). Each round: raw = one "
         f"SentenceTransformer.encode call over every chunk text (batch size "
         f"{settings.embedding.batch_size}) after a 64-chunk warm-up, in the benchmark "
-        "process; MyAIServ = fresh database, indices and cold embedding cache, one API and "
-        "one indexer process, from the first POST /v1/documents/batch (100 documents each) "
-        "until the outbox is empty and the index refreshed; LangChain and Haystack = each "
+        f"process, on MyAIServ's embedding backend ({backend}) and on torch; MyAIServ = "
+        "fresh database, indices and cold embedding cache, one API and one indexer "
+        "process, from the first POST /v1/documents/batch (100 documents each) until the "
+        f"outbox is empty and the index refreshed, on {backend} (ingest.*) and on torch "
+        "(ingest.torch.*); LangChain and Haystack (their default backend, torch) = each "
         "in a fresh process, model loaded and warmed up first (not timed), from the ingest "
-        "call until the index is refreshed; these three in an order that rotates from "
-        "round to round; last, MyAIServ again with two indexer processes. "
-        "Same chunk texts (MyAIServ's chunker) for all."
+        "call until the index is refreshed; these in an order that rotates from round to "
+        f"round; last, MyAIServ ({backend}) with two indexer processes, each given half "
+        "the cores. Same chunk texts (MyAIServ's chunker) and model weights for all."
     )
     report.save("ingest", ingest, {"how": how})
     report.save("peers", peers, {"how_ingest": how}, merge=True)

@@ -38,14 +38,22 @@ def ingest(results: dict[str, Any], ax: Any) -> bool:
     ours = get(results, "ingest.chunks_per_s")
     if raw is None or ours is None:
         return False
-    rows = [("raw encode (limit)", raw, LIMIT), ("MyAIServ (API + indexer)", ours, OURS)]
+    backend = get(results, "ingest.backend") or "torch"
+    rows = [
+        (f"raw encode, {backend} (limit)", raw, LIMIT),
+        (f"MyAIServ, {backend} (API + indexer)", ours, OURS),
+    ]
     two = get(results, "scaling.ingest.workers_2_chunks_per_s")
     if two is not None:
-        rows.append(("MyAIServ, 2 indexers", two, OURS))
+        rows.append((f"MyAIServ, {backend}, 2 indexers", two, OURS))
+    torch_raw = get(results, "ingest.torch.raw_encode_chunks_per_s")
+    if torch_raw is not None:
+        rows.append(("raw encode, torch", torch_raw, LIMIT))
+        rows.append(("MyAIServ, torch", get(results, "ingest.torch.chunks_per_s"), OURS))
     for peer, name in PEERS.items():
         value = get(results, f"peers.{peer}.ingest.chunks_per_s")
         if value is not None:
-            rows.append((name, value, PEER_COLOURS[peer]))
+            rows.append((f"{name}, torch", value, PEER_COLOURS[peer]))
     _bars(ax, rows, "chunks/s (higher is better)")
     ax.axvline(0.85 * raw, color="black", linestyle="--", linewidth=1)
     ax.text(0.85 * raw, -0.6, " 85% of the limit", fontsize=8, va="top")

@@ -104,7 +104,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     ing = results.get("ingest", {})
     if "ratio_to_raw_encode" in ing:
         r = ing["ratio_to_raw_encode"]
-        out.append(("ingest >= 85% of raw encode", f"{r:.1%}", r >= 0.85))
+        on = f" on {ing['backend']}" if "backend" in ing else ""
+        out.append((f"ingest >= 85% of raw encode{on}", f"{r:.1%}", r >= 0.85))
         peer_cps = {
             name: _get(results, f"peers.{peer}.ingest.chunks_per_s") for peer, name in PEERS.items()
         }
@@ -118,6 +119,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
             measured = f"{ing['chunks_per_s']:.1f} chunks/s vs {text}: lead {lead:+.1%}"
             if 0 < lead <= noise:
                 measured += f", within the rounds' spread ({noise:.1%}): a tie"
+            if "torch" in ing:  # like for like: MyAIServ on the peers' backend too
+                measured += (
+                    f" (MyAIServ on torch, as the peers: {ing['torch']['chunks_per_s']:.1f})"
+                )
             out.append(("ingest ahead of both peers", measured, lead > noise))
     ours = _get(results, "relevance.cisi.hybrid.ndcg@10")
     theirs = {
@@ -158,16 +163,24 @@ def _ingest(results: dict[str, Any]) -> list[str]:
     r = results.get("ingest")
     if not r:
         return []
-    raw = r["raw_encode_chunks_per_s"]
+    backend = r.get("backend", "torch")
+    torch = r.get("torch")
     lines = [
         "## Ingest (CISI, end to end)",
         "",
-        f"{r['documents']} documents, {r['chunks']} chunks, median of {r['rounds']} rounds.",
+        f"{r['documents']} documents, {r['chunks']} chunks, median of {r['rounds']} rounds. "
+        "Each system's share is of the raw encode on its own embedding backend.",
         "",
         "| system | chunks/s | docs/s | seconds | of raw encode (rounds: min-max) |",
         "| --- | --- | --- | --- | --- |",
-        f"| raw `SentenceTransformer.encode` (the limit) | {raw:.1f} | | | 100% |",
+        f"| raw `SentenceTransformer.encode`, {backend} (the limit) | "
+        f"{r['raw_encode_chunks_per_s']:.1f} | | | 100% |",
     ]
+    if torch:
+        lines.append(
+            f"| raw `SentenceTransformer.encode`, torch (the peers' limit) | "
+            f"{torch['raw_encode_chunks_per_s']:.1f} | | | 100% |"
+        )
 
     def row(name: str, f: dict[str, Any]) -> str:
         return (
@@ -176,10 +189,12 @@ def _ingest(results: dict[str, Any]) -> list[str]:
             f"{f.get('ratio_max', 0):.1%}) |"
         )
 
-    lines.append(row("MyAIServ: API + 1 indexer", r))
+    lines.append(row(f"MyAIServ: API + 1 indexer, {backend}", r))
+    if torch:
+        lines.append(row("MyAIServ: API + 1 indexer, torch", torch))
     for _, name, p in _peers(results):
         if "ingest" in p:
-            lines.append(row(f"{name}", p["ingest"]))
+            lines.append(row(f"{name}, torch", p["ingest"]))
     return [*lines, "", *_plot("ingest"), f"How: {_how(results, 'ingest')}", ""]
 
 

@@ -95,7 +95,7 @@ async def timed_requests(
 
 async def direct(settings: Settings, tenant_id: str, queries: list[str]) -> dict[str, Any]:
     """The limit: query embedding + the same bm25 and kNN bodies in one `_msearch`."""
-    embedder = Embedder(settings.embedding.model)
+    embedder = Embedder.from_settings(settings.embedding)
     await embedder.aload()
     es = create_es_client(settings)
     cfg = settings.search

@@ -54,6 +54,16 @@ RESULTS: dict[str, Any] = {
         "ratio_to_raw_encode": 0.916,
         "ratio_min": 0.9,
         "ratio_max": 0.93,
+        "backend": "onnx-int8",
+        "torch": {
+            "chunks_per_s": 19.5,
+            "docs_per_s": 17.8,
+            "seconds": 82.2,
+            "ratio_to_raw_encode": 0.89,
+            "ratio_min": 0.87,
+            "ratio_max": 0.92,
+            "raw_encode_chunks_per_s": 21.9,
+        },
     },
     "relevance": {**relevance({"bm25": 0.39, "vector": 0.43, "hybrid": 0.45}), "queries": 76},
     "search": {
@@ -107,7 +117,7 @@ def judged(results: dict[str, Any]) -> dict[str, bool]:
 
 def test_every_target_is_judged_from_the_figures() -> None:
     assert judged(RESULTS) == {
-        "ingest >= 85% of raw encode": True,
+        "ingest >= 85% of raw encode on onnx-int8": True,
         "ingest ahead of both peers": True,
         "hybrid nDCG@10 ahead of every peer retriever": True,
         "uncached search p50 <= 1.5x the direct client": True,
@@ -118,7 +128,7 @@ def test_every_target_is_judged_from_the_figures() -> None:
 @pytest.mark.parametrize(
     ("path", "value", "target"),
     [
-        ("ingest.ratio_to_raw_encode", 0.84, "ingest >= 85% of raw encode"),
+        ("ingest.ratio_to_raw_encode", 0.84, "ingest >= 85% of raw encode on onnx-int8"),
         ("peers.haystack.ingest.chunks_per_s", 23.0, "ingest ahead of both peers"),
         (
             "peers.langchain.relevance.cisi.vector.ndcg@10",
@@ -157,8 +167,12 @@ def test_the_report_puts_the_peers_beside_myaiserv_in_each_table() -> None:
     text = report.render(RESULTS)
     for heading in ("## Targets", "## Ingest", "## Relevance", "## Query latency", "## Scaling"):
         assert heading in text
-    assert "| MyAIServ: API + 1 indexer | 22.9 |" in text
-    assert "| LangChain | 21.0 |" in text and "| Haystack | 20.0 |" in text
+    assert "| MyAIServ: API + 1 indexer, onnx-int8 | 22.9 |" in text
+    assert "| LangChain, torch | 21.0 |" in text and "| Haystack, torch | 20.0 |" in text
+    # Like for like: MyAIServ and the limit on the peers' backend too.
+    assert "| MyAIServ: API + 1 indexer, torch | 19.5 |" in text
+    assert "| raw `SentenceTransformer.encode`, torch (the peers' limit) | 21.9 |" in text
+    assert "(MyAIServ on torch, as the peers: 19.5)" in text
     assert "| Haystack | hybrid | 0.4300 |" in text
     assert "| LangChain bm25 retriever, in-process | 30.0 |" in text
     assert "| MyAIServ `/v1/search` bm25, uncached | 20.0 |" in text
