@@ -11,8 +11,8 @@ re-run indexes nothing new). Then:
    queries again (each page now cached); bm25 and vector likewise, uncached; beside the
    limit: the same two Elasticsearch searches (bodies built by the same code) sent
    straight with elasticsearch-py in one `_msearch`, plus the query embedding with the
-   same model on the same embedding backend in this process; 5 warm-up queries before each; p50/p99 over the 112
-   queries; req/s of one client = queries / total time;
+   same model on the same embedding backend in this process; 5 warm-up queries before
+   each; p50/p99 over the 112 queries; req/s of one client = queries / total time;
 3. throughput: the same, with 4 concurrent clients.
 
 Server time is the API's `Server-Timing` header; client time includes HTTP on loopback.
