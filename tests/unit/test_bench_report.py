@@ -153,6 +153,17 @@ def test_a_missed_target_is_reported_as_missed(path: str, value: float, target: 
     assert "**missed**" in report.render(results)
 
 
+def test_a_missed_ingest_ratio_is_explained_from_the_runs_figures() -> None:
+    assert report.why_missed(RESULTS) == []
+    results = copy.deepcopy(RESULTS)
+    results["ingest"]["ratio_to_raw_encode"] = 0.8
+    (why,) = report.why_missed(results)
+    # At 80% of the raw rate, the encode alone takes 56.0 s of the 70.0 s end to end.
+    assert "takes 56.0 s of the 70.0 s" in why and "other 14.0 s" in why
+    assert "on 2 cores" in why and "on torch, MyAIServ reaches 89.0%" in why
+    assert f"- {why}" in report.render(results)
+
+
 def test_a_lead_within_the_noise_of_the_rounds_is_a_tie_not_a_win() -> None:
     results = copy.deepcopy(RESULTS)
     # 22.9 vs 22.8: ahead by 0.4%, while MyAIServ's own rounds spread over 3 points.
