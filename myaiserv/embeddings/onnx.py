@@ -9,7 +9,7 @@ vectors are the same model's.
 Measured on CISI with all-MiniLM-L6-v2 (2-core VM; bench/REPORT.md has the run):
 ``onnx`` gives the torch vectors (cosine 1.0) at ~1.5x torch's throughput and a query in
 ~8 ms instead of ~15 ms; ``onnx-int8`` encodes about 3x faster than torch with the same
-relevance (dense nDCG@10 0.435 vs 0.431, mean cosine to the torch vectors 0.994), so
+relevance (dense nDCG@10 0.432 both, mean cosine to the torch vectors 0.994), so
 vectors of different backends can share an index. int8 is dynamic quantization, whose
 activation scale is computed per run: each text runs alone (unpadded), so its vector is
 a function of the text only, as with torch.
