@@ -87,8 +87,9 @@ async def end_to_end(
         issued = await TenantService(session).create_tenant("bench", scopes=["read", "write"])
 
     port = free_port()
-    # Workers share the cores out (the local web tier does the same): more encoding
-    # threads than cores thrash. The API only chunks (token counts) while ingesting.
+    # Indexers share the cores out (the local web tier does the same): more encoding
+    # threads than cores thrash. The API embeds nothing while ingesting (it stores the
+    # documents and their outbox rows); one indexer gets every core.
     threads = str(max(1, (os.cpu_count() or 1) // indexers)) if indexers > 1 else "0"
     worker_env = {
         **env,

@@ -97,9 +97,9 @@ class EmbeddingSettings(BaseModel):
         0,
         ge=0,
         le=256,
-        description="Threads one process encodes with; 0 = the runtime's default (all "
-        "cores). Set cores / processes when several API instances or indexers share a "
-        "machine: more threads than cores thrash.",
+        description="Threads one process encodes with (ONNX: texts encoded side by side, "
+        "one thread each); 0 = one per core. Set cores / processes when several API "
+        "instances or indexers share a machine: more threads than cores thrash.",
     )
     onnx_cache_dir: str = Field(
         "~/.cache/myaiserv/onnx",
