@@ -359,6 +359,28 @@ def _memory(results: dict[str, Any]) -> list[str]:
     return [*lines, "", *_plot("memory"), f"How: {how}", ""]
 
 
+def _vectors(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    k = r.get("k", 100)
+    lines = [
+        "## Vector index options",
+        "",
+        f"{r.get('chunks', '?')} CISI chunks, {r.get('queries', '?')} queries; MyAIServ "
+        f"creates its indices with `{r.get('default', '?')}` (`MYAISERV_ES__VECTOR_INDEX_TYPE`).",
+        "",
+        f"| index_options | recall@10 | recall@{k} | Elasticsearch CPU s to index | "
+        "shard indexing ms |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for kind, f in r.items():
+        if isinstance(f, dict) and "recall_at_10" in f:
+            mark = " (default)" if kind == r.get("default") else ""
+            lines.append(
+                f"| `{kind}`{mark} | {f['recall_at_10']:.4f} | {f.get(f'recall_at_{k}', 0):.4f} "
+                f"| {f['index_es_cpu_s']:.2f} | {f['shard_indexing_ms']:.0f} |"
+            )
+    return [*lines, "", f"How: {method.get('how', '')}", ""]
+
+
 def _load(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     lines = [
         "## Load (locust, read/write mix, loopback)",
@@ -440,6 +462,7 @@ RENDERERS = [
     _search,
     _scaling,
     _memory,
+    _section("vectors", _vectors),
     _section("load", _load),
     _section("reliability", _reliability),
     _section("security", _security),
