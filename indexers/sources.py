@@ -189,7 +189,7 @@ class Builder:
                     "version": doc.version,
                     "created_at": _iso(doc.created_at),
                     "updated_at": _iso(doc.updated_at),
-                    "embedding": vectors[row].tolist(),
+                    "embedding": vectors[row],  # float32, written as such by orjson
                     **self._derived("documents", "chunk", chunk.text, doc.metadata_),
                 }
                 row += 1
@@ -246,7 +246,7 @@ class Builder:
         ]
         vectors = await self.embedder.encode(texts)
         for (p, prompt, source), vector, text in zip(sources, vectors, texts, strict=True):
-            source["embedding"] = vector.tolist()
+            source["embedding"] = vector
             source.update(self._derived("prompts", "prompt", text))
             actions += self._actions(p.entity, "index", str(prompt.id), prompt.version, source)
         return actions
@@ -285,7 +285,7 @@ class Builder:
                 **self._derived("conversations", "conversation", conv.title, conv.metadata_),
             }
             if conv.title:
-                source["embedding"] = vector.tolist()
+                source["embedding"] = vector
             actions += self._actions(
                 p.entity, "index", f"conversation:{conv.id}", conv.version, source
             )
@@ -319,7 +319,7 @@ class Builder:
                 "version": msg.version,
                 "created_at": _iso(msg.created_at),
                 "updated_at": _iso(msg.updated_at),
-                "embedding": vector.tolist(),
+                "embedding": vector,
                 **self._derived("conversations", "message", msg.content),
             }
             actions += self._actions(p.entity, "index", f"message:{msg.id}", msg.version, source)
@@ -373,7 +373,7 @@ class Builder:
                 "version": run.version,
                 "created_at": _iso(run.created_at),
                 "updated_at": _iso(run.updated_at),
-                "embedding": vector.tolist(),
+                "embedding": vector,
                 **self._derived(
                     "runs",
                     "run",

@@ -125,3 +125,23 @@ def test_ranking_metrics():
     assert metrics.average_precision(["a", "x", "b"], judged) == pytest.approx((1 + 2 / 3) / 3)
     assert metrics.recall(["a", "x"], judged, 100) == pytest.approx(1 / 3)
     assert metrics.ndcg([], {}) == 0.0
+
+
+def test_the_es_client_writes_float32_vectors_exactly():
+    """Bulk bodies carry numpy float32 vectors as they are: what Elasticsearch parses back
+    (to float32) is the very vector the embedder gave."""
+    import json
+
+    import numpy as np
+
+    from myaiserv.config import load_settings
+    from myaiserv.search.client import create_es_client
+
+    client = create_es_client(load_settings(es_url="http://127.0.0.1:1"))
+    serializer = client.transport.serializers.get_serializer("application/json")
+    vector = np.random.default_rng(7).standard_normal(384).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    body = serializer.dumps({"embedding": vector, "title": "t", "n": 1})
+    parsed = json.loads(body)
+    assert parsed["title"] == "t" and parsed["n"] == 1
+    assert np.array_equal(np.asarray(parsed["embedding"], dtype=np.float32), vector)
