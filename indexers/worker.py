@@ -24,16 +24,18 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+import asyncpg
 import elasticsearch
 from redis.exceptions import RedisError
 from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from indexers import metrics
 from indexers.bulk import OK, POISON, write
 from indexers.sources import INDEX_OF, Builder, Entity, Pending
 from myaiserv.db.models import DeadLetter, IndexBuild, OutboxEvent
-from myaiserv.db.outbox import DELETE, OutboxRepository
+from myaiserv.db.outbox import CHANNEL, DELETE, OutboxRepository
 from myaiserv.logging import get_logger
 from myaiserv.resources import Resources
 from myaiserv.search.cache import bump_generations
@@ -67,6 +69,7 @@ class Worker:
         self.settings = resources.settings
         self.name = name or f"indexer-{os.getpid()}"
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()  # set by an outbox NOTIFY (see ``listen``)
 
     _lag_reported = 0.0
 
@@ -248,7 +251,7 @@ class Worker:
                 if idle_exit:
                     break
                 await self._report_lag()
-                await self._sleep(self.settings.indexing.poll_interval_s)
+                await self._idle(self.settings.indexing.poll_interval_s)
         return total
 
     async def _report_lag(self) -> None:
@@ -264,6 +267,48 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
 
+    async def _idle(self, seconds: float) -> None:
+        """Wait for an outbox NOTIFY, ``stop()`` or ``seconds`` (polling stays the fallback:
+        rows pushed back with a backoff come due without a notification)."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        wake = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({stop, wake}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            wake.cancel()
+        self._wake.clear()
+
+    async def listen(self) -> None:
+        """Hold a connection that LISTENs on the outbox channel and wakes idle batch loops
+        when a write commits; reconnect after a failure (meanwhile, the loops poll)."""
+        dsn = make_url(self.settings.database_url).set(drivername="postgresql")
+        while not self._stop.is_set():
+            try:
+                conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("cannot listen for outbox writes", error=str(exc)[:300])
+                await self._sleep(5.0)
+                continue
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+            try:
+                await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
+                self._wake.set()  # anything written before we listened
+                stop = asyncio.ensure_future(self._stop.wait())
+                gone = asyncio.ensure_future(lost.wait())
+                try:
+                    await asyncio.wait({stop, gone}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stop.cancel()
+                    gone.cancel()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("outbox listener failed", error=str(exc)[:300])
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), timeout=5)
+            await self._sleep(1.0)
+
     async def run_forever(self, concurrency: int | None = None) -> None:
         """Run until SIGTERM/SIGINT, with ``concurrency`` batch loops sharing this process's
         clients and model (encoding is serialised on the model's thread, so the loops
@@ -273,5 +318,10 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         log.info("indexer started", worker=self.name, concurrency=concurrency)
-        await asyncio.gather(*(self.drain(idle_exit=False) for _ in range(concurrency)))
+        listener = asyncio.create_task(self.listen())
+        try:
+            await asyncio.gather(*(self.drain(idle_exit=False) for _ in range(concurrency)))
+        finally:
+            self.stop()
+            await listener
         log.info("indexer stopped", worker=self.name)

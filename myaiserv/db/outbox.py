@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.db.models import OutboxEvent
 
 UPSERT = "upsert"
 DELETE = "delete"
+# Indexers LISTEN on this channel: a write wakes them at once instead of at their next
+# poll. NOTIFY is transactional: it is delivered on commit, never for a rolled-back write.
+CHANNEL = "myaiserv_outbox"
 
 
 class OutboxRepository:
@@ -45,6 +48,7 @@ class OutboxRepository:
     async def add_many(self, rows: list[dict[str, Any]]) -> None:
         if rows:
             await self.session.execute(insert(OutboxEvent), rows)
+            await self.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
     async def lag(self) -> tuple[int, float]:
         """(pending rows, age in seconds of the oldest one)."""

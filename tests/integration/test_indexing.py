@@ -4,6 +4,8 @@ Elasticsearch outage, stale writes, and a reindex while searches run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -225,6 +227,40 @@ async def test_two_workers_with_concurrent_updates(resources: Resources) -> None
     await drain(resources)  # what arrived after the workers went idle
     assert await outbox_rows(resources, tenant.id) == 0
     assert await assert_index_matches_database(resources, tenant.id) == 120
+
+
+async def test_an_idle_indexer_wakes_on_a_committed_write(resources: Resources) -> None:
+    """An idle indexer does not wait for its next poll (an hour here): the outbox NOTIFY
+    of a committed write wakes it (a rolled-back write leaves nothing to index)."""
+    await drain(resources)
+    hourly = resources.settings.model_copy(
+        update={
+            "indexing": resources.settings.indexing.model_copy(update={"poll_interval_s": 3600})
+        }
+    )
+    worker = Worker(dataclasses.replace(resources, settings=hourly), name="listener")
+    tasks = [
+        asyncio.create_task(worker.listen()),
+        asyncio.create_task(worker.drain(idle_exit=False)),
+    ]
+    try:
+        tenant = await make_tenant(resources)
+        with contextlib.suppress(RuntimeError):
+            async with resources.sessionmaker() as session, session.begin():
+                await DocumentService(session, tenant.id, resources.settings).create_many(
+                    unique_docs(1, "rolled-back")
+                )
+                raise RuntimeError("roll back")
+        await store(resources, tenant.id, unique_docs(3, "notify"))
+        assert await eventually(lambda: _none_left(resources, tenant.id), within=30)
+        assert await assert_index_matches_database(resources, tenant.id) == 3
+    finally:
+        worker.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+
+
+async def _none_left(resources: Resources, tenant_id: uuid.UUID) -> bool:
+    return await outbox_rows(resources, tenant_id) == 0
 
 
 async def test_elasticsearch_down_writes_accepted_then_indexed(
