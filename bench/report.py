@@ -174,6 +174,19 @@ def why_missed(results: dict[str, Any]) -> list[str]:
                 else "."
             )
         )
+    s = results.get("search", {})
+    if s.get("uncached_to_direct_p50", 0) > 1.5:
+        client, server = s["hybrid_uncached_p50_ms"], s.get("hybrid_uncached_server_p50_ms")
+        direct = s["direct_p50_ms"]
+        out.append(
+            f"Uncached search vs the direct client: {client:.1f} ms against {direct:.1f} ms "
+            f"(p50s). The {client - direct:.1f} ms more is what the direct client skips"
+            + (f": {client - server:.1f} ms of HTTP on loopback, and" if server else ":")
+            + " in the server, the key's authentication, the embedding cache lookup and write, "
+            "fusing the two lists, building the hits and highlights, and writing the page to "
+            "the result cache, in Python on the same cores as the embedding model and "
+            "Elasticsearch."
+        )
     return out
 
 

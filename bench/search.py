@@ -7,12 +7,14 @@ re-run indexes nothing new). Then:
 1. relevance: `myaiserv eval`'s runner, bm25 / vector / hybrid, through the API;
 2. latency: every CISI query once, sequentially (one client), through `POST /v1/search`
    (hybrid, the defaults: size 10, window 100, highlights) with Redis flushed first, so
-   the query embedding and the result page are both computed (uncached); then the same
-   queries again (each page now cached); bm25 and vector likewise, uncached; beside the
-   limit: the same two Elasticsearch searches (bodies built by the same code) sent
-   straight with elasticsearch-py in one `_msearch`, plus the query embedding with the
-   same model on the same embedding backend in this process; 5 warm-up queries before
-   each; p50/p99 over the 112 queries; req/s of one client = queries / total time;
+   the query embedding and the result page are both computed (uncached), each paired
+   with the limit: the same two Elasticsearch searches (bodies built by the same code)
+   sent straight with elasticsearch-py in one `_msearch`, plus the query embedding with
+   the same model on the same embedding backend in this process, run back to back with
+   the API call, which goes first alternating (so both see the machine at the same
+   moment); then the same queries again (each page now cached); bm25 and vector
+   likewise, uncached; 5 warm-up queries before; p50/p99 over the 112 queries; req/s of
+   one client = queries / total time (the paired run: the sum of the API calls' times);
 3. throughput: the same, with 4 concurrent clients.
 
 Server time is the API's `Server-Timing` header; client time includes HTTP on loopback.
@@ -22,11 +24,13 @@ Writes bench/results.json and bench/REPORT.md (sections `relevance` and `search`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,38 +97,80 @@ async def timed_requests(
     }
 
 
-async def direct(settings: Settings, tenant_id: str, queries: list[str]) -> dict[str, Any]:
-    """The limit: query embedding + the same bm25 and kNN bodies in one `_msearch`."""
+@contextlib.asynccontextmanager
+async def direct_client(
+    settings: Settings, tenant_id: str
+) -> AsyncIterator[Callable[[str], Awaitable[float]]]:
+    """The limit, one query at a time: the query embedding plus the same bm25 and kNN
+    bodies (built by the same code) in one `_msearch`; yields ``search(text) -> ms``."""
     embedder = Embedder.from_settings(settings.embedding)
     await embedder.aload()
     es = create_es_client(settings)
     cfg = settings.search
     aliases = f"{PREFIX}-documents,{PREFIX}-prompts,{PREFIX}-conversations,{PREFIX}-runs"
-    latencies: list[float] = []
+
+    async def search(text_: str) -> float:
+        started = time.perf_counter()
+        vector = (await embedder.encode([text_]))[0].tolist()
+        plan = q.Plan(
+            tenant_id=tenant_id, query=text_, kinds=list(q.KIND_NAMES), mode="hybrid",
+            size=cfg.default_size, filters=[{"term": {"tenant_id": tenant_id}}],
+            facets=[], histogram=None, fields=[], highlight=True, collapse=False,
+            window=cfg.rank_window, rrf_k=cfg.rrf_k, weights={},
+            num_candidates=cfg.num_candidates, stemmer=cfg.app_stemmer,
+        )  # fmt: skip
+        searches = [
+            {"index": aliases},
+            q.bm25_body(plan, cfg.rank_window),
+            {"index": aliases},
+            q.knn_body(plan, vector, cfg.rank_window),
+        ]
+        await es.msearch(searches=searches)
+        return (time.perf_counter() - started) * 1000
+
     try:
-        for text_ in [*queries[:5], *queries]:  # the first five warm up
-            started = time.perf_counter()
-            vector = (await embedder.encode([text_]))[0].tolist()
-            plan = q.Plan(
-                tenant_id=tenant_id, query=text_, kinds=list(q.KIND_NAMES), mode="hybrid",
-                size=cfg.default_size, filters=[{"term": {"tenant_id": tenant_id}}],
-                facets=[], histogram=None, fields=[], highlight=True, collapse=False,
-                window=cfg.rank_window, rrf_k=cfg.rrf_k, weights={},
-                num_candidates=cfg.num_candidates, stemmer=cfg.app_stemmer,
-            )  # fmt: skip
-            searches = [
-                {"index": aliases},
-                q.bm25_body(plan, cfg.rank_window),
-                {"index": aliases},
-                q.knn_body(plan, vector, cfg.rank_window),
-            ]
-            await es.msearch(searches=searches)
-            latencies.append((time.perf_counter() - started) * 1000)
+        yield search
     finally:
         await es.close()
         embedder.close()
-    latencies = latencies[5:]
-    return {"p50_ms": statistics.median(latencies), "p99_ms": percentile(latencies, 0.99)}
+
+
+async def paired(
+    http: httpx.AsyncClient, direct: Callable[[str], Awaitable[float]], queries: list[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each query through the API (uncached: every query is new to the cache) and straight
+    to Elasticsearch, back to back, which goes first alternating: both see the machine as
+    it is at that moment (its speed drifts). (API figures, direct figures)."""
+    client_ms: list[float] = []
+    server: list[float] = []
+    direct_ms: list[float] = []
+    outcomes: dict[str, int] = {}
+
+    async def through_api(text_: str) -> None:
+        started = time.perf_counter()
+        resp = await http.post("/v1/search", json={"query": text_})
+        client_ms.append((time.perf_counter() - started) * 1000)
+        resp.raise_for_status()
+        server.append(server_ms(resp))
+        outcome = resp.headers.get("x-cache", "?")
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    for i, text_ in enumerate(queries):
+        if i % 2:
+            direct_ms.append(await direct(text_))
+            await through_api(text_)
+        else:
+            await through_api(text_)
+            direct_ms.append(await direct(text_))
+    api = {
+        "client_p50_ms": statistics.median(client_ms),
+        "client_p99_ms": percentile(client_ms, 0.99),
+        "server_p50_ms": statistics.median(server),
+        "server_p99_ms": percentile(server, 0.99),
+        "rps": len(queries) / (sum(client_ms) / 1000),
+        "cache": outcomes,
+    }
+    return api, {"p50_ms": statistics.median(direct_ms), "p99_ms": percentile(direct_ms, 0.99)}
 
 
 async def main() -> None:
@@ -157,10 +203,15 @@ async def main() -> None:
         redis = Redis.from_url(settings.redis_url)
         headers = {"Authorization": f"Bearer {key}"}
         bodies = [{"query": t} for t in queries]
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
-            await timed_requests(http, [{"query": "warm up"}] * 5, 1)
+        async with (
+            httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http,
+            direct_client(settings, str(tenant_id)) as direct,
+        ):
+            await timed_requests(http, [{"query": q_} for q_ in queries[:5]], 1)
+            for text_ in queries[:5]:
+                await direct(text_)
             await redis.flushdb()  # cold: no cached embedding, no cached page
-            uncached = await timed_requests(http, bodies, 1)
+            uncached, limit = await paired(http, direct, queries)
             cached = await timed_requests(http, bodies, 1)
             modes = {}
             for mode in ("bm25", "vector"):
@@ -171,7 +222,6 @@ async def main() -> None:
             cached_load = await timed_requests(http, bodies * 3, CONCURRENCY)
         await redis.aclose()
         web_rss = peak_rss_mb(api.pid)
-    limit = await direct(settings, str(tenant_id), queries)
 
     figures = {
         "queries": len(queries),

@@ -286,7 +286,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # best effort: without it the loops still poll
                 log.warning("cannot listen for outbox writes", error=str(exc)[:300])
                 await self._sleep(5.0)
                 continue
@@ -302,7 +302,7 @@ class Worker:
                 finally:
                     stop.cancel()
                     gone.cancel()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:
                 log.warning("outbox listener failed", error=str(exc)[:300])
             finally:
                 with contextlib.suppress(Exception):

@@ -164,6 +164,18 @@ def test_a_missed_ingest_ratio_is_explained_from_the_runs_figures() -> None:
     assert f"- {why}" in report.render(results)
 
 
+def test_a_missed_search_ratio_is_explained_from_the_runs_figures() -> None:
+    results = copy.deepcopy(RESULTS)
+    results["search"].update(
+        hybrid_uncached_p50_ms=96.0, hybrid_uncached_server_p50_ms=93.0, uncached_to_direct_p50=1.6
+    )
+    (why,) = report.why_missed(results)
+    # 96 ms through the API against 60 ms direct: 36 ms more, 3 of them on loopback HTTP.
+    assert "96.0 ms against 60.0 ms" in why and "36.0 ms more" in why
+    assert "3.0 ms of HTTP on loopback" in why
+    assert f"- {why}" in report.render(results)
+
+
 def test_a_lead_within_the_noise_of_the_rounds_is_a_tie_not_a_win() -> None:
     results = copy.deepcopy(RESULTS)
     # 22.9 vs 22.8: ahead by 0.4%, while MyAIServ's own rounds spread over 3 points.
