@@ -124,7 +124,12 @@ class IndexingSettings(BaseModel):
         description="Batches in flight per indexer process: while one batch waits on "
         "PostgreSQL or Elasticsearch, the next one is embedding (the model is the bottleneck).",
     )
-    poll_interval_s: float = Field(0.5, gt=0)
+    poll_interval_s: float = Field(
+        0.5,
+        gt=0,
+        description="How often an idle indexer looks for due rows (retries after a backoff); "
+        "new writes wake it at once through PostgreSQL NOTIFY.",
+    )
     max_attempts: int = Field(
         20, ge=1, description="Retries of a retryable failure before it is dead-lettered."
     )
