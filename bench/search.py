@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -64,37 +65,49 @@ def server_ms(resp: httpx.Response) -> float:
     return float(resp.headers["server-timing"].split("dur=")[1])
 
 
+@dataclasses.dataclass
+class Timings:
+    """What ``/v1/search`` calls took: client and server times, cache outcomes."""
+
+    client: list[float] = dataclasses.field(default_factory=list)
+    server: list[float] = dataclasses.field(default_factory=list)
+    cache: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    async def send(self, client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        resp = await client.post("/v1/search", json=body)
+        self.client.append((time.perf_counter() - started) * 1000)
+        resp.raise_for_status()
+        self.server.append(server_ms(resp))
+        outcome = resp.headers.get("x-cache", "?")
+        self.cache[outcome] = self.cache.get(outcome, 0) + 1
+
+    def figures(self, seconds: float) -> dict[str, Any]:
+        """Latencies, and req/s over ``seconds``."""
+        return {
+            "client_p50_ms": statistics.median(self.client),
+            "client_p99_ms": percentile(self.client, 0.99),
+            "server_p50_ms": statistics.median(self.server),
+            "server_p99_ms": percentile(self.server, 0.99),
+            "rps": len(self.client) / seconds,
+            "cache": self.cache,
+        }
+
+
 async def timed_requests(
     client: httpx.AsyncClient, bodies: list[dict[str, Any]], concurrency: int
 ) -> dict[str, Any]:
     """Send every body once with ``concurrency`` clients; latencies and req/s."""
     queue = list(bodies)
-    client_ms: list[float] = []
-    server: list[float] = []
-    outcomes: dict[str, int] = {}
+    timings = Timings()
 
     async def worker() -> None:
         while queue:
-            body = queue.pop()
-            started = time.perf_counter()
-            resp = await client.post("/v1/search", json=body)
-            client_ms.append((time.perf_counter() - started) * 1000)
-            resp.raise_for_status()
-            server.append(server_ms(resp))
-            outcome = resp.headers.get("x-cache", "?")
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            await timings.send(client, queue.pop())
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    seconds = time.perf_counter() - started
-    return {
-        "client_p50_ms": statistics.median(client_ms),
-        "client_p99_ms": percentile(client_ms, 0.99),
-        "server_p50_ms": statistics.median(server),
-        "server_p99_ms": percentile(server, 0.99),
-        "rps": len(bodies) / seconds,
-        "cache": outcomes,
-    }
+    return timings.figures(time.perf_counter() - started)
 
 
 @contextlib.asynccontextmanager
@@ -141,35 +154,16 @@ async def paired(
     """Each query through the API (uncached: every query is new to the cache) and straight
     to Elasticsearch, back to back, which goes first alternating: both see the machine as
     it is at that moment (its speed drifts). (API figures, direct figures)."""
-    client_ms: list[float] = []
-    server: list[float] = []
+    timings = Timings()
     direct_ms: list[float] = []
-    outcomes: dict[str, int] = {}
-
-    async def through_api(text_: str) -> None:
-        started = time.perf_counter()
-        resp = await http.post("/v1/search", json={"query": text_})
-        client_ms.append((time.perf_counter() - started) * 1000)
-        resp.raise_for_status()
-        server.append(server_ms(resp))
-        outcome = resp.headers.get("x-cache", "?")
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-
     for i, text_ in enumerate(queries):
         if i % 2:
             direct_ms.append(await direct(text_))
-            await through_api(text_)
+            await timings.send(http, {"query": text_})
         else:
-            await through_api(text_)
+            await timings.send(http, {"query": text_})
             direct_ms.append(await direct(text_))
-    api = {
-        "client_p50_ms": statistics.median(client_ms),
-        "client_p99_ms": percentile(client_ms, 0.99),
-        "server_p50_ms": statistics.median(server),
-        "server_p99_ms": percentile(server, 0.99),
-        "rps": len(queries) / (sum(client_ms) / 1000),
-        "cache": outcomes,
-    }
+    api = timings.figures(sum(timings.client) / 1000)
     return api, {"p50_ms": statistics.median(direct_ms), "p99_ms": percentile(direct_ms, 0.99)}
 
 

@@ -31,12 +31,14 @@ from elasticsearch.helpers import async_bulk
 from bench import report
 from bench.against_peers import chunks_for
 from bench.common import bench_settings
+from bench.ingest import BENCH_DB, BENCH_REDIS_DB
 from bench.search import CISI
 from myaiserv.datasets.trec import load_collection
 from myaiserv.embeddings.model import Embedder
 from myaiserv.resources import index_options
+from myaiserv.search import query as q
 from myaiserv.search.client import create_es_client
-from myaiserv.search.indices import _vector
+from myaiserv.search.indices import vector_field
 
 PREFIX = "benchvec"
 TYPES = ("hnsw", "int8_hnsw", "bbq_hnsw")
@@ -84,7 +86,7 @@ async def index_all(
     cpu, started = es_cpu_seconds(), time.perf_counter()
     await async_bulk(
         es,
-        ({"_index": index, "_id": str(i), "embedding": v.tolist()} for i, v in enumerate(vectors)),
+        ({"_index": index, "_id": str(i), "embedding": v} for i, v in enumerate(vectors)),
         chunk_size=500,
     )
     await es.indices.refresh(index=index)
@@ -98,16 +100,16 @@ async def index_all(
 
 
 async def main() -> None:
-    settings, _ = bench_settings("myaiserv_bench", 2, PREFIX)
+    settings, _ = bench_settings(BENCH_DB, BENCH_REDIS_DB, PREFIX)  # only ES is used
     embedder = Embedder.from_settings(settings.embedding)
     info = embedder.load()
     texts = [c["text"] for c in chunks_for(settings, embedder)]
-    queries = [q.text for q in load_collection(CISI).queries]
+    queries = [query.text for query in load_collection(CISI).queries]
     vectors = embedder.encode_sync(texts)
     query_vectors = embedder.encode_sync(queries)
     embedder.close()
     k = settings.search.rank_window
-    candidates = min(10_000, max(settings.search.num_candidates, k))
+    candidates = q.candidates(settings.search.num_candidates, k)  # as the API asks
     exact = np.argsort(-(query_vectors @ vectors.T), axis=1)[:, :k]
 
     es = create_es_client(settings)
@@ -121,7 +123,7 @@ async def main() -> None:
     try:
         options = index_options(settings)
         for kind in TYPES:
-            field = _vector(info, dataclasses.replace(options, vector_index_type=kind))
+            field = vector_field(info, dataclasses.replace(options, vector_index_type=kind))
             index = f"{PREFIX}-{kind.replace('_', '-')}"
             costs = []
             for _ in range(REPEATS):

@@ -59,6 +59,16 @@ class BatchResult:
     failures: dict[str, int] = field(default_factory=dict)
 
 
+async def _first_of(*events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
 def backoff_seconds(attempts: int) -> float:
     return min(60.0, 0.5 * 2 ** min(attempts, 8))
 
@@ -270,13 +280,9 @@ class Worker:
     async def _idle(self, seconds: float) -> None:
         """Wait for an outbox NOTIFY, ``stop()`` or ``seconds`` (polling stays the fallback:
         rows pushed back with a backoff come due without a notification)."""
-        stop = asyncio.ensure_future(self._stop.wait())
-        wake = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({stop, wake}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            wake.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await _first_of(self._stop, self._wake)
         self._wake.clear()
 
     async def listen(self) -> None:
@@ -295,13 +301,7 @@ class Worker:
             try:
                 await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
                 self._wake.set()  # anything written before we listened
-                stop = asyncio.ensure_future(self._stop.wait())
-                gone = asyncio.ensure_future(lost.wait())
-                try:
-                    await asyncio.wait({stop, gone}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    stop.cancel()
-                    gone.cancel()
+                await _first_of(self._stop, lost)
             except Exception as exc:
                 log.warning("outbox listener failed", error=str(exc)[:300])
             finally:

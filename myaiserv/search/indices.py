@@ -55,7 +55,7 @@ def _text(options: IndexOptions, *, keyword: bool = False) -> dict[str, Any]:
     return field
 
 
-def _vector(model: ModelInfo, options: IndexOptions) -> dict[str, Any]:
+def vector_field(model: ModelInfo, options: IndexOptions) -> dict[str, Any]:
     return {
         "type": "dense_vector",
         "dims": model.dims,
@@ -113,7 +113,7 @@ def _documents(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
         "version": _LONG,
         "created_at": _DATE,
         "updated_at": _DATE,
-        "embedding": _vector(model, o),
+        "embedding": vector_field(model, o),
         **_common(o),
     }
 
@@ -133,7 +133,7 @@ def _prompts(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
         "version": _LONG,
         "created_at": _DATE,
         "updated_at": _DATE,
-        "embedding": _vector(model, o),
+        "embedding": vector_field(model, o),
         **_common(o),
     }
 
@@ -153,7 +153,7 @@ def _conversations(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
         "version": _LONG,
         "created_at": _DATE,
         "updated_at": _DATE,
-        "embedding": _vector(model, o),
+        "embedding": vector_field(model, o),
         **_common(o),
     }
 
@@ -186,7 +186,7 @@ def _runs(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
         "version": _LONG,
         "created_at": _DATE,
         "updated_at": _DATE,
-        "embedding": _vector(model, o),
+        "embedding": vector_field(model, o),
         **_common(o),
     }
 

@@ -327,12 +327,17 @@ def bm25_body(plan: Plan, size: int) -> dict[str, Any]:
     return body
 
 
+def candidates(num_candidates: int, k: int) -> int:
+    """kNN candidates per shard for ``k`` hits: at least k, at most ES's 10,000."""
+    return min(10_000, max(num_candidates, k))
+
+
 def knn_clause(plan: Plan, vector: list[float], k: int) -> dict[str, Any]:
     return {
         "field": "embedding",
         "query_vector": vector,
         "k": k,
-        "num_candidates": min(10_000, max(plan.num_candidates, k)),
+        "num_candidates": candidates(plan.num_candidates, k),
         "filter": {"bool": {"filter": plan.filters}},
     }
 
