@@ -99,15 +99,22 @@ async def test_an_instance_killed_under_writes_loses_no_acknowledged_write(
 ):
     tenant = await make_tenant(resources)
     acknowledged: list[str] = []
-    failed: list[int] = []
+    failed: list[int | str] = []
 
     async def writer(n: int) -> None:
         async with httpx.AsyncClient(base_url=lb, headers=tenant.headers, timeout=60) as client:
             for i in range(15):
-                resp = await client.post(
-                    "/v1/documents",
-                    json={"title": f"w{n}-{i}", "text": f"Write {n}-{i} under failover."},
-                )
+                try:
+                    resp = await client.post(
+                        "/v1/documents",
+                        json={"title": f"w{n}-{i}", "text": f"Write {n}-{i} under failover."},
+                    )
+                except httpx.RemoteProtocolError as exc:
+                    # Killed between writing the response head and its body: nginx has
+                    # already forwarded the head, so it can only cut the response short.
+                    # The client never got an id, so the write is not acknowledged.
+                    failed.append(type(exc).__name__)
+                    continue
                 if resp.status_code == 201:
                     acknowledged.append(resp.json()["id"])
                 else:
@@ -117,8 +124,8 @@ async def test_an_instance_killed_under_writes_loses_no_acknowledged_write(
         await asyncio.sleep(0.5)
         os.kill(web.status()["instances"]["web-2"]["pid"], signal.SIGKILL)
 
-    await asyncio.gather(*(writer(n) for n in range(4)), killer())
     try:
+        await asyncio.gather(*(writer(n) for n in range(4)), killer())
         async with resources.sessionmaker() as session:
             stored = set(
                 map(
@@ -129,8 +136,10 @@ async def test_an_instance_killed_under_writes_loses_no_acknowledged_write(
                 )
             )
         assert set(acknowledged) <= stored  # nothing acknowledged is lost
-        # nginx sent the requests the dead instance refused to the others.
-        assert len(acknowledged) >= 60 - len(failed) and len(failed) <= 4
+        # nginx sent the requests the dead instance refused to the others. Only those in
+        # flight on it when it died can fail, one per writer at most: a 502 when it had not
+        # answered yet, a response cut short when it had sent the head.
+        assert len(failed) <= 4 and set(failed) <= {502, "RemoteProtocolError"}
         async with httpx.AsyncClient(base_url=lb) as client:
             seen = {(await client.get("/health")).headers["x-instance"] for _ in range(20)}
         assert "web-2" not in seen and seen == {"web-1", "web-3"}
