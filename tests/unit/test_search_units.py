@@ -3,14 +3,18 @@ query validation."""
 
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pytest
 
+from myaiserv.config import load_settings
 from myaiserv.evaluation import metrics
 from myaiserv.kit.validation import InvalidInputError
 from myaiserv.search import fusion
 from myaiserv.search.analysis import stems
+from myaiserv.search.client import create_es_client
 from myaiserv.search.cursor import Cursor, decode, fingerprint
 from myaiserv.search.metadata import coerce, typed
 from myaiserv.search.query import filter_clauses, text_query
@@ -130,13 +134,6 @@ def test_ranking_metrics():
 def test_the_es_client_writes_float32_vectors_exactly():
     """Bulk bodies carry numpy float32 vectors as they are: what Elasticsearch parses back
     (to float32) is the very vector the embedder gave."""
-    import json
-
-    import numpy as np
-
-    from myaiserv.config import load_settings
-    from myaiserv.search.client import create_es_client
-
     client = create_es_client(load_settings(es_url="http://127.0.0.1:1"))
     serializer = client.transport.serializers.get_serializer("application/json")
     vector = np.random.default_rng(7).standard_normal(384).astype(np.float32)
