@@ -16,6 +16,11 @@ class InvalidInputError(AppError):
             f"{field}: {message}", extra={"errors": [{"field": field, "message": message}]}
         )
         self.field = field
+        self.message = message
+
+    def within(self, parent: str) -> InvalidInputError:
+        """The same error for a field nested under ``parent`` (``retrieval.k``)."""
+        return InvalidInputError(f"{parent}.{self.field}", self.message)
 
 
 def reject_nul(value: Any, field: str) -> None:

@@ -6,11 +6,20 @@ from datetime import UTC, datetime
 
 import msgspec
 from litestar import Controller, get
+from litestar.di import Provide
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
 from myaiserv.quotas.service import QuotaService, seconds_to_reset
 from myaiserv.resources import Resources
+
+
+def provide_quota_service(resources: Resources, principal: Principal) -> QuotaService:
+    settings = resources.settings
+    return QuotaService(
+        resources.redis, settings.es.index_prefix, settings.quotas, principal.tenant_id
+    )
 
 
 class UsageOut(msgspec.Struct, kw_only=True):
@@ -25,14 +34,14 @@ class UsageOut(msgspec.Struct, kw_only=True):
 class UsageController(Controller):
     path = "/v1/usage"
     tags = ["usage"]  # noqa: RUF012
+    dependencies = {"quotas": Provide(provide_quota_service, sync_to_thread=False)}  # noqa: RUF012
 
     @get("/", guards=[requires("read")])
-    async def usage(self, resources: Resources, principal: Principal) -> UsageOut:
+    async def usage(self, quotas: QuotaService, db_session: AsyncSession) -> UsageOut:
         """Tokens and cost of this tenant's chat calls today (UTC), and its quotas."""
-        service = QuotaService(resources, principal.tenant_id)
         now = datetime.now(UTC)
-        limits = await service.limits()
-        used = await service.usage_today(now)
+        limits = await quotas.limits(db_session)
+        used = await quotas.usage_today(db_session, now)
         return UsageOut(
             day=now.date().isoformat(),
             tokens=used.tokens,

@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv import metrics
+from myaiserv.config import QuotaSettings
 from myaiserv.db.models import Run, Tenant
 from myaiserv.errors import AppError
 from myaiserv.logging import get_logger
-from myaiserv.resources import Resources
 
 log = get_logger(__name__)
 
@@ -74,26 +76,30 @@ def seconds_to_reset(now: datetime) -> int:
 
 
 class QuotaService:
-    def __init__(self, resources: Resources, tenant_id: UUID) -> None:
-        self.resources = resources
+    """A tenant's quotas. Reads take the caller's session (its unit of work); counting a
+    call touches Redis only."""
+
+    def __init__(
+        self, redis: Redis, namespace: str, defaults: QuotaSettings, tenant_id: UUID
+    ) -> None:
+        self.redis = redis
+        self.namespace = namespace
+        self.defaults = defaults
         self.tenant_id = tenant_id
 
     def _key(self, now: datetime) -> str:
-        prefix = self.resources.settings.es.index_prefix
-        return f"{prefix}:usage:{self.tenant_id}:{_day(now):%Y%m%d}"
+        return f"{self.namespace}:usage:{self.tenant_id}:{_day(now):%Y%m%d}"
 
-    async def limits(self) -> Limits:
-        defaults = self.resources.settings.quotas
-        async with self.resources.sessionmaker() as session:
-            tenant = await session.get(Tenant, self.tenant_id)
+    async def limits(self, session: AsyncSession) -> Limits:
+        tenant = await session.get(Tenant, self.tenant_id)
         tokens = tenant.daily_token_quota if tenant else None
         cost = tenant.daily_cost_quota_usd if tenant else None
         return Limits(
-            daily_tokens=defaults.daily_tokens if tokens is None else int(tokens),
-            daily_cost_usd=defaults.daily_cost_usd if cost is None else float(cost),
+            daily_tokens=self.defaults.daily_tokens if tokens is None else int(tokens),
+            daily_cost_usd=self.defaults.daily_cost_usd if cost is None else float(cost),
         )
 
-    async def _from_database(self, now: datetime) -> Usage:
+    async def _from_database(self, session: AsyncSession, now: datetime) -> Usage:
         stmt = select(
             func.coalesce(func.sum(Run.total_tokens), 0), func.coalesce(func.sum(Run.cost_usd), 0)
         ).where(
@@ -101,19 +107,18 @@ class QuotaService:
             Run.created_at >= _day(now),
             Run.metadata_["origin"].astext == ORIGIN,
         )
-        async with self.resources.sessionmaker() as session:
-            tokens, cost = (await session.execute(stmt)).one()
+        tokens, cost = (await session.execute(stmt)).one()
         return Usage(int(tokens), float(cost))
 
-    async def usage_today(self, now: datetime | None = None) -> Usage:
+    async def usage_today(self, session: AsyncSession, now: datetime | None = None) -> Usage:
         now = now or datetime.now(UTC)
         key = self._key(now)
-        redis = self.resources.redis
+        redis = self.redis
         try:
             tokens, cost = await redis.hmget(key, ["tokens", "cost"])
             if tokens is not None and cost is not None:
                 return Usage(int(tokens), float(cost))
-            usage = await self._from_database(now)
+            usage = await self._from_database(session, now)
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.hsetnx(key, "tokens", usage.tokens)
                 pipe.hsetnx(key, "cost", repr(usage.cost_usd))
@@ -122,15 +127,15 @@ class QuotaService:
             return usage
         except (RedisError, OSError) as exc:
             log.warning("quota counters unavailable, summing runs", error=str(exc)[:200])
-            return await self._from_database(now)
+            return await self._from_database(session, now)
 
-    async def check(self) -> None:
+    async def check(self, session: AsyncSession) -> None:
         """Raise ``QuotaExceededError`` when a quota of today is used up."""
-        limits = await self.limits()
+        limits = await self.limits(session)
         if not limits.daily_tokens and not limits.daily_cost_usd:
             return
         now = datetime.now(UTC)
-        usage = await self.usage_today(now)
+        usage = await self.usage_today(session, now)
         over = None
         if limits.daily_tokens and usage.tokens >= limits.daily_tokens:
             over = ("tokens", usage.tokens, limits.daily_tokens)
@@ -145,7 +150,7 @@ class QuotaService:
         if tokens <= 0 and cost_usd <= 0:
             return
         try:
-            await self.resources.redis.eval(
+            await self.redis.eval(
                 _ADD, 1, self._key(datetime.now(UTC)), int(tokens), repr(float(cost_usd))
             )
         except (RedisError, OSError) as exc:

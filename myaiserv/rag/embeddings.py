@@ -1,0 +1,61 @@
+"""``/v1/embeddings``: OpenAI-compatible embeddings from the same local model the indexers
+use, so a client's vectors are comparable with the index's."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+from myaiserv.embeddings.cache import CachedEmbedder
+from myaiserv.kit.validation import InvalidInputError
+from myaiserv.rag.errors import ModelNotFoundError, NotSupportedError
+from myaiserv.rag.schemas import EmbeddingsRequest
+
+MAX_EMBEDDING_INPUTS = 2048
+
+
+def _texts(data: EmbeddingsRequest) -> list[str]:
+    inputs = [data.input] if isinstance(data.input, str) else data.input
+    if not inputs:
+        raise InvalidInputError("input", "give at least one text")
+    if len(inputs) > MAX_EMBEDDING_INPUTS:
+        raise InvalidInputError("input", f"at most {MAX_EMBEDDING_INPUTS} texts per request")
+    for i, text in enumerate(inputs):
+        if not isinstance(text, str):
+            raise NotSupportedError(f"input[{i}]", "only strings are supported (not token arrays)")
+        if not text or "\x00" in text:
+            raise InvalidInputError(f"input[{i}]", "must be non-empty text without NUL")
+    return inputs
+
+
+def _encoded(vector: Any, encoding_format: str) -> str | list[float]:
+    if encoding_format == "base64":
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+    return [float(x) for x in vector]
+
+
+class EmbeddingService:
+    def __init__(self, embedder: CachedEmbedder) -> None:
+        self.embedder = embedder
+
+    async def embed(self, data: EmbeddingsRequest) -> dict[str, Any]:
+        """OpenAI's embeddings response for the request's texts."""
+        model = self.embedder.embedder
+        if data.model not in (None, model.model_id):
+            raise ModelNotFoundError(data.model, [model.model_id])
+        texts = _texts(data)
+        if data.dimensions not in (None, model.info.dims):
+            raise NotSupportedError("dimensions", f"this model has {model.info.dims}")
+        vectors = await self.embedder.encode(texts)
+        tokens = sum(model.count_tokens(texts))
+        return {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": _encoded(v, data.encoding_format)}
+                for i, v in enumerate(vectors)
+            ],
+            "model": model.model_id,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
