@@ -1,11 +1,13 @@
-"""bench/results.json (machine-readable, merged by every benchmark) and bench/REPORT.md
-(rendered from it, for people)."""
+"""bench/results.json (machine-readable, merged by every benchmark), bench/REPORT.md
+(rendered from it, for people), and the README's figures (its blocks between
+``<!-- bench:NAME -->`` markers, rendered from the same results, so they never disagree)."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
 REPORT = BENCH / "REPORT.md"
 PLOTS = BENCH / "plots"
+README = BENCH.parent / "README.md"
 
 
 def machine() -> dict[str, Any]:
@@ -74,6 +77,8 @@ def save(
     results["_updated"] = datetime.now(UTC).isoformat(timespec="seconds")
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     REPORT.write_text(render(results))
+    if README.exists():
+        README.write_text(with_readme_blocks(README.read_text(), results))
     plots.render(results, PLOTS)
     return results
 
@@ -495,3 +500,42 @@ def render(results: dict[str, Any]) -> str:
     for renderer in RENDERERS:
         lines += renderer(results)
     return "\n".join(lines)
+
+
+def _readme_relevance(results: dict[str, Any]) -> list[str]:
+    modes = _get(results, "relevance.cisi") or {}
+    rows = [
+        f"| {mode} | {m['ndcg@10']:.3f} | {m['map']:.3f} | {m['recall@100']:.3f} |"
+        for mode in MODES
+        if (m := modes.get(mode))
+    ]
+    return ["| mode | nDCG@10 | MAP | Recall@100 |", "| --- | --- | --- | --- |", *rows]
+
+
+def _readme_backends(results: dict[str, Any]) -> list[str]:
+    ingest = results.get("ingest") or {}
+    runs = [(ingest.get("backend", "torch"), ingest), ("torch", ingest.get("torch") or {})]
+    rows = [
+        f"| {backend} | {run['raw_encode_chunks_per_s']:.1f} | {run['chunks_per_s']:.1f} |"
+        for backend, run in runs
+        if run.get("raw_encode_chunks_per_s")
+    ]
+    return [
+        "| backend | raw encode, chunks/s | MyAIServ ingest, chunks/s |",
+        "| --- | --- | --- |",
+        *rows,
+    ]
+
+
+README_BLOCKS = {"relevance": _readme_relevance, "backends": _readme_backends}
+_BLOCK = re.compile(r"(<!-- bench:(\w+) -->\n)(?:.*?\n)?(<!-- /bench:\2 -->)", re.DOTALL)
+
+
+def with_readme_blocks(readme: str, results: dict[str, Any]) -> str:
+    """``readme`` with each ``<!-- bench:NAME -->`` block rendered from ``results``."""
+
+    def block(match: re.Match[str]) -> str:
+        lines = README_BLOCKS[match.group(2)](results)
+        return match.group(1) + "".join(f"{line}\n" for line in lines) + match.group(3)
+
+    return _BLOCK.sub(block, readme)

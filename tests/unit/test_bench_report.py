@@ -209,6 +209,7 @@ def test_sections_filled_by_several_benchmarks_are_merged(
     monkeypatch.setattr(report, "RESULTS", tmp_path / "results.json")
     monkeypatch.setattr(report, "REPORT", tmp_path / "REPORT.md")
     monkeypatch.setattr(report, "PLOTS", tmp_path / "plots")
+    monkeypatch.setattr(report, "README", tmp_path / "README.md")
     report.save("peers", {"langchain": {"ingest": {"chunks_per_s": 20.0}}}, {"how_ingest": "a"})
     report.save(
         "peers",
@@ -241,3 +242,23 @@ def test_the_plots_are_drawn_as_png_files(tmp_path: Path) -> None:
 def test_plots_without_their_figures_are_skipped(tmp_path: Path) -> None:
     only_ingest = {"ingest": RESULTS["ingest"]}
     assert [p.name for p in plots.render(only_ingest, tmp_path)] == ["ingest.png"]
+
+
+def test_the_readme_quotes_the_committed_results() -> None:
+    """The README's figures are rendered from bench/results.json, never typed by hand."""
+    readme = report.README.read_text()
+    assert readme.count("<!-- bench:") == len(report.README_BLOCKS)
+    assert report.with_readme_blocks(readme, report.load()) == readme
+
+
+def test_readme_blocks_are_rewritten_from_new_results() -> None:
+    readme = "intro\n<!-- bench:relevance -->\nold table\n<!-- /bench:relevance -->\nrest\n"
+    results = {"relevance": relevance({"bm25": 0.31, "hybrid": 0.4567})}
+    rewritten = report.with_readme_blocks(readme, results)
+    assert "old table" not in rewritten
+    assert "| bm25 | 0.310 | 0.155 | 0.410 |" in rewritten
+    assert "| hybrid | 0.457 | 0.228 | 0.557 |" in rewritten
+    assert rewritten.startswith("intro\n") and rewritten.endswith(
+        "<!-- /bench:relevance -->\nrest\n"
+    )
+    assert report.with_readme_blocks(rewritten, results) == rewritten
