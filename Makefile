@@ -96,8 +96,8 @@ test: stack-up
 	$(POETRY) run pytest $(PYTEST_ARGS)
 
 lint: install
-	$(POETRY) run ruff check myaiserv indexers tests bench examples
-	$(POETRY) run ruff format --check myaiserv indexers tests bench examples
+	$(POETRY) run ruff check myaiserv indexers tooling tests bench examples
+	$(POETRY) run ruff format --check myaiserv indexers tooling tests bench examples
 
 clean: stack-down
 	rm -rf .stack .venv .pytest_cache .ruff_cache

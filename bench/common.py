@@ -15,9 +15,10 @@ from sqlalchemy.pool import NullPool
 
 from myaiserv.config import Settings, load_settings
 from myaiserv.db import migrate
-from myaiserv.evaluation.harness import free_port, free_port_range
+from myaiserv.evaluation.harness import free_port
 from myaiserv.stack.config import StackConfig, WebConfig
 from myaiserv.stack.web import WebService
+from tooling.ports import free_port_range
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -35,7 +35,7 @@ from myaiserv.datasets.trec import load_collection
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.db.models import OutboxEvent
 from myaiserv.evaluation.harness import tenant_key
-from myaiserv.evaluation.mixed import reconcile
+from tooling.mixed import reconcile
 
 DB = "myaiserv_bench_load"
 REDIS_DB = 5

@@ -21,8 +21,8 @@ from bench import report
 from bench.common import bench_settings, local_stack_config, prepare_database, web_tier
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.evaluation.harness import tenant_key
-from myaiserv.evaluation.mixed import MixedLoad, inject_fault, reconcile
 from myaiserv.stack.manager import Stack
+from tooling.mixed import MixedLoad, inject_fault, reconcile
 
 DB = "myaiserv_bench_load"
 REDIS_DB = 5

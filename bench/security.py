@@ -18,10 +18,10 @@ from bench import report
 from bench.common import bench_settings, prepare_database
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.db.models import OutboxEvent
-from myaiserv.evaluation.fuzz import run_schemathesis
 from myaiserv.evaluation.harness import local_api
-from myaiserv.evaluation.hostile import probe, seed
-from myaiserv.evaluation.isolation import two_tenant_sweep
+from tooling.fuzz import run_schemathesis
+from tooling.hostile import probe, seed
+from tooling.isolation import two_tenant_sweep
 
 DB = "myaiserv_bench_security"
 REDIS_DB = 6

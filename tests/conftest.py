@@ -25,13 +25,14 @@ from myaiserv.auth.service import TenantService
 from myaiserv.config import Settings
 from myaiserv.db import migrate
 from myaiserv.embeddings.model import Embedder
-from myaiserv.evaluation.harness import free_port, free_port_range
+from myaiserv.evaluation.harness import free_port
 from myaiserv.resources import Resources, open_resources
 from myaiserv.search.indices import KINDS
 from myaiserv.stack.config import StackConfig, WebConfig
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.postgres import TEST_DATABASE_SUFFIX
 from myaiserv.stack.web import WebService
+from tooling.ports import free_port_range
 
 STACK_DIR = Path(os.environ.get("MYAISERV_STACK_DIR", ".stack"))
 TEST_REDIS_DB = 1

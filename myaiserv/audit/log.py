@@ -73,27 +73,6 @@ def add(
     )
 
 
-def add_for(
-    session: AsyncSession,
-    principal: Principal,
-    action: str,
-    *,
-    target: str | None = None,
-    ip: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    """An event caused by an API key, in that key's tenant."""
-    add(
-        session,
-        action,
-        actor=actor_of(principal),
-        tenant_id=principal.tenant_id,
-        target=target,
-        ip=ip,
-        details=details,
-    )
-
-
 class AuthFailureSampler:
     """Decides which failed authentications are written: the first per (address, reason)
     per minute, counted in Redis so every instance shares the window. Without Redis a

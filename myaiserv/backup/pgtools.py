@@ -13,8 +13,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from myaiserv.backup.errors import BackupError
-from myaiserv.stack.postgres import find_bindir
-from myaiserv.stack.process import StackError
+from myaiserv.kit.pgbin import find_bindir
 
 # asyncpg's ``ssl`` values and libpq's ``sslmode`` share their names.
 _SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
@@ -65,14 +64,14 @@ class PgConnection:
 
 def find_tool(name: str) -> Path:
     """The newest ``name`` (pg_dump, pg_restore) on the machine."""
-    try:
-        return find_bindir((name,)) / name
-    except StackError:
+    bindir = find_bindir((name,))
+    if bindir is None:
         raise BackupError(
             f"{name} not found: install the PostgreSQL client tools (Debian: "
             "postgresql-client-N, N at least the server's major version) or set "
             "MYAISERV_PG_BINDIR to the folder holding them"
-        ) from None
+        )
+    return bindir / name
 
 
 def tool_major(tool: Path) -> int:

@@ -22,8 +22,6 @@ class CachedEmbedder:
         self.embedder = embedder
         self.redis = redis
         self.ttl_s = ttl_s
-        self.hits = 0
-        self.misses = 0
 
     def key(self, text: str) -> str:
         digest = hashlib.sha256(text.encode()).hexdigest()
@@ -63,8 +61,6 @@ class CachedEmbedder:
                 missing.append(i)
             else:
                 out[i] = np.frombuffer(value, dtype=np.float32)
-        self.hits += len(texts) - len(missing)
-        self.misses += len(missing)
         metrics.CACHE_REQUESTS.labels("embeddings", "hit").inc(len(texts) - len(missing))
         metrics.CACHE_REQUESTS.labels("embeddings", "miss").inc(len(missing))
         if missing:

@@ -1,6 +1,6 @@
-"""A local MyAIServ for evaluations and benchmarks: the API (`myaiserv serve`) and an
-indexer (`myaiserv indexer run`) as child processes on loopback, exactly as deployed, with
-the settings given as environment variables."""
+"""A local MyAIServ for `myaiserv eval` (and the benchmarks): the API (`myaiserv serve`) and
+an indexer (`myaiserv indexer run`) as child processes on loopback, exactly as deployed,
+with the settings given as environment variables."""
 
 from __future__ import annotations
 
@@ -22,29 +22,14 @@ from myaiserv.auth.service import TenantService
 
 
 def free_port() -> int:
+    """A loopback port nobody listens on now (the OS picks it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def free_port_range(n: int) -> int:
-    """The first of ``n`` consecutive free loopback ports."""
-    for _ in range(100):
-        first = free_port()
-        free = True
-        for port in range(first, first + n):
-            with socket.socket() as sock:
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    free = False
-                    break
-        if free:
-            return first
-    raise RuntimeError(f"no {n} consecutive free ports")
-
-
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``myaiserv <args>`` in its own process group, so ``stop`` ends it with its children."""
     return subprocess.Popen(
         [sys.executable, "-m", "myaiserv", *args],
         env=env,
@@ -55,6 +40,7 @@ def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process group, then SIGKILL what is still there after 30 s."""
     for proc in procs:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

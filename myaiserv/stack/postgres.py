@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
+from myaiserv.kit.pgbin import find_bindir
 from myaiserv.stack.config import PostgresConfig
 from myaiserv.stack.process import (
     RunAs,
@@ -25,26 +24,15 @@ TEST_DATABASE_SUFFIX = "_test"
 SERVER_TOOLS = ("postgres", "pg_ctl", "initdb")
 
 
-def find_bindir(tools: tuple[str, ...] = SERVER_TOOLS) -> Path:
-    """Newest PostgreSQL with ``tools`` (default: a server): $MYAISERV_PG_BINDIR, Debian's
-    /usr/lib/postgresql/N/bin, PATH."""
-    candidates: list[Path] = []
-    if os.environ.get("MYAISERV_PG_BINDIR"):
-        candidates.append(Path(os.environ["MYAISERV_PG_BINDIR"]))
-    debian = Path("/usr/lib/postgresql")
-    if debian.is_dir():
-        versions = [p for p in debian.iterdir() if re.fullmatch(r"\d+", p.name)]
-        candidates += [p / "bin" for p in sorted(versions, key=lambda p: int(p.name), reverse=True)]
-    on_path = shutil.which(tools[0])
-    if on_path:
-        candidates.append(Path(on_path).parent)
-    for bindir in candidates:
-        if all((bindir / tool).exists() for tool in tools):
-            return bindir
-    raise StackError(
-        f"no PostgreSQL binaries ({', '.join(tools)}) found; install them "
-        "(`make system-deps`, or apt-get install postgresql) or set MYAISERV_PG_BINDIR"
-    )
+def server_bindir() -> Path:
+    """The newest PostgreSQL server's programs (``SERVER_TOOLS``, and psql beside them)."""
+    bindir = find_bindir(SERVER_TOOLS)
+    if bindir is None:
+        raise StackError(
+            f"no PostgreSQL binaries ({', '.join(SERVER_TOOLS)}) found; install them "
+            "(`make system-deps`, or apt-get install postgresql) or set MYAISERV_PG_BINDIR"
+        )
+    return bindir
 
 
 class PostgresService:
@@ -69,7 +57,7 @@ class PostgresService:
 
     def _pg_ctl(self, *args: str, timeout: float = 90, check: bool = True):
         return run(
-            [find_bindir() / "pg_ctl", "-D", self.data.resolve(), *args],
+            [server_bindir() / "pg_ctl", "-D", self.data.resolve(), *args],
             run_as=self.run_as,
             timeout=timeout,
             check=check,
@@ -90,7 +78,7 @@ class PostgresService:
         try:
             run(
                 [
-                    find_bindir() / "initdb",
+                    server_bindir() / "initdb",
                     "-D",
                     self.data.resolve(),
                     "-U",
@@ -129,7 +117,7 @@ class PostgresService:
     def psql(self, sql: str, database: str = "postgres") -> str:
         proc = run(
             [
-                find_bindir() / "psql",
+                server_bindir() / "psql",
                 "-h",
                 self.socket_dir.resolve(),
                 "-p",

@@ -118,10 +118,6 @@ class WebService:
             },
         )
 
-    def stop_instance(self, name: str) -> None:
-        terminate(read_pid(self._pidfile(name)), timeout=30, what=name)
-        self._pidfile(name).unlink(missing_ok=True)
-
     def _migrate(self) -> None:
         for args in (["db", "upgrade"], ["index", "init"]):
             done = subprocess.run(

@@ -20,12 +20,12 @@ from sqlalchemy import func, select
 
 from myaiserv.config import Settings
 from myaiserv.db.models import OutboxEvent
-from myaiserv.evaluation.fuzz import run_schemathesis
 from myaiserv.evaluation.harness import local_api
-from myaiserv.evaluation.hostile import probe, seed
-from myaiserv.evaluation.isolation import two_tenant_sweep
 from myaiserv.resources import Resources
 from tests.conftest import eventually, make_tenant
+from tooling.fuzz import run_schemathesis
+from tooling.hostile import probe, seed
+from tooling.isolation import two_tenant_sweep
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

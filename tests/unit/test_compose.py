@@ -32,6 +32,7 @@ from dotenv import dotenv_values
 from pydantic import BaseModel
 
 from myaiserv.config import LimitSettings, Settings
+from myaiserv.evaluation.harness import free_port
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -510,6 +511,8 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
     assert patterns[0] == "*"  # an allow-list: nothing enters unless named
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
     assert not allowed & {".env", ".venv", ".stack", ".git"}
+    # Test and benchmark code never enters the image.
+    assert not allowed & {"tooling", "tests", "bench"}
     copied = set()
     for stage in dockerfile_stages():
         for line in stage:
@@ -576,12 +579,6 @@ def test_nginx_body_limit_matches_the_app() -> None:
     size = re.search(r"client_max_body_size (\d+)m;", NGINX_CONF.read_text())
     assert size, "client_max_body_size not set in megabytes"
     assert int(size.group(1)) * 1024 * 1024 == LimitSettings().max_request_bytes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class StandIn(BaseHTTPRequestHandler):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -19,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+
+from myaiserv.evaluation.harness import free_port
 
 MONITORING = Path(__file__).parents[2] / "monitoring"
 RULE_FILES = sorted((MONITORING / "rules").glob("*.yml"))
@@ -229,9 +230,7 @@ def test_every_alert_routes_by_severity() -> None:
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Alertmanager on a free loopback port with our config (no cluster gossip)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [
             tool("prometheus-alertmanager", "alertmanager"),
