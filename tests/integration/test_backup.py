@@ -35,11 +35,12 @@ from myaiserv.config import BackupSettings, Settings
 from myaiserv.db import migrate
 from myaiserv.db.models import Document, OutboxEvent
 from myaiserv.embeddings.model import Embedder
+from myaiserv.evaluation.harness import free_port
 from myaiserv.resources import Resources, open_resources
 from myaiserv.search.indices import KINDS
 from myaiserv.stack.config import StackConfig
 from myaiserv.stack.manager import Stack
-from tests.conftest import TenantKey, _admin, drain, free_port, make_tenant
+from tests.support import TenantKey, admin_sql, drain, make_tenant
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -85,7 +86,7 @@ async def source(
         }
     )
     snapshot_dir = stack.services["elasticsearch"].snapshot_dir  # type: ignore[union-attr]
-    await _admin(settings.database_url, f'CREATE DATABASE "{own_db}"')
+    await admin_sql(settings.database_url, f'CREATE DATABASE "{own_db}"')
     try:
         await asyncio.to_thread(migrate.upgrade, configured)
         async with open_resources(configured, embedder=embedder) as res:
@@ -100,7 +101,7 @@ async def source(
                 shutil.rmtree(snapshot_dir / configured.backup.repository, ignore_errors=True)
                 await _drop_indices(res)
     finally:
-        await _admin(settings.database_url, f'DROP DATABASE IF EXISTS "{own_db}" WITH (FORCE)')
+        await admin_sql(settings.database_url, f'DROP DATABASE IF EXISTS "{own_db}" WITH (FORCE)')
 
 
 async def _write_and_back_up(res: Resources, embedder: Embedder, folder: Path) -> Source:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from myaiserv.conversations.service import ConversationService, NewMessage
 from myaiserv.db.models import OutboxEvent
 from myaiserv.resources import Resources
-from tests.conftest import TenantKey, drain, make_tenant
+from tests.support import TenantKey, drain, make_tenant
 
 pytestmark = pytest.mark.integration
 

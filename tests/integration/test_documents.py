@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from myaiserv.db.models import Document, OutboxEvent
 from myaiserv.resources import Resources
-from tests.conftest import TenantKey, drain, make_tenant
+from tests.support import TenantKey, drain, make_tenant
 
 pytestmark = pytest.mark.integration
 

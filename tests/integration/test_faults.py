@@ -19,8 +19,8 @@ from myaiserv.config import Settings
 from myaiserv.resources import Resources
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.web import WebService
-from tests.conftest import make_tenant, web_tier
 from tests.integration.test_indexing import assert_index_matches_database
+from tests.support import make_tenant, web_tier
 from tooling.mixed import MixedLoad, inject_fault, reconcile
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

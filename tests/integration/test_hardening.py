@@ -22,7 +22,7 @@ from myaiserv.config import Settings
 from myaiserv.db.models import OutboxEvent
 from myaiserv.evaluation.harness import local_api
 from myaiserv.resources import Resources
-from tests.conftest import eventually, make_tenant
+from tests.support import eventually, make_tenant
 from tooling.fuzz import run_schemathesis
 from tooling.hostile import probe, seed
 from tooling.isolation import two_tenant_sweep

@@ -8,7 +8,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from myaiserv.stack.manager import Stack
-from tests.conftest import eventually
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 DEPENDENCIES = ("elasticsearch", "postgres", "redis")

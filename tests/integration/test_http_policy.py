@@ -8,7 +8,7 @@ from litestar.testing import AsyncTestClient
 
 from myaiserv.app import create_app
 from myaiserv.config import HttpSettings, Settings
-from tests.conftest import TenantKey
+from tests.support import TenantKey
 
 pytestmark = pytest.mark.integration
 

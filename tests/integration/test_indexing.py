@@ -26,10 +26,11 @@ from myaiserv.config import Settings
 from myaiserv.db.models import DeadLetter, Document, OutboxEvent
 from myaiserv.documents.service import DocumentService, NewDocument
 from myaiserv.embeddings.model import ModelInfo
+from myaiserv.evaluation.harness import free_port
 from myaiserv.resources import Resources
 from myaiserv.search.indices import IndexManager, IndexModelMismatchError
 from myaiserv.stack.manager import Stack
-from tests.conftest import TenantKey, drain, eventually, free_port, make_tenant
+from tests.support import TenantKey, drain, eventually, make_tenant
 
 pytestmark = pytest.mark.integration
 CISI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cisi"

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from myaiserv.resources import Resources
-from tests.conftest import drain
+from tests.support import drain
 from tests.unit.test_monitoring import DASHBOARDS, METRIC, defined_series, rules
 
 pytestmark = pytest.mark.integration

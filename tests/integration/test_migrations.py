@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from myaiserv.config import Settings
 from myaiserv.db import migrate
-from tests.conftest import _admin
+from tests.support import admin_sql
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ async def scratch(settings: Settings) -> AsyncIterator[Settings]:
     """Settings for a database of this test's own, dropped after."""
     url = make_url(settings.database_url)
     name = f"{url.database}_mig_{uuid.uuid4().hex[:6]}"
-    await _admin(settings.database_url, f'CREATE DATABASE "{name}"')
+    await admin_sql(settings.database_url, f'CREATE DATABASE "{name}"')
     try:
         yield settings.model_copy(
             update={
@@ -37,7 +37,7 @@ async def scratch(settings: Settings) -> AsyncIterator[Settings]:
             }
         )
     finally:
-        await _admin(settings.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin_sql(settings.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_the_models_match_the_migrations(scratch: Settings) -> None:

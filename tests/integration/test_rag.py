@@ -21,8 +21,8 @@ from myaiserv.app import create_app
 from myaiserv.config import LLMSettings, ModelAlias, ProviderSettings, Settings
 from myaiserv.db.models import Document, Run
 from myaiserv.resources import Resources
-from tests.conftest import TenantKey, drain, make_tenant
 from tests.fakes.openai_server import MODELS, FakeOpenAIServer
+from tests.support import TenantKey, drain, make_tenant
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from myaiserv.auth.service import TenantService
 from myaiserv.config import RateLimitSettings, Settings
 from myaiserv.resources import Resources
 from myaiserv.stack.manager import Stack
-from tests.conftest import TenantKey
+from tests.support import TenantKey
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from myaiserv.db.models import Prompt, PromptVersion
 from myaiserv.kit.validation import InvalidInputError
 from myaiserv.resources import Resources
 from myaiserv.runs.service import RunService
-from tests.conftest import TenantKey, drain, make_tenant
+from tests.support import TenantKey, drain, make_tenant
 
 pytestmark = pytest.mark.integration
 

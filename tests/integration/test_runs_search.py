@@ -19,8 +19,9 @@ from myaiserv.app import create_app
 from myaiserv.config import Settings
 from myaiserv.db.models import Run
 from myaiserv.embeddings.model import Embedder
+from myaiserv.evaluation.harness import free_port
 from myaiserv.resources import Resources
-from tests.conftest import TenantKey, drain, free_port, make_tenant
+from tests.support import TenantKey, drain, make_tenant
 
 pytestmark = pytest.mark.integration
 

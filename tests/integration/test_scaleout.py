@@ -23,11 +23,12 @@ from sqlalchemy.engine import make_url
 from myaiserv.config import Settings
 from myaiserv.db import migrate
 from myaiserv.db.models import Document, OutboxEvent
+from myaiserv.evaluation.harness import free_port
 from myaiserv.resources import Resources
 from myaiserv.stack.config import StackConfig
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.web import WebService
-from tests.conftest import TenantKey, _admin, eventually, free_port, make_tenant, web_tier
+from tests.support import TenantKey, admin_sql, eventually, make_tenant, web_tier
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -233,7 +234,7 @@ async def test_one_es_node_down_under_ingest_and_search(
     own_db = f"{make_url(settings.database_url).database}_es3"
     own_url = make_url(settings.database_url).set(database=own_db)
     try:
-        await _admin(settings.database_url, f'CREATE DATABASE "{own_db}"')
+        await admin_sql(settings.database_url, f'CREATE DATABASE "{own_db}"')
         await asyncio.to_thread(cluster.up)
         three = settings.model_copy(
             update={
@@ -316,4 +317,4 @@ async def test_one_es_node_down_under_ingest_and_search(
     finally:
         await asyncio.to_thread(cluster.down)
         shutil.rmtree(root, ignore_errors=True)
-        await _admin(settings.database_url, f'DROP DATABASE IF EXISTS "{own_db}" WITH (FORCE)')
+        await admin_sql(settings.database_url, f'DROP DATABASE IF EXISTS "{own_db}" WITH (FORCE)')

@@ -23,8 +23,8 @@ from myaiserv.config import LLMSettings, ModelAlias, ProviderSettings, SecretSet
 from myaiserv.db.models import AuditEvent, ProviderSecret
 from myaiserv.resources import Resources
 from myaiserv.secrets.box import SecretBox, SecretsError, generate_key
-from tests.conftest import TenantKey, make_tenant
 from tests.fakes.openai_server import MODELS, FakeOpenAIServer
+from tests.support import TenantKey, make_tenant
 
 pytestmark = pytest.mark.integration
 
@@ -358,7 +358,7 @@ def test_a_provider_takes_a_plain_key_or_a_stored_one_not_both() -> None:
 
 @pytest.fixture
 async def kb_tenant(api: AsyncTestClient, tenant: TenantKey, resources: Resources) -> TenantKey:
-    from tests.conftest import drain
+    from tests.support import drain
 
     resp = await api.post(
         "/v1/documents",

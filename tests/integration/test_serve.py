@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from myaiserv.config import Settings
-from tests.conftest import free_port
+from myaiserv.evaluation.harness import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from myaiserv.config import LimitSettings, Settings
 from myaiserv.evaluation.harness import free_port
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"

@@ -15,7 +15,7 @@ from myaiserv.datasets.trec import (
     parse_records,
 )
 
-CISI_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cisi"
+CISI_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "cisi"
 
 DOCS = """\
 .I 1

@@ -1,0 +1,113 @@
+"""Helpers the tests share (fixtures stay in conftest.py): tenants and their keys, SQL
+on the server's admin database, draining the outbox as an indexer would, a web tier on
+free ports, and polling for recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from myaiserv.auth.service import TenantService
+from myaiserv.config import Settings
+from myaiserv.evaluation.harness import free_port
+from myaiserv.resources import Resources
+from myaiserv.search.indices import KINDS
+from myaiserv.stack.config import StackConfig, WebConfig
+from myaiserv.stack.manager import Stack
+from myaiserv.stack.web import WebService
+from tooling.ports import free_port_range
+
+
+async def admin_sql(url: str, statement: str) -> None:
+    # A fresh connection each time: tests restart PostgreSQL, which kills pooled ones.
+    engine = create_async_engine(
+        make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class TenantKey:
+    id: UUID
+    name: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def make_tenant(resources: Resources, scopes: list[str] | None = None) -> TenantKey:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    async with resources.sessionmaker() as session, session.begin():
+        issued = await TenantService(session).create_tenant(
+            name, scopes=scopes or ["read", "write", "admin"]
+        )
+    return TenantKey(issued.tenant_id, name, issued.plaintext)
+
+
+def web_tier(
+    stack: Stack, settings: Settings, root: Path, instances: int, **env: str
+) -> WebService:
+    """``instances`` API instances + one indexer + nginx on free ports, in ``root``, on
+    this session's database, Redis database and index prefix; ``env``: more settings."""
+    config = StackConfig(
+        dir=stack.config.dir,
+        elasticsearch=stack.config.elasticsearch,
+        postgres=stack.config.postgres,
+        redis=stack.config.redis,
+        web=WebConfig(
+            instances=instances,
+            port=free_port(),
+            first_instance_port=free_port_range(instances),  # instance ports are consecutive
+            first_indexer_metrics_port=free_port(),
+        ),
+    )
+    return WebService(
+        root,
+        config,
+        extra_env={
+            "DATABASE_URL": settings.database_url,
+            "REDIS_URL": settings.redis_url,
+            "MYAISERV_ES__INDEX_PREFIX": settings.es.index_prefix,
+            "MYAISERV_SEARCH__METADATA_FIELDS": json.dumps(settings.search.metadata_fields),
+            "LOG_LEVEL": "WARNING",
+            **env,
+        },
+    )
+
+
+async def drain(resources: Resources) -> int:
+    """Index everything due (as a running indexer would), then make it searchable."""
+    from indexers.worker import Worker
+
+    done = await Worker(resources, name="test").drain(idle_exit=True)
+    for kind in KINDS:
+        await resources.es.indices.refresh(index=resources.indices.alias(kind))
+    return done
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[bool]], *, within: float = 60, interval: float = 0.5
+) -> bool:
+    """Poll until ``probe`` is true; for recovery after a dependency restarts."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        if await probe():
+            return True
+        await asyncio.sleep(interval)
+    return await probe()
