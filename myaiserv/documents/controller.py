@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
@@ -28,20 +24,9 @@ from myaiserv.documents.schemas import (
     DocumentUpdate,
 )
 from myaiserv.documents.service import DocumentService, NewDocument
-from myaiserv.errors import AppError
-from myaiserv.extract import ExtractionError, extract
+from myaiserv.documents.upload import UploadForm, read_upload
 from myaiserv.kit.validation import InvalidInputError, changes_of
 from myaiserv.resources import Resources
-
-
-class PayloadTooLargeError(AppError):
-    status_code = 413
-    title = "Payload too large"
-
-
-class UnsupportedMediaTypeError(AppError):
-    status_code = 415
-    title = "Unsupported media type"
 
 
 def to_out(doc: Document, *, text: bool = False, deduplicated: bool = False) -> DocumentOut:
@@ -70,15 +55,6 @@ def _new(item: DocumentCreate) -> NewDocument:
         tags=item.tags,
         metadata=item.metadata,
     )
-
-
-@dataclass
-class UploadForm:
-    file: UploadFile
-    title: str | None = None
-    source: str | None = None
-    tags: str | None = None  # comma-separated
-    metadata: str | None = None  # a JSON object
 
 
 async def provide_document_service(
@@ -142,41 +118,8 @@ class DocumentController(Controller):
         """Upload a file (multipart field ``file``): plain text, Markdown, HTML or PDF.
         Optional fields: ``title``, ``source`` (defaults to the file name), ``tags``
         (comma-separated), ``metadata`` (a JSON object)."""
-        limit = service.settings.limits.max_upload_bytes
-        content = await data.file.read(limit + 1)
-        if len(content) > limit:
-            raise PayloadTooLargeError(f"file: larger than the {limit}-byte upload limit")
-        try:
-            # Parsing a large PDF is CPU work: keep it off the event loop.
-            extracted = await asyncio.to_thread(
-                extract, content, data.file.content_type, data.file.filename
-            )
-        except ExtractionError as exc:
-            if exc.reason == "unsupported_content_type":
-                raise UnsupportedMediaTypeError(f"file: {exc}") from None
-            raise InvalidInputError("file", str(exc)) from None
-        metadata: dict[str, Any] = {}
-        if data.metadata:
-            try:
-                metadata = msgspec.json.decode(data.metadata)
-            except msgspec.DecodeError:
-                raise InvalidInputError("metadata", "not valid JSON") from None
-            if not isinstance(metadata, dict):
-                raise InvalidInputError("metadata", "must be a JSON object")
-        tags = [t.strip() for t in (data.tags or "").split(",") if t.strip()]
-        [(doc, dup)] = await service.create_many(
-            [
-                NewDocument(
-                    text=extracted.text,
-                    content_type=extracted.content_type,
-                    title=data.title or extracted.title,
-                    source=data.source or data.file.filename,
-                    tags=tags,
-                    metadata=metadata,
-                    extracted=True,
-                )
-            ]
-        )
+        new = await read_upload(data, service.settings.limits.max_upload_bytes)
+        [(doc, dup)] = await service.create_many([new])
         return Response(to_out(doc, deduplicated=dup), status_code=200 if dup else 201)
 
     @get("/", guards=[requires("read")])
