@@ -18,6 +18,7 @@ import numpy as np
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from myaiserv.auth.middleware import requires
@@ -27,7 +28,15 @@ from myaiserv.errors import exception_handlers as app_exception_handlers
 from myaiserv.kit.validation import InvalidInputError
 from myaiserv.llm.base import Delta, GenerationParams
 from myaiserv.logging import get_logger
-from myaiserv.rag.schemas import ChatCompletionRequest, EmbeddingsRequest, RagAnswerRequest
+from myaiserv.rag.schemas import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    EmbeddingList,
+    EmbeddingsRequest,
+    ModelList,
+    RagAnswer,
+    RagAnswerRequest,
+)
 from myaiserv.rag.service import (
     Answer,
     NotSupportedError,
@@ -159,7 +168,14 @@ class OpenAIController(Controller):
     # across layers), so each of them gets OpenAI's error body on these routes.
     exception_handlers = dict.fromkeys(app_exception_handlers, _handle)
 
-    @post("/chat/completions", guards=[requires("write")], status_code=200)
+    @post(
+        "/chat/completions",
+        guards=[requires("write")],
+        status_code=200,
+        responses={
+            200: ResponseSpec(ChatCompletion, description="The answer", generate_examples=False)
+        },
+    )
     async def chat_completions(
         self, data: ChatCompletionRequest, service: NamedDependency[RagService]
     ) -> Response[Any]:
@@ -265,7 +281,11 @@ class OpenAIController(Controller):
             events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
 
-    @get("/models", guards=[requires("read")])
+    @get(
+        "/models",
+        guards=[requires("read")],
+        responses={200: ResponseSpec(ModelList, description="The models", generate_examples=False)},
+    )
     async def models(self, resources: NamedDependency[Resources]) -> dict[str, Any]:
         """The knowledge-base aliases (retrieval on), every provider model, and the
         embedding model."""
@@ -291,7 +311,16 @@ class OpenAIController(Controller):
         )
         return {"object": "list", "data": data}
 
-    @post("/embeddings", guards=[requires("read")], status_code=200)
+    @post(
+        "/embeddings",
+        guards=[requires("read")],
+        status_code=200,
+        responses={
+            200: ResponseSpec(
+                EmbeddingList, description="One vector per input", generate_examples=False
+            )
+        },
+    )
     async def embeddings(
         self, data: EmbeddingsRequest, resources: NamedDependency[Resources]
     ) -> dict[str, Any]:
@@ -341,7 +370,16 @@ class RagController(Controller):
     tags = ["rag"]  # noqa: RUF012
     dependencies = {"service": Provide(provide_rag_service)}  # noqa: RUF012
 
-    @post("/answer", guards=[requires("write")], status_code=200)
+    @post(
+        "/answer",
+        guards=[requires("write")],
+        status_code=200,
+        responses={
+            200: ResponseSpec(
+                RagAnswer, description="The answer and its trace", generate_examples=False
+            )
+        },
+    )
     async def answer(
         self, data: RagAnswerRequest, service: NamedDependency[RagService]
     ) -> dict[str, Any]:
