@@ -6,8 +6,10 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 
-from myaiserv.errors import problem
+from myaiserv.errors import PROBLEM_JSON, problem
+from myaiserv.health.schemas import Alive, NotReady, Ready
 from myaiserv.health.service import ReadinessService
 from myaiserv.resources import Resources
 
@@ -16,9 +18,9 @@ class HealthController(Controller):
     tags = ["health"]  # noqa: RUF012
 
     @get("/health", summary="Liveness")
-    async def health(self) -> dict[str, str]:
+    async def health(self) -> Alive:
         """The process answers. Says nothing about dependencies: see /ready."""
-        return {"status": "ok"}
+        return Alive(status="ok")
 
     @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
     async def metrics(self, resources: NamedDependency[Resources]) -> Response[bytes]:
@@ -37,7 +39,18 @@ class HealthController(Controller):
         body, content_type = exposition()
         return Response(body, media_type=content_type)
 
-    @get("/ready", summary="Readiness")
+    @get(
+        "/ready",
+        summary="Readiness",
+        responses={
+            200: ResponseSpec(
+                Ready, description="Every dependency answers", generate_examples=False
+            ),
+            503: ResponseSpec(
+                NotReady, description="Not ready", media_type=PROBLEM_JSON, generate_examples=False
+            ),
+        },
+    )
     async def ready(
         self, request: Request[Any, Any, Any], resources: NamedDependency[Resources]
     ) -> Response[Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from myaiserv.auth.middleware import requires
@@ -18,9 +19,13 @@ from myaiserv.rag import wire
 from myaiserv.rag.deps import provide_embedding_service, provide_rag_service
 from myaiserv.rag.embeddings import EmbeddingService
 from myaiserv.rag.schemas import (
+    ChatCompletion,
     ChatCompletionRequest,
     ChatMessageIn,
+    EmbeddingList,
     EmbeddingsRequest,
+    ModelList,
+    RagAnswer,
     RagAnswerRequest,
 )
 from myaiserv.rag.service import RagService
@@ -38,7 +43,14 @@ class OpenAIController(Controller):
     # across layers), so each of them gets OpenAI's error body on these routes.
     exception_handlers = dict.fromkeys(app_exception_handlers, wire.handle_exception)
 
-    @post("/chat/completions", guards=[requires("write")], status_code=200)
+    @post(
+        "/chat/completions",
+        guards=[requires("write")],
+        status_code=200,
+        responses={
+            200: ResponseSpec(ChatCompletion, description="The answer", generate_examples=False)
+        },
+    )
     async def chat_completions(
         self, data: ChatCompletionRequest, service: NamedDependency[RagService]
     ) -> Response[Any]:
@@ -64,13 +76,26 @@ class OpenAIController(Controller):
             headers={"Cache-Control": "no-cache"},
         )
 
-    @get("/models", guards=[requires("read")])
+    @get(
+        "/models",
+        guards=[requires("read")],
+        responses={200: ResponseSpec(ModelList, description="The models", generate_examples=False)},
+    )
     async def models(self, resources: NamedDependency[Resources]) -> dict[str, Any]:
         """The knowledge-base aliases (retrieval on), every provider model, and the
         embedding model."""
         return wire.model_list(resources.llm.model_names(), resources.embedder.embedder.model_id)
 
-    @post("/embeddings", guards=[requires("read")], status_code=200)
+    @post(
+        "/embeddings",
+        guards=[requires("read")],
+        status_code=200,
+        responses={
+            200: ResponseSpec(
+                EmbeddingList, description="One vector per input", generate_examples=False
+            )
+        },
+    )
     async def embeddings(
         self, data: EmbeddingsRequest, embeddings: NamedDependency[EmbeddingService]
     ) -> dict[str, Any]:
@@ -84,7 +109,16 @@ class RagController(Controller):
     tags = ["rag"]  # noqa: RUF012
     dependencies = {"service": Provide(provide_rag_service, sync_to_thread=False)}  # noqa: RUF012
 
-    @post("/answer", guards=[requires("write")], status_code=200)
+    @post(
+        "/answer",
+        guards=[requires("write")],
+        status_code=200,
+        responses={
+            200: ResponseSpec(
+                RagAnswer, description="The answer and its trace", generate_examples=False
+            )
+        },
+    )
     async def answer(
         self, data: RagAnswerRequest, service: NamedDependency[RagService]
     ) -> dict[str, Any]:

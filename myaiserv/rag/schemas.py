@@ -87,3 +87,136 @@ class EmbeddingsRequest(msgspec.Struct, kw_only=True):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
     user: str | None = None
+
+
+# -- Responses ------------------------------------------------------------------------------
+# The handlers build these bodies as dicts; these structs are their OpenAPI description
+# (``responses=`` on each handler), held to the real bodies by the generated-client test.
+
+
+class TokenUsage(msgspec.Struct, kw_only=True):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class Citation(msgspec.Struct, kw_only=True):
+    """A passage the answer cites as ``[index]``."""
+
+    index: int
+    chunk_id: str
+    document_id: str
+    title: str | None
+    source: str | None
+    score: float
+    text: str
+    char_start: int | None
+    char_end: int | None
+
+
+class AnswerExtensions(msgspec.Struct, kw_only=True):
+    """Our fields on every answer, beside OpenAI's."""
+
+    citations: list[Citation]
+    run_id: str | None
+    cached: bool
+    provider_model: str  # provider/model that answered
+    conversation_id: str | None
+
+
+class AssistantMessage(msgspec.Struct, kw_only=True):
+    role: Literal["assistant"]
+    content: str
+
+
+class ChatChoice(msgspec.Struct, kw_only=True):
+    index: int
+    message: AssistantMessage
+    finish_reason: str
+
+
+class ChatCompletion(AnswerExtensions, kw_only=True):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: TokenUsage
+
+
+class ModelCard(msgspec.Struct, kw_only=True):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    retrieval: bool  # a knowledge-base alias: answers are grounded in the tenant's data
+
+
+class ModelList(msgspec.Struct, kw_only=True):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+class Embedding(msgspec.Struct, kw_only=True):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str  # str: base64 of little-endian float32
+
+
+class EmbeddingUsage(msgspec.Struct, kw_only=True):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(msgspec.Struct, kw_only=True):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+
+
+class PassageOut(msgspec.Struct, kw_only=True):
+    """A passage given to the model as ``[n]``."""
+
+    n: int
+    chunk_id: str
+    document_id: str
+    title: str | None
+    source: str | None
+    text: str
+    score: float
+    kind: str
+    char_start: int | None
+    char_end: int | None
+
+
+class TraceHit(msgspec.Struct, kw_only=True):
+    id: str
+    kind: str
+    score: float
+    ranks: dict[str, int | None]
+    scores: dict[str, float | None]
+
+
+class RetrievalTrace(msgspec.Struct, kw_only=True):
+    """Empty when retrieval was off."""
+
+    mode: Literal["bm25", "vector", "hybrid"] | msgspec.UnsetType = msgspec.UNSET
+    kinds: list[str] | msgspec.UnsetType = msgspec.UNSET
+    hits: list[TraceHit] | msgspec.UnsetType = msgspec.UNSET
+
+
+class PromptRef(msgspec.Struct, kw_only=True):
+    name: str
+    version: int
+    id: str
+
+
+class RagAnswer(AnswerExtensions, kw_only=True):
+    answer: str
+    model: str
+    finish_reason: str
+    usage: TokenUsage
+    passages: list[PassageOut]
+    retrieval: RetrievalTrace
+    prompt: PromptRef | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
@@ -27,7 +28,16 @@ class SearchController(Controller):
     tags = ["search"]  # noqa: RUF012
     dependencies = {"service": Provide(provide_search_service)}  # noqa: RUF012
 
-    @post("/", guards=[requires("read")], status_code=200, response_model=SearchResponse)
+    # The service hands back the page already encoded (cached pages are served as stored
+    # bytes), so the schema of the body is declared here rather than read off the return type.
+    @post(
+        "/",
+        guards=[requires("read")],
+        status_code=200,
+        responses={
+            200: ResponseSpec(SearchResponse, description="A page of hits", generate_examples=False)
+        },
+    )
     async def search(
         self,
         request: Request,
