@@ -76,29 +76,16 @@ class OpenAIController(Controller):
             headers={"Cache-Control": "no-cache"},
         )
 
-    @get(
-        "/models",
-        guards=[requires("read")],
-        responses={200: ResponseSpec(ModelList, description="The models", generate_examples=False)},
-    )
-    async def models(self, resources: NamedDependency[Resources]) -> dict[str, Any]:
+    @get("/models", guards=[requires("read")])
+    async def models(self, resources: NamedDependency[Resources]) -> ModelList:
         """The knowledge-base aliases (retrieval on), every provider model, and the
         embedding model."""
         return wire.model_list(resources.llm.model_names(), resources.embedder.embedder.model_id)
 
-    @post(
-        "/embeddings",
-        guards=[requires("read")],
-        status_code=200,
-        responses={
-            200: ResponseSpec(
-                EmbeddingList, description="One vector per input", generate_examples=False
-            )
-        },
-    )
+    @post("/embeddings", guards=[requires("read")], status_code=200)
     async def embeddings(
         self, data: EmbeddingsRequest, embeddings: NamedDependency[EmbeddingService]
-    ) -> dict[str, Any]:
+    ) -> EmbeddingList:
         """OpenAI-compatible embeddings from the same local model used for indexing
         (float or base64 encoding; a string or a list of strings)."""
         return await embeddings.embed(data)
@@ -109,19 +96,10 @@ class RagController(Controller):
     tags = ["rag"]  # noqa: RUF012
     dependencies = {"service": Provide(provide_rag_service, sync_to_thread=False)}  # noqa: RUF012
 
-    @post(
-        "/answer",
-        guards=[requires("write")],
-        status_code=200,
-        responses={
-            200: ResponseSpec(
-                RagAnswer, description="The answer and its trace", generate_examples=False
-            )
-        },
-    )
+    @post("/answer", guards=[requires("write")], status_code=200)
     async def answer(
         self, data: RagAnswerRequest, service: NamedDependency[RagService]
-    ) -> dict[str, Any]:
+    ) -> RagAnswer:
         """One question: the answer, its citations, the passages given to the model, the
         retrieval trace (each hit's rank and score in the bm25 and vector lists and the
         fused score) and the prompt version used."""

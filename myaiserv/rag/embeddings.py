@@ -11,7 +11,7 @@ import numpy as np
 from myaiserv.embeddings.cache import CachedEmbedder
 from myaiserv.kit.validation import InvalidInputError
 from myaiserv.rag.errors import ModelNotFoundError, NotSupportedError
-from myaiserv.rag.schemas import EmbeddingsRequest
+from myaiserv.rag.schemas import Embedding, EmbeddingList, EmbeddingsRequest, EmbeddingUsage
 
 MAX_EMBEDDING_INPUTS = 2048
 
@@ -40,7 +40,7 @@ class EmbeddingService:
     def __init__(self, embedder: CachedEmbedder) -> None:
         self.embedder = embedder
 
-    async def embed(self, data: EmbeddingsRequest) -> dict[str, Any]:
+    async def embed(self, data: EmbeddingsRequest) -> EmbeddingList:
         """OpenAI's embeddings response for the request's texts."""
         model = self.embedder.embedder
         if data.model not in (None, model.model_id):
@@ -50,12 +50,13 @@ class EmbeddingService:
             raise NotSupportedError("dimensions", f"this model has {model.info.dims}")
         vectors = await self.embedder.encode(texts)
         tokens = sum(model.count_tokens(texts))
-        return {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": i, "embedding": _encoded(v, data.encoding_format)}
-                for i, v in enumerate(vectors)
-            ],
-            "model": model.model_id,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
+        items = [
+            Embedding(object="embedding", index=i, embedding=_encoded(v, data.encoding_format))
+            for i, v in enumerate(vectors)
+        ]
+        return EmbeddingList(
+            object="list",
+            data=items,
+            model=model.model_id,
+            usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+        )

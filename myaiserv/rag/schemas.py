@@ -90,8 +90,8 @@ class EmbeddingsRequest(msgspec.Struct, kw_only=True):
 
 
 # -- Responses ------------------------------------------------------------------------------
-# The handlers build these bodies as dicts; these structs are their OpenAPI description
-# (``responses=`` on each handler), held to the real bodies by the generated-client test.
+# The bodies the handlers return (``wire`` builds them), so the OpenAPI document describes
+# what is sent by construction; a streamed completion's chunks are not described here.
 
 
 class TokenUsage(msgspec.Struct, kw_only=True):

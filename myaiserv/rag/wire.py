@@ -26,7 +26,20 @@ from myaiserv.logging import get_logger
 from myaiserv.rag.errors import NotSupportedError, ProviderFailedError
 from myaiserv.rag.request import ChatRequest
 from myaiserv.rag.result import Answer
-from myaiserv.rag.schemas import ChatCompletionRequest
+from myaiserv.rag.schemas import (
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Citation,
+    ModelCard,
+    ModelList,
+    PassageOut,
+    PromptRef,
+    RagAnswer,
+    RetrievalTrace,
+    TokenUsage,
+)
 
 log = get_logger(__name__)
 DONE = "[DONE]"
@@ -122,19 +135,20 @@ def generation_params(req: ChatCompletionRequest) -> GenerationParams:
     return GenerationParams(req.temperature, req.top_p, max_tokens, stop, req.seed)
 
 
-def usage(answer: Answer) -> dict[str, int]:
+def usage(answer: Answer) -> TokenUsage:
     u = answer.usage
-    return {
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.total_tokens,
-    }
+    return TokenUsage(
+        prompt_tokens=u.prompt_tokens,
+        completion_tokens=u.completion_tokens,
+        total_tokens=u.total_tokens,
+    )
 
 
 def extensions(answer: Answer, request: ChatRequest) -> dict[str, Any]:
-    """Our fields beside OpenAI's: citations, the run, cache, the target that answered."""
+    """Our fields beside OpenAI's (``AnswerExtensions``): citations, the run, cache, the
+    target that answered."""
     return {
-        "citations": answer.citations,
+        "citations": [Citation(**c) for c in answer.citations],
         "run_id": str(answer.run_id) if answer.run_id else None,
         "cached": answer.cached,
         "provider_model": answer.target,
@@ -142,21 +156,22 @@ def extensions(answer: Answer, request: ChatRequest) -> dict[str, Any]:
     }
 
 
-def rag_answer(answer: Answer, request: ChatRequest) -> dict[str, Any]:
+def rag_answer(answer: Answer, request: ChatRequest) -> RagAnswer:
     """``/v1/rag/answer``: the answer with its passages, retrieval trace and prompt."""
-    return {
-        "answer": answer.text,
-        "model": request.model.name,
-        "finish_reason": answer.finish_reason,
-        "usage": usage(answer),
-        "passages": [asdict(p) for p in answer.grounding.passages],
-        "retrieval": answer.grounding.trace,
-        "prompt": request.system_prompt.ref,
+    ref = request.system_prompt.ref
+    return RagAnswer(
+        answer=answer.text,
+        model=request.model.name,
+        finish_reason=answer.finish_reason,
+        usage=usage(answer),
+        passages=[PassageOut(**asdict(p)) for p in answer.grounding.passages],
+        retrieval=msgspec.convert(answer.grounding.trace, RetrievalTrace),
+        prompt=None if ref is None else PromptRef(**ref),
         **extensions(answer, request),
-    }
+    )
 
 
-def sse(data: dict[str, Any] | str) -> bytes:
+def sse(data: object) -> bytes:
     payload = data if isinstance(data, str) else msgspec.json.encode(data).decode()
     return f"data: {payload}\n\n".encode()
 
@@ -173,19 +188,17 @@ class Completion:
     def _envelope(self, kind: str) -> dict[str, Any]:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
 
-    def body(self, answer: Answer) -> dict[str, Any]:
-        return {
-            **self._envelope("chat.completion"),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": answer.text},
-                    "finish_reason": answer.finish_reason,
-                }
-            ],
-            "usage": usage(answer),
+    def body(self, answer: Answer) -> ChatCompletion:
+        message = AssistantMessage(role="assistant", content=answer.text)
+        return ChatCompletion(
+            id=self.id,
+            object="chat.completion",
+            created=self.created,
+            model=self.model,
+            choices=[ChatChoice(index=0, message=message, finish_reason=answer.finish_reason)],
+            usage=usage(answer),
             **extensions(answer, self.request),
-        }
+        )
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -220,14 +233,12 @@ class Completion:
         yield sse(DONE)
 
 
-def model_list(models: list[tuple[str, str, bool]], embedding_model: str) -> dict[str, Any]:
+def model_list(models: list[tuple[str, str, bool]], embedding_model: str) -> ModelList:
     """``/v1/models``: (id, owner, retrieval) of each chat model, then the embedding
     model."""
     entries = [*models, (embedding_model, "myaiserv", False)]
-    return {
-        "object": "list",
-        "data": [
-            {"id": name, "object": "model", "created": 0, "owned_by": owner, "retrieval": rag}
-            for name, owner, rag in entries
-        ],
-    }
+    cards = [
+        ModelCard(id=name, object="model", created=0, owned_by=owner, retrieval=rag)
+        for name, owner, rag in entries
+    ]
+    return ModelList(object="list", data=cards)

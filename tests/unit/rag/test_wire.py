@@ -4,6 +4,7 @@ import json
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
+import msgspec
 import pytest
 
 from myaiserv.kit.validation import InvalidInputError
@@ -20,7 +21,19 @@ ANSWER = Answer(
     finish_reason="stop",
     usage=Usage(7, 3),
     target="local/extractive",
-    citations=[{"index": 1}],
+    citations=[
+        {
+            "index": 1,
+            "chunk_id": "c1",
+            "document_id": "d1",
+            "title": None,
+            "source": None,
+            "score": 0.5,
+            "text": "Recall is the share of relevant documents found.",
+            "char_start": 0,
+            "char_end": 48,
+        }
+    ],
     run_id=uuid4(),
 )
 
@@ -51,7 +64,7 @@ def test_generation_params_refuse_what_we_cannot_honour() -> None:
 
 def test_a_completion_body_is_openai_s_with_our_extensions() -> None:
     request = chat_request(model=ResolvedModel("kb", [], retrieval=True))
-    body = wire.Completion(request).body(ANSWER)
+    body = msgspec.to_builtins(wire.Completion(request).body(ANSWER))
     assert body["object"] == "chat.completion"
     assert body["id"].startswith("chatcmpl-")
     assert body["model"] == "kb"
@@ -63,7 +76,7 @@ def test_a_completion_body_is_openai_s_with_our_extensions() -> None:
         }
     ]
     assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
-    assert body["citations"] == [{"index": 1}]
+    assert body["citations"] == ANSWER.citations
     assert body["run_id"] == str(ANSWER.run_id)
     assert body["provider_model"] == "local/extractive"
     assert body["conversation_id"] is None
@@ -79,7 +92,7 @@ async def test_a_stream_is_role_deltas_extensions_finish_then_done() -> None:
     got = events([chunk async for chunk in completion.events(items())])
     assert got[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}  # type: ignore[index]
     assert [e["choices"][0]["delta"]["content"] for e in got[1:3]] == ["Recall ", "[1]."]  # type: ignore[index]
-    assert got[3]["choices"] == [] and got[3]["citations"] == [{"index": 1}]  # type: ignore[index]
+    assert got[3]["choices"] == [] and got[3]["citations"] == ANSWER.citations  # type: ignore[index]
     assert got[4]["choices"][0]["finish_reason"] == "stop"  # type: ignore[index]
     assert got[4]["usage"]["total_tokens"] == 10  # type: ignore[index]
     assert got[5] == wire.DONE
@@ -115,8 +128,8 @@ def test_error_types_follow_openai() -> None:
 
 
 def test_the_model_list_ends_with_the_embedding_model() -> None:
-    listed = wire.model_list(
-        [("kb", "myaiserv", True), ("local/extractive", "local", False)], "minilm"
+    listed = msgspec.to_builtins(
+        wire.model_list([("kb", "myaiserv", True), ("local/extractive", "local", False)], "minilm")
     )
     assert [(m["id"], m["retrieval"]) for m in listed["data"]] == [
         ("kb", True),
