@@ -10,12 +10,12 @@ from myaiserv.search.cursor import Cursor
 from myaiserv.search.plan import Plan
 from myaiserv.search.schemas import FacetBucket, HistogramBucket, Hit, SearchResponse, Total
 
-Answers = dict[str, dict[str, Any]]  # each body's response, by the body's name
+Responses = dict[str, dict[str, Any]]  # each body's response, by the body's name
 
 
 def shape(
     plan: Plan,
-    answers: Answers,
+    responses: Responses,
     *,
     offset: int,
     depth: int,
@@ -25,30 +25,30 @@ def shape(
     """The page starting at ``offset`` of a windowed search's fused list (``depth``: the
     window each list was read to), or the page Elasticsearch sorted. There is a next page
     only within a point in time (``pit``)."""
-    fused = ranked(plan, answers)
+    fused = ranked(plan, responses)
     page = fused[offset : offset + plan.size] if plan.windowed else fused
-    cursor = next_cursor(plan, answers, len(fused), offset=offset, depth=depth, pit=pit)
-    summary = answers.get("summary")
+    cursor = next_cursor(plan, responses, len(fused), offset=offset, depth=depth, pit=pit)
+    summary = responses.get("summary")
     return SearchResponse(
         mode=plan.mode if plan.has_text else "bm25",
         hits=[hit(entry, plan) for entry in page],
-        total=total(answers, len(fused) if plan.windowed else 0),
+        total=total(responses, len(fused) if plan.windowed else 0),
         facets=facets(summary, plan),
         histogram=histogram(summary, plan),
         next_cursor=cursor.encode(fingerprint) if cursor else None,
     )
 
 
-def ranked(plan: Plan, answers: Answers) -> list[fusion.Fused]:
+def ranked(plan: Plan, responses: Responses) -> list[fusion.Fused]:
     """The hits in their final order: the lists fused (hybrid) or as they came, one hit
     per document when collapsing."""
     if not plan.windowed:
-        return fusion.single("bm25" if plan.has_text else "browse", _hits(answers["page"]))
+        return fusion.single("bm25" if plan.has_text else "browse", _hits(responses["page"]))
     key = fusion.document_key if plan.collapse else fusion.hit_key
     lists = {
-        name: fusion.dedupe(_hits(answers[name]), key)
+        name: fusion.dedupe(_hits(responses[name]), key)
         for name in ("bm25", "vector")
-        if name in answers
+        if name in responses
     }
     if plan.mode == "hybrid":
         return fusion.rrf(lists, k=plan.rrf_k, weights=plan.weights, key=key)
@@ -57,7 +57,7 @@ def ranked(plan: Plan, answers: Answers) -> list[fusion.Fused]:
 
 
 def next_cursor(
-    plan: Plan, answers: Answers, fused: int, *, offset: int, depth: int, pit: str | None
+    plan: Plan, responses: Responses, fused: int, *, offset: int, depth: int, pit: str | None
 ) -> Cursor | None:
     """Where the next page starts, if there is one: the offset into the same window, or
     the sort values of the page's last hit."""
@@ -66,19 +66,19 @@ def next_cursor(
     if plan.windowed:
         end = offset + plan.size
         return Cursor(pit, offset=end, window=depth) if end < fused else None
-    hits = _hits(answers["page"])
+    hits = _hits(responses["page"])
     return Cursor(pit, after=hits[-1]["sort"]) if len(hits) == plan.size else None
 
 
-def total(answers: Answers, fused: int) -> Total:
+def total(responses: Responses, fused: int) -> Total:
     """Exact with facets (the summary counts the union of both lists) and in bm25
     paging; otherwise a lower bound: the fused window, or the text matches."""
-    if "summary" in answers:
-        return Total(value=answers["summary"]["hits"]["total"]["value"], relation="eq")
-    if "page" in answers:
-        found = answers["page"]["hits"]["total"]
+    if "summary" in responses:
+        return Total(value=responses["summary"]["hits"]["total"]["value"], relation="eq")
+    if "page" in responses:
+        found = responses["page"]["hits"]["total"]
         return Total(value=found["value"], relation=found["relation"])
-    bm25 = answers["bm25"]["hits"]["total"]["value"] if "bm25" in answers else 0
+    bm25 = responses["bm25"]["hits"]["total"]["value"] if "bm25" in responses else 0
     return Total(value=max(bm25, fused), relation="gte")
 
 
