@@ -1,8 +1,9 @@
 """Errors as problem details (RFC 9457): one place maps exceptions to HTTP responses.
 
-Services and stores raise ``AppError`` subclasses that know their status; controllers
-never build error responses by hand. Unexpected exceptions become a 500 whose body
-names nothing internal; the traceback goes to the log only.
+Services and stores raise ``AppError`` subclasses that know their status (the search store
+translates every Elasticsearch failure); controllers never build error responses by hand.
+Unexpected exceptions become a 500 whose body names nothing internal; the traceback goes
+to the log only.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-import elasticsearch
 import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -166,13 +166,6 @@ def _os_error(request: Request[Any, Any, Any], exc: OSError) -> Response[dict[st
     return _unexpected(request, exc)
 
 
-def _elasticsearch_error(
-    request: Request[Any, Any, Any], exc: Exception
-) -> Response[dict[str, Any]]:
-    log.warning("elasticsearch unavailable", error=str(exc)[:300], path=request.url.path)
-    return _app_error(request, DependencyUnavailableError("elasticsearch"))
-
-
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error", path=request.url.path, method=request.method)
     return problem(
@@ -192,8 +185,6 @@ exception_handlers = {
     sqlalchemy.exc.DataError: _data_error,
     sqlalchemy.exc.DBAPIError: _dbapi_error,
     OSError: _os_error,
-    elasticsearch.ConnectionError: _elasticsearch_error,
-    elasticsearch.ConnectionTimeout: _elasticsearch_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,
     Exception: _unexpected,

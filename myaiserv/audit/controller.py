@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from myaiserv.audit.log import AuditQuery, find
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
-from myaiserv.kit.pagination import InvalidCursorError
+from myaiserv.kit.pagination import below, below_cursor
+
+MAX_EVENT_ID = 2**63 - 1  # bigint
 
 
 class AuditEventOut(msgspec.Struct, kw_only=True):
@@ -48,17 +50,11 @@ class AuditController(Controller):
         since: datetime | None = None,
         until: datetime | None = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-        cursor: Annotated[str | None, Parameter(max_length=20)] = None,
+        cursor: str | None = None,
     ) -> AuditPage:
         """This tenant's events, newest first. ``action``: exact (``key.revoked``) or a
         family ending in a dot (``key.``); pass ``next_cursor`` back as ``cursor``."""
-        before = None
-        if cursor is not None:
-            if not cursor.isdigit():
-                raise InvalidCursorError(
-                    "cursor: not a cursor returned by this API", extra={"field": "cursor"}
-                )
-            before = int(cursor)
+        before = below(cursor, high=MAX_EVENT_ID)
         rows, next_id = await find(
             db_session,
             AuditQuery(
@@ -86,5 +82,5 @@ class AuditController(Controller):
                 )
                 for r in rows
             ],
-            next_cursor=str(next_id) if next_id is not None else None,
+            next_cursor=below_cursor(next_id) if next_id is not None else None,
         )

@@ -6,27 +6,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, and_, delete, func, insert, or_, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.db.models import Conversation, Message
-from myaiserv.kit.pagination import Cursor, page_of, paginate
+from myaiserv.kit.pagination import page_of, paginate
 
 _TICK = timedelta(microseconds=1)
-
-
-def _oldest_first(stmt: Select[Any], cursor: str | None, limit: int) -> Select[Any]:
-    """Messages read in the order they were said: (created_at, id) ascending, continuing
-    after ``cursor``; one extra row tells whether there is a next page."""
-    if cursor:
-        c = Cursor.decode(cursor)
-        stmt = stmt.where(
-            or_(
-                Message.created_at > c.created_at,
-                and_(Message.created_at == c.created_at, Message.id > c.id),
-            )
-        )
-    return stmt.order_by(Message.created_at, Message.id).limit(limit + 1)
 
 
 class ConversationRepository:
@@ -146,7 +132,9 @@ class ConversationRepository:
         stmt = select(Message).where(
             Message.conversation_id == conversation_id, Message.tenant_id == self.tenant_id
         )
-        rows = list((await self.session.scalars(_oldest_first(stmt, cursor, limit))).all())
+        # In the order they were said.
+        stmt = paginate(stmt, Message.created_at, Message.id, cursor, limit, oldest_first=True)
+        rows = list((await self.session.scalars(stmt)).all())
         return page_of(rows, limit)
 
     async def recent_messages(self, conversation_id: UUID, *, limit: int) -> list[Message]:

@@ -1,67 +1,63 @@
-"""Cursor pagination over (created_at, id), newest first: stable while rows are added."""
+"""Keyset pagination of record lists: over (created_at, id), stable while rows are added,
+or below a number (prompt versions, audit events). Cursors go through ``kit.cursor``."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Select, and_, or_
 
-from myaiserv.errors import AppError
-
-T = TypeVar("T")
-
-
-class InvalidCursorError(AppError):
-    status_code = 400
-    title = "Invalid cursor"
+from myaiserv.kit import cursor as codec
+from myaiserv.kit.cursor import InvalidCursorError
 
 
-@dataclass(frozen=True)
-class Cursor:
-    created_at: datetime
-    id: UUID
-
-    def encode(self) -> str:
-        raw = json.dumps({"t": self.created_at.isoformat(), "id": str(self.id)}).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, value: str) -> Cursor:
-        try:
-            padded = value + "=" * (-len(value) % 4)
-            data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            return cls(datetime.fromisoformat(data["t"]), UUID(data["id"]))
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-            raise InvalidCursorError(
-                "cursor: not a cursor returned by this API", extra={"field": "cursor"}
-            ) from None
+def _position(cursor: str) -> tuple[datetime, UUID]:
+    position = codec.decode(cursor)
+    try:
+        return datetime.fromisoformat(position["t"]), UUID(position["id"])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidCursorError() from None
 
 
-@dataclass
-class Page(Generic[T]):
-    items: list[T]
-    next_cursor: str | None
-
-
-def paginate(stmt: Select[Any], created_col: Any, id_col: Any, cursor: str | None, limit: int):
-    """Order newest first and continue after ``cursor``; fetch one extra row to know
-    whether there is a next page."""
+def paginate(
+    stmt: Select[Any],
+    created_col: Any,
+    id_col: Any,
+    cursor: str | None,
+    limit: int,
+    *,
+    oldest_first: bool = False,
+) -> Select[Any]:
+    """Order newest first (or oldest first) and continue after ``cursor``; fetch one
+    extra row to know whether there is a next page."""
     if cursor:
-        c = Cursor.decode(cursor)
-        stmt = stmt.where(
-            or_(created_col < c.created_at, and_(created_col == c.created_at, id_col < c.id))
-        )
+        created, id_ = _position(cursor)
+        if oldest_first:
+            after = or_(created_col > created, and_(created_col == created, id_col > id_))
+        else:
+            after = or_(created_col < created, and_(created_col == created, id_col < id_))
+        stmt = stmt.where(after)
+    if oldest_first:
+        return stmt.order_by(created_col, id_col).limit(limit + 1)
     return stmt.order_by(created_col.desc(), id_col.desc()).limit(limit + 1)
 
 
 def page_of(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """The page and the cursor of the next one (None: this is the last)."""
     if len(rows) > limit:
         last = rows[limit - 1]
-        return rows[:limit], Cursor(last.created_at, last.id).encode()
+        return rows[:limit], codec.encode({"t": last.created_at.isoformat(), "id": str(last.id)})
     return rows, None
+
+
+def below(cursor: str | None, *, high: int) -> int | None:
+    """The number the next page continues below (None: the first page)."""
+    if cursor is None:
+        return None
+    return codec.integer(codec.decode(cursor), "below", low=1, high=high)
+
+
+def below_cursor(number: int) -> str:
+    return codec.encode({"below": number})

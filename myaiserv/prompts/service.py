@@ -16,7 +16,7 @@ from myaiserv.audit import log as audit
 from myaiserv.db.models import Prompt, PromptVersion
 from myaiserv.db.outbox import DELETE, UPSERT, OutboxRepository
 from myaiserv.errors import ConflictError, NotFoundError
-from myaiserv.kit.pagination import InvalidCursorError
+from myaiserv.kit.pagination import below, below_cursor
 from myaiserv.kit.validation import InvalidInputError, reject_nul
 from myaiserv.prompts import template as templates
 from myaiserv.prompts.repository import PromptRepository
@@ -64,17 +64,6 @@ def _check_label(label: str) -> None:
         raise InvalidInputError(
             "label", f"{label[:60]!r} is not a label name ({LABEL_PATTERN.pattern})"
         )
-
-
-def _version_cursor(cursor: str | None) -> int | None:
-    """Version pages continue below a version number; the cursor is that number."""
-    if cursor is None:
-        return None
-    if not cursor.isascii() or not cursor.isdigit() or not 1 <= int(cursor) <= MAX_VERSION + 1:
-        raise InvalidCursorError(
-            "cursor: not a cursor returned by this API", extra={"field": "cursor"}
-        )
-    return int(cursor)
 
 
 class PromptService:
@@ -284,12 +273,12 @@ class PromptService:
         self, prompt_id: UUID, *, cursor: str | None, limit: int
     ) -> tuple[Prompt, list[PromptVersion], str | None]:
         """Newest first; pass the returned cursor back for the next page."""
-        before = _version_cursor(cursor)
+        before = below(cursor, high=MAX_VERSION + 1)  # pages continue below a version
         prompt = await self.get(prompt_id)
         rows = await self.repo.list_versions(prompt.id, before=before, limit=limit)
         if len(rows) > limit:
             rows = rows[:limit]
-            return prompt, rows, str(rows[-1].number)
+            return prompt, rows, below_cursor(rows[-1].number)
         return prompt, rows, None
 
     async def _version(self, prompt: Prompt, number: int) -> PromptVersion:

@@ -17,9 +17,17 @@ from myaiserv.auth.principal import Principal
 from myaiserv.db.models import Run
 from myaiserv.kit.validation import changes_of
 from myaiserv.resources import Resources
-from myaiserv.runs.schemas import RunCreate, RunOut, RunPage, RunUpdate
-from myaiserv.runs.search import RunSearchRequest, RunSearchResponse, RunSearchService
+from myaiserv.runs.schemas import (
+    RunCreate,
+    RunOut,
+    RunPage,
+    RunSearchRequest,
+    RunSearchResponse,
+    RunUpdate,
+)
+from myaiserv.runs.search import RunSearchService
 from myaiserv.runs.service import RunService
+from myaiserv.search.store import SearchStore
 
 
 def to_out(run: Run) -> RunOut:
@@ -60,8 +68,7 @@ async def provide_run_search_service(
     resources: Resources, principal: Principal
 ) -> RunSearchService:
     return RunSearchService(
-        resources.es,
-        resources.indices.alias("runs"),
+        SearchStore.of(resources),
         principal.tenant_id,
         max_page_size=resources.settings.limits.max_page_size,
     )

@@ -2,35 +2,43 @@
 aggregations (``POST /v1/runs/search``).
 
 The request body becomes one ES search body through pure functions (``build_search``,
-``parse_response``), unit-tested as dicts; ``RunSearchService`` only sends it. The tenant
+``parse_response``), unit-tested as dicts; ``RunSearchService`` only sends it, through the
+search store (which translates Elasticsearch's failures as for every search). The tenant
 filter comes from the caller's API key and sits in ``bool.filter`` with every other filter,
 so hits, totals and aggregations can never include another tenant's runs.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
-import elasticsearch
 import msgspec
-from elasticsearch import AsyncElasticsearch
 
-from myaiserv.errors import DependencyUnavailableError
+from myaiserv.kit import cursor as codec
+from myaiserv.kit.cursor import InvalidCursorError
 from myaiserv.kit.validation import InvalidInputError
+from myaiserv.runs.schemas import (
+    AggName,
+    DayStats,
+    FloatRange,
+    IntRange,
+    ModelStats,
+    Order,
+    RunAggregations,
+    RunHit,
+    RunSearchFilters,
+    RunSearchRequest,
+    RunSearchResponse,
+    RunStats,
+    Sort,
+    TimeRange,
+)
 from myaiserv.runs.service import STATUSES
-
-Sort = Literal["relevance", "time", "latency", "cost"]
-Order = Literal["asc", "desc"]
-AggName = Literal["totals", "by_model", "by_day"]
-TextField = Literal["input", "output"]
+from myaiserv.search.store import SearchStore
 
 AGG_NAMES: tuple[AggName, ...] = ("totals", "by_model", "by_day")
 SORT_FIELDS = {
@@ -66,123 +74,6 @@ MAX_MODEL_BUCKETS = 100
 # ``highlight.max_analyzed_offset`` (1,000,000 by default); inputs may hold 5,000,000
 # characters, so only their first million are highlighted.
 MAX_HIGHLIGHT_OFFSET = 1_000_000
-
-
-# -- request ----------------------------------------------------------------------------
-
-
-class FloatRange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    gte: float | None = None
-    gt: float | None = None
-    lte: float | None = None
-    lt: float | None = None
-
-
-class IntRange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    gte: int | None = None
-    gt: int | None = None
-    lte: int | None = None
-    lt: int | None = None
-
-
-class TimeRange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    gte: datetime | None = None
-    gt: datetime | None = None
-    lte: datetime | None = None
-    lt: datetime | None = None
-
-
-class RunSearchFilters(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """All given filters must hold. A list matches any of its values; an empty list is no
-    filter."""
-
-    provider: list[str] = msgspec.field(default_factory=list)
-    model: list[str] = msgspec.field(default_factory=list)
-    status: list[str] = msgspec.field(default_factory=list)
-    prompt_name: list[str] = msgspec.field(default_factory=list)
-    prompt_version: int | None = None
-    conversation_id: UUID | None = None
-    document_id: UUID | None = None  # lineage: runs that retrieved or cited its chunks
-    latency_ms: FloatRange | None = None
-    cost_usd: FloatRange | None = None
-    total_tokens: IntRange | None = None
-    created_at: TimeRange | None = None
-
-
-class RunSearchRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    query: str | None = None
-    filters: RunSearchFilters = msgspec.field(default_factory=RunSearchFilters)
-    sort: Sort | None = None  # relevance with a query, time without
-    order: Order | None = None  # desc by default
-    size: int = 20
-    cursor: str | None = None
-    fields: list[TextField] = msgspec.field(default_factory=list)
-    aggregations: bool | list[AggName] = False
-
-
-# -- response ---------------------------------------------------------------------------
-
-
-class RunHit(msgspec.Struct, kw_only=True):
-    id: UUID
-    score: float | None = None
-    provider: str
-    model: str
-    status: str
-    prompt_name: str | None = None
-    prompt_version: int | None = None
-    conversation_id: UUID | None = None
-    latency_ms: float | None = None
-    cost_usd: float | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
-    created_at: datetime
-    error: str | None = None
-    document_ids: list[str] = msgspec.field(default_factory=list)  # chunk id prefixes
-    highlights: dict[str, list[str]] | None = None
-    input: str | msgspec.UnsetType = msgspec.UNSET
-    output: str | msgspec.UnsetType | None = msgspec.UNSET
-
-
-class RunStats(msgspec.Struct, kw_only=True):
-    """``error_rate`` counts status "error" only (not timeouts or cancellations); it is
-    null for no runs. Latency percentiles come from HDR histograms: within 0.1% of the
-    latency at rank round(p·n) (halves up) among the n runs that have one; PostgreSQL's
-    ``percentile_disc`` takes rank ceil(p·n), one higher for some small n. Null when no
-    run has a latency."""
-
-    count: int
-    errors: int
-    error_rate: float | None
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    cost_usd: float
-    latency_p50_ms: float | None
-    latency_p95_ms: float | None
-
-
-class ModelStats(RunStats, kw_only=True):
-    model: str
-
-
-class DayStats(RunStats, kw_only=True):
-    day: date  # UTC
-
-
-class RunAggregations(msgspec.Struct, kw_only=True):
-    totals: RunStats | None = None
-    by_model: list[ModelStats] | None = None
-    other_models_count: int | None = None  # runs of models past the first 100
-    by_day: list[DayStats] | None = None
-
-
-class RunSearchResponse(msgspec.Struct, kw_only=True):
-    total: int
-    hits: list[RunHit]
-    next_cursor: str | None
-    aggregations: RunAggregations | None = None
 
 
 # -- query building (pure) --------------------------------------------------------------
@@ -342,17 +233,6 @@ def build_aggs(names: list[AggName]) -> dict[str, Any]:
     return aggs
 
 
-def fingerprint(query: dict[str, Any], sort: list[dict[str, Any]]) -> str:
-    """What a cursor belongs to: the ES query (text, filters, tenant) and sort."""
-    canonical = json.dumps({"q": query, "s": sort}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def encode_cursor(after: list[Any], fp: str) -> str:
-    raw = json.dumps({"a": after, "f": fp}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def _sort_value_ok(key: str, value: Any) -> bool:
     if key == "run_id":
         return isinstance(value, str)
@@ -367,22 +247,14 @@ def _sort_value_ok(key: str, value: Any) -> bool:
 def decode_cursor(cursor: str, fp: str, sort: list[dict[str, Any]]) -> list[Any]:
     """The ``search_after`` values of a cursor made for this very search (same fingerprint),
     each of the type its sort key has, so ES is never sent a value it would refuse."""
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        after, cursor_fp = data["a"], data["f"]
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise InvalidInputError("cursor", "not a cursor returned by this API") from None
+    after = codec.decode(cursor, bound_to=fp).get("a")
     keys = [next(iter(s)) for s in sort]
     if (
         not isinstance(after, list)
         or len(after) != len(keys)
         or not all(_sort_value_ok(k, v) for k, v in zip(keys, after, strict=True))
     ):
-        raise InvalidInputError("cursor", "not a cursor returned by this API")
-    if cursor_fp != fp:
-        raise InvalidInputError(
-            "cursor", "belongs to another search (query, filters or sort changed)"
-        )
+        raise InvalidCursorError()
     return after
 
 
@@ -400,7 +272,7 @@ def build_search(request: RunSearchRequest, tenant_id: UUID, *, max_page_size: i
         raise InvalidInputError("sort", "relevance needs a query")
     query = build_query(text, build_filters(request.filters, tenant_id))
     sort = build_sort(sort_name, request.order or "desc")
-    fp = fingerprint(query, sort)
+    fp = codec.fingerprint(query, sort)  # what a cursor belongs to: text, filters, tenant, sort
 
     body: dict[str, Any] = {
         "query": query,
@@ -476,7 +348,9 @@ def parse_response(resp: dict[str, Any], plan: SearchPlan) -> RunSearchResponse:
     hits = [_hit(h, plan.scored) for h in raw_hits[: plan.size]]
     next_cursor = None
     if len(raw_hits) > plan.size > 0:
-        next_cursor = encode_cursor(raw_hits[plan.size - 1]["sort"], plan.fingerprint)
+        next_cursor = codec.encode(
+            {"a": raw_hits[plan.size - 1]["sort"]}, bound_to=plan.fingerprint
+        )
     return RunSearchResponse(
         total=resp["hits"]["total"]["value"],
         hits=hits,
@@ -489,28 +363,11 @@ def parse_response(resp: dict[str, Any], plan: SearchPlan) -> RunSearchResponse:
 
 
 class RunSearchService:
-    def __init__(
-        self, es: AsyncElasticsearch, index: str, tenant_id: UUID, *, max_page_size: int
-    ) -> None:
-        self.es = es
-        self.index = index
+    def __init__(self, store: SearchStore, tenant_id: UUID, *, max_page_size: int) -> None:
+        self.store = store
         self.tenant_id = tenant_id
         self.max_page_size = max_page_size
 
     async def search(self, request: RunSearchRequest) -> RunSearchResponse:
         plan = build_search(request, self.tenant_id, max_page_size=self.max_page_size)
-        try:
-            # No partial results: totals and aggregations are exact or an error.
-            resp = await self.es.search(
-                index=self.index, body=plan.body, allow_partial_search_results=False
-            )
-        except elasticsearch.NotFoundError as exc:
-            raise DependencyUnavailableError(
-                "elasticsearch", "the runs index does not exist (run `myaiserv index init`)"
-            ) from exc
-        except elasticsearch.ApiError as exc:
-            # Overload and shard failures are the dependency's, not the request's.
-            if exc.status_code == 429 or exc.status_code >= 500:
-                raise DependencyUnavailableError("elasticsearch") from exc
-            raise
-        return parse_response(resp.body, plan)
+        return parse_response(await self.store.search("runs", plan.body), plan)

@@ -1,68 +1,53 @@
-"""Opaque paging cursors: the point in time the first page was read from, where the next
-page starts, and a fingerprint of the request, so a cursor is only accepted for the search
-(and the tenant) that produced it."""
+"""What a search cursor holds (through the API's one codec, ``kit.cursor``): the point in
+time the first page was read from and where the next page starts. It is bound to the
+request's fingerprint, so it is only accepted for the search (and the tenant) that
+produced it."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from myaiserv.kit.validation import InvalidInputError
+from myaiserv.errors import AppError
+from myaiserv.kit import cursor as codec
+from myaiserv.kit.cursor import InvalidCursorError
+
+MAX_WINDOW = 10_000
+MAX_OFFSET = 2**31 - 1
+
+
+class CursorExpiredError(AppError):
+    status_code = 410
+    title = "Cursor expired"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "cursor: the search's point in time has expired; repeat the search without cursor",
+            extra={"errors": [{"field": "cursor", "message": "expired"}]},
+        )
 
 
 @dataclass(frozen=True)
 class Cursor:
     pit: str
-    fingerprint: str
     offset: int = 0  # vector/hybrid: hits already returned from the fused window
     after: list[Any] | None = None  # bm25: Elasticsearch search_after of the last hit
     window: int = 0  # vector/hybrid: the fused window every page reads
 
-    def encode(self) -> str:
-        payload = {"v": 1, "p": self.pit, "f": self.fingerprint, "o": self.offset}
+    def encode(self, fingerprint: str) -> str:
+        position: dict[str, Any] = {"p": self.pit, "o": self.offset}
         if self.window:
-            payload["w"] = self.window
+            position["w"] = self.window
         if self.after is not None:
-            payload["a"] = self.after
-        raw = json.dumps(payload, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+            position["a"] = self.after
+        return codec.encode(position, bound_to=fingerprint)
 
 
-def fingerprint(tenant_id: str, request: dict[str, Any]) -> str:
-    raw = json.dumps([tenant_id, request], sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(raw.encode()).hexdigest()[:24]
-
-
-def decode(value: str, expected_fingerprint: str) -> Cursor:
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        payload = json.loads(raw)
-        cursor = Cursor(
-            pit=payload["p"],
-            fingerprint=payload["f"],
-            offset=payload.get("o", 0),
-            after=payload.get("a"),
-            window=payload.get("w", 0),
-        )
-        valid = (
-            payload.get("v") == 1
-            and isinstance(cursor.pit, str)
-            and isinstance(cursor.offset, int)
-            and cursor.offset >= 0
-            and isinstance(cursor.window, int)
-            and 0 <= cursor.window <= 10_000
-            and (cursor.after is None or isinstance(cursor.after, list))
-        )
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        valid = False
-    if not valid:
-        raise InvalidInputError("cursor", "malformed cursor; pass next_cursor back unchanged")
-    if cursor.fingerprint != expected_fingerprint:
-        raise InvalidInputError(
-            "cursor", "this cursor belongs to another search; repeat the same request with it"
-        )
-    return cursor
+def decode(token: str, fingerprint: str) -> Cursor:
+    position = codec.decode(token, bound_to=fingerprint)
+    pit, after = position.get("p"), position.get("a")
+    if not isinstance(pit, str) or not (after is None or isinstance(after, list)):
+        raise InvalidCursorError()
+    offset = codec.integer(position, "o", low=0, high=MAX_OFFSET)
+    window = codec.integer(position, "w", low=1, high=MAX_WINDOW) if "w" in position else 0
+    return Cursor(pit=pit, offset=offset, after=after, window=window)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from elasticsearch import AsyncElasticsearch, NotFoundError
+from elasticsearch import AsyncElasticsearch
 
 from myaiserv.errors import DependencyUnavailableError
 from myaiserv.logging import get_logger
@@ -31,12 +31,8 @@ class IndexGuard:
             return
         indices = self.indices
         aliases = ",".join(indices.alias(k) for k in due)
-        try:
-            found = await es.indices.get(index=aliases, filter_path="*.aliases,*.mappings._meta")
-        except NotFoundError:
-            raise DependencyUnavailableError(
-                "elasticsearch", "the search indices do not exist yet; run `myaiserv index init`"
-            ) from None
+        # Elasticsearch's errors (the indices missing: a 404) are the store's to translate.
+        found = await es.indices.get(index=aliases, filter_path="*.aliases,*.mappings._meta")
         for name, body in found.body.items():
             meta = body.get("mappings", {}).get("_meta", {})
             kind = meta.get("kind")

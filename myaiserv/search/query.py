@@ -1,4 +1,4 @@
-"""From a validated search request to Elasticsearch request bodies (pure functions).
+"""From a validated ``Plan`` to Elasticsearch request bodies (pure functions, dicts out).
 
 Every body carries the tenant filter and the request's filters inside its query (for kNN,
 inside the kNN ``filter``, so the nearest neighbours are searched among the tenant's
@@ -8,276 +8,17 @@ through ``match``/``multi_match``, which do not parse query syntax.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
 from typing import Any
 
-from myaiserv.kit.validation import InvalidInputError
 from myaiserv.search.analysis import stems
-from myaiserv.search.indices import SPECS
-from myaiserv.search.schemas import DateRange, Filters
-
-KIND_NAMES = ("documents", "prompts", "conversations", "runs")
-
-# Natural text fields per kind: BM25 without app-side stemming, and highlights.
-TEXT_FIELDS = {
-    "documents": ["title^2", "heading^1.5", "text"],
-    "prompts": ["name^2", "description", "template"],
-    "conversations": ["title", "content"],
-    "runs": ["input", "output", "error"],
-}
-HIGHLIGHT_FIELDS = {
-    "documents": ["text", "title"],
-    "prompts": ["template", "description"],
-    "conversations": ["content", "title"],
-    "runs": ["input", "output"],
-}
-# Returned with every hit; anything else (full texts, vectors) only through `fields`.
-DEFAULT_FIELDS = {
-    "documents": [
-        "document_id", "chunk_id", "position", "title", "heading", "source", "content_type",
-        "tags", "metadata", "created_at", "updated_at",
-    ],
-    "prompts": [
-        "prompt_id", "name", "description", "tags", "labels", "indexed_version", "variables",
-        "created_at", "updated_at",
-    ],
-    "conversations": [
-        "conversation_id", "message_id", "title", "role", "created_at", "updated_at",
-    ],
-    "runs": [
-        "run_id", "provider", "model", "status", "prompt_name", "prompt_version",
-        "conversation_id", "latency_ms", "cost_usd", "total_tokens", "created_at",
-    ],
-}  # fmt: skip
-HIDDEN_FIELDS = {"tenant_id", "stems", "meta", "kind", "type", "version"}
-
-# Filters and facets: the kinds whose entries have the field.
-FILTER_KINDS = {
-    "type": set(KIND_NAMES),
-    "tags": {"documents", "prompts"},
-    "content_type": {"documents"},
-    "source": {"documents"},
-    "document_id": {"documents", "runs"},  # runs: lineage (documents they retrieved)
-    "conversation_id": {"conversations", "runs"},
-    "role": {"conversations"},
-    "provider": {"runs"},
-    "model": {"runs"},
-    "status": {"runs"},
-    "created_at": set(KIND_NAMES),
-    "updated_at": set(KIND_NAMES),
-    "metadata": {"documents", "conversations", "runs"},
-}
-FIELD_OF = {"document_id": "document_ids"}  # runs store lineage in document_ids too
-FACETS = {
-    "kind": "kind",
-    "type": "type",
-    "tags": "tags",
-    "content_type": "content_type",
-    "source": "source",
-    "role": "role",
-    "provider": "provider",
-    "model": "model",
-    "status": "status",
-    "prompt": "name.raw",
-}
-FACET_KINDS = {**FILTER_KINDS, "kind": set(KIND_NAMES), "prompt": {"prompts"}}
-MAX_FACET_BUCKETS = 50
-
-
-@dataclass
-class Plan:
-    """A validated request, ready to become Elasticsearch bodies."""
-
-    tenant_id: str
-    query: str
-    kinds: list[str]
-    mode: str
-    size: int
-    filters: list[dict[str, Any]]
-    facets: list[str]
-    histogram: tuple[str, str] | None
-    fields: list[str]
-    highlight: bool
-    collapse: bool
-    window: int
-    rrf_k: int
-    weights: dict[str, float]
-    num_candidates: int
-    stemmer: str
-    meta_fields: dict[str, str] = field(default_factory=dict)
-
-
-# -- validation -----------------------------------------------------------------------
-
-
-def kinds_of(requested: list[str] | None) -> list[str]:
-    if requested is None:
-        return list(KIND_NAMES)
-    if not requested:
-        raise InvalidInputError("kinds", "give at least one kind, or leave it out for all")
-    for i, kind in enumerate(requested):
-        if kind not in KIND_NAMES:
-            raise InvalidInputError(
-                f"kinds[{i}]", f"unknown kind {kind!r}; choose from {', '.join(KIND_NAMES)}"
-            )
-    return list(dict.fromkeys(requested))
-
-
-def _applies(name: str, where: str, kinds: list[str], table: dict[str, set[str]]) -> None:
-    if not table[name] & set(kinds):
-        raise InvalidInputError(
-            where,
-            f"applies to {', '.join(sorted(table[name]))} only, "
-            f"and this search covers {', '.join(kinds)}",
-        )
-
-
-def _date_range(value: DateRange, where: str) -> dict[str, str]:
-    bounds = {k: getattr(value, k) for k in ("gte", "gt", "lte", "lt")}
-    bounds = {k: v for k, v in bounds.items() if v is not None}
-    if not bounds:
-        raise InvalidInputError(where, "give at least one of gte, gt, lte, lt")
-    low = bounds.get("gte") or bounds.get("gt")
-    high = bounds.get("lte") or bounds.get("lt")
-    if low and high and _aware(low) > _aware(high):
-        raise InvalidInputError(where, "the lower bound is after the upper bound")
-    return {k: _aware(v).isoformat() for k, v in bounds.items()}
-
-
-def _aware(value: Any) -> Any:
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _strings(values: list[Any], where: str) -> list[str]:
-    if not values:
-        raise InvalidInputError(where, "give at least one value")
-    for i, value in enumerate(values):
-        if not isinstance(value, str) or not value or len(value) > 512:
-            raise InvalidInputError(f"{where}[{i}]", "must be a non-empty string (<= 512 chars)")
-    return values
-
-
-def _metadata_clause(name: str, kind: str, value: Any, where: str) -> dict[str, Any]:
-    from myaiserv.search.metadata import coerce
-
-    path = f"meta.{name}"
-
-    def one(item: Any, at: str) -> Any:
-        wrong = (
-            (kind in ("long", "double") and isinstance(item, (str, bool)))
-            or (kind == "boolean" and not isinstance(item, bool))
-            or (kind == "date" and not isinstance(item, str))
-        )
-        typed = None if wrong else coerce(item, kind)
-        if typed is None:
-            raise InvalidInputError(at, f"must be a {kind} value")
-        return typed
-
-    if isinstance(value, dict):
-        if kind in ("keyword", "boolean"):
-            raise InvalidInputError(where, f"{name} is a {kind} field: ranges do not apply")
-        unknown = set(value) - {"gte", "gt", "lte", "lt"}
-        if unknown or not value:
-            raise InvalidInputError(where, "a range takes gte, gt, lte and lt only")
-        bounds = {k: one(v, f"{where}.{k}") for k, v in value.items()}
-        low = bounds.get("gte", bounds.get("gt"))
-        high = bounds.get("lte", bounds.get("lt"))
-        if low is not None and high is not None and low > high:
-            raise InvalidInputError(where, "the lower bound is above the upper bound")
-        return {"range": {path: bounds}}
-    if isinstance(value, list):
-        if not value:
-            raise InvalidInputError(where, "give at least one value")
-        return {"terms": {path: [one(v, f"{where}[{i}]") for i, v in enumerate(value)]}}
-    return {"term": {path: one(value, where)}}
-
-
-def filter_clauses(
-    tenant_id: str, filters: Filters | None, kinds: list[str], meta_fields: dict[str, str]
-) -> list[dict[str, Any]]:
-    clauses: list[dict[str, Any]] = [{"term": {"tenant_id": tenant_id}}]
-    if filters is None:
-        return clauses
-    for name in FILTER_KINDS:
-        value = getattr(filters, name)
-        if value is None:
-            continue
-        where = f"filters.{name}"
-        _applies(name, where, kinds, FILTER_KINDS)
-        if isinstance(value, DateRange):
-            clauses.append({"range": {name: _date_range(value, where)}})
-        elif name == "metadata":
-            if not isinstance(value, dict) or not value:
-                raise InvalidInputError(where, "give at least one metadata field")
-            for key, item in value.items():
-                if key not in meta_fields:
-                    allowed = ", ".join(sorted(meta_fields)) or "none are configured"
-                    raise InvalidInputError(
-                        f"{where}.{key}", f"not a filterable metadata field ({allowed})"
-                    )
-                clauses.append(_metadata_clause(key, meta_fields[key], item, f"{where}.{key}"))
-        elif name == "tags":
-            clauses += [{"term": {"tags": t}} for t in _strings(value, where)]
-        elif name in FIELD_OF:
-            # Chunks carry document_id, runs the documents they used (document_ids).
-            values = _strings(value, where)
-            fields = (name, FIELD_OF[name])
-            clauses.append(
-                {
-                    "bool": {
-                        "should": [{"terms": {f: values}} for f in fields],
-                        "minimum_should_match": 1,
-                    }
-                }
-            )
-        else:
-            clauses.append({"terms": {name: _strings(value, where)}})
-    return clauses
-
-
-def facet_fields(names: list[str], kinds: list[str], meta_fields: dict[str, str]) -> list[str]:
-    for i, name in enumerate(names):
-        where = f"facets[{i}]"
-        if name.startswith("metadata."):
-            key = name.removeprefix("metadata.")
-            if meta_fields.get(key) not in ("keyword", "boolean", "long"):
-                raise InvalidInputError(
-                    where, f"{key!r} is not a keyword, boolean or long metadata field"
-                )
-            _applies("metadata", where, kinds, FILTER_KINDS)
-        elif name in FACETS:
-            _applies(name, where, kinds, FACET_KINDS)
-        else:
-            allowed = ", ".join([*FACETS, "metadata.<field>"])
-            raise InvalidInputError(where, f"unknown facet {name!r}; choose from {allowed}")
-    return list(dict.fromkeys(names))
-
-
-def returned_fields(asked: list[str], kinds: list[str]) -> list[str]:
-    known: set[str] = set()
-    for kind in kinds:
-        known |= _property_names(kind)
-    for i, name in enumerate(asked):
-        if name not in known or name in HIDDEN_FIELDS:
-            raise InvalidInputError(
-                f"fields[{i}]", f"unknown field {name!r} for {', '.join(kinds)}"
-            )
-    return list(dict.fromkeys(asked))
-
-
-@functools.cache
-def _property_names(kind: str) -> frozenset[str]:
-    from myaiserv.embeddings.model import ModelInfo
-    from myaiserv.search.indices import IndexOptions
-
-    props = SPECS[kind].properties(ModelInfo("x", 1, 1), IndexOptions())
-    return frozenset(props)
-
-
-# -- bodies ---------------------------------------------------------------------------
+from myaiserv.search.fields import (
+    DEFAULT_FIELDS,
+    FACETS,
+    HIGHLIGHT_FIELDS,
+    MAX_FACET_BUCKETS,
+    TEXT_FIELDS,
+)
+from myaiserv.search.plan import Plan
 
 
 def text_query(plan: Plan) -> dict[str, Any]:
@@ -413,6 +154,36 @@ def summary_body(plan: Plan, vector: list[float] | None, k: int) -> dict[str, An
     return body
 
 
-def entity_count(bucket: dict[str, Any]) -> int:
-    chunks = bucket["chunks"]
-    return int(bucket["doc_count"] - chunks["doc_count"] + chunks["documents"]["value"])
+def page_bodies(
+    plan: Plan,
+    vector: list[float] | None,
+    *,
+    depth: int,
+    after: list[Any] | None = None,
+    in_pit: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """The bodies of one page, by name, for one ``_msearch``.
+
+    Windowed searches (vector, hybrid, collapsed bm25) read the same ``depth`` of hits
+    from each list on every page: fusing deeper lists would reorder the fused list, so
+    paging is exact only if every page fuses the same window. Other searches read one
+    page sorted by score (or newest first, without text), continuing ``after`` the last
+    hit; within a point in time (``in_pit``) ``_shard_doc``, the cheapest total order,
+    breaks ties. ``summary``: the total and aggregations, when facets or a histogram are
+    asked for."""
+    bodies: dict[str, dict[str, Any]] = {}
+    if plan.windowed:
+        if plan.mode in ("bm25", "hybrid"):
+            bodies["bm25"] = bm25_body(plan, depth)
+        if plan.mode in ("vector", "hybrid"):
+            bodies["vector"] = knn_body(plan, vector or [], depth)
+    else:
+        page = bm25_body(plan, plan.size) if plan.has_text else browse_body(plan, plan.size)
+        first = {"_score": "desc"} if plan.has_text else {"updated_at": "desc"}
+        page["sort"] = [first, {"_shard_doc": "asc"}] if in_pit else [first]
+        if after:
+            page["search_after"] = after
+        bodies["page"] = page
+    if plan.facets or plan.histogram:
+        bodies["summary"] = summary_body(plan, vector, depth)
+    return bodies

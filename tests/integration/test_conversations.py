@@ -139,7 +139,7 @@ async def test_messages_order_pages_and_delete(
     assert [m["content"] for m in seen] == [f"m{i}" for i in range(7)], "not oldest first"
 
     bad_cursor = await api.get(f"/v1/conversations/{cid}/messages", params={"cursor": "nope"})
-    assert bad_cursor.status_code == 400
+    assert bad_cursor.status_code == 422
 
     # The RAG memory: newest first, and messages added in one transaction keep their order.
     async with resources.sessionmaker() as session, session.begin():

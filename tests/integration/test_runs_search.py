@@ -527,3 +527,16 @@ async def test_elasticsearch_down_is_503(settings: Settings, embedder: Embedder,
         resp = await client.post(URL, json={}, headers=tenant.headers)
     assert resp.status_code == 503, resp.text
     assert resp.json()["dependency"] == "elasticsearch" and "Retry-After" in resp.headers
+
+
+async def test_a_missing_runs_index_is_503_naming_the_fix(
+    settings: Settings, embedder: Embedder, tenant: TenantKey
+):
+    prefix = f"missing-{uuid.uuid4()}"
+    missing = settings.model_copy(
+        update={"es": settings.es.model_copy(update={"index_prefix": prefix})}
+    )
+    async with AsyncTestClient(app=create_app(missing, embedder=embedder)) as client:
+        resp = await client.post(URL, json={}, headers=tenant.headers)
+    assert resp.status_code == 503, resp.text
+    assert "myaiserv index init" in resp.json()["detail"] and "Retry-After" in resp.headers

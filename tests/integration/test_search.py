@@ -459,6 +459,29 @@ async def test_an_index_built_with_another_model_is_refused_with_a_503(
             await resources.es.indices.delete_index_template(name=manager.template_name(kind))
 
 
+async def test_elasticsearch_down_or_uninitialised_is_a_503_saying_when_to_retry(
+    settings, embedder, tenant: TenantKey
+):
+    from myaiserv.app import create_app
+    from tests.conftest import free_port
+
+    down = settings.model_copy(update={"es_url": [f"http://127.0.0.1:{free_port()}"]})
+    missing = settings.model_copy(
+        update={"es": settings.es.model_copy(update={"index_prefix": f"missing-{uuid.uuid4()}"})}
+    )
+    for broken, detail in ((down, "elasticsearch is unavailable"), (missing, "index init")):
+        async with AsyncTestClient(app=create_app(broken, embedder=embedder)) as client:
+            for body in (
+                {"query": "x", "mode": "bm25"},
+                {"query": "x"},
+                {"filters": {"tags": ["a"]}},
+            ):
+                resp = await client.post("/v1/search", json=body, headers=tenant.headers)
+                assert resp.status_code == 503, resp.text
+                assert resp.json()["dependency"] == "elasticsearch" and detail in resp.text
+                assert resp.headers["retry-after"] == "5"
+
+
 async def test_processes_starting_at_once_on_a_fresh_cluster_create_one_index_per_kind(
     settings, resources: Resources
 ):

@@ -9,13 +9,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from myaiserv.kit import cursor as codec
 from myaiserv.kit.validation import InvalidInputError
-from myaiserv.runs.search import (
-    RunSearchRequest,
-    build_search,
-    encode_cursor,
-    parse_response,
-)
+from myaiserv.runs.schemas import RunSearchRequest
+from myaiserv.runs.search import build_search, parse_response
 
 TENANT = uuid.UUID("00000000-0000-0000-0000-0000000000aa")
 
@@ -24,6 +21,10 @@ def plan(body: dict[str, Any], max_page_size: int = 200):
     return build_search(
         msgspec.convert(body, RunSearchRequest), TENANT, max_page_size=max_page_size
     )
+
+
+def encode_cursor(after: list[Any], fp: str) -> str:
+    return codec.encode({"a": after}, bound_to=fp)
 
 
 def field_of(body: dict[str, Any], max_page_size: int = 200) -> str:

@@ -1,0 +1,156 @@
+"""The search store: every Elasticsearch call a search makes (``/v1/search``, RAG retrieval,
+``/v1/runs/search``), and the one translation of Elasticsearch's failures into ours.
+
+Callers hand it request bodies (built by pure functions in ``search.query`` and
+``runs.search``) and get Elasticsearch's answers back as dicts; nothing above it sees a
+client, an alias or an ``elasticsearch`` exception. How a failure reads to a client:
+
+- unreachable, timed out, overloaded (429), failing (5xx, unavailable shards): 503 with
+  Retry-After; the indices missing (404): 503 naming the fix;
+- a point in time gone while paging with a cursor: ``CursorExpiredError`` (410);
+- any other refusal of a body we built: 400 naming Elasticsearch's error type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
+
+from myaiserv.errors import AppError, DependencyUnavailableError
+from myaiserv.logging import get_logger
+from myaiserv.search.cursor import CursorExpiredError
+from myaiserv.search.guard import IndexGuard
+from myaiserv.search.indices import IndexManager
+
+if TYPE_CHECKING:
+    from myaiserv.resources import Resources
+
+log = get_logger(__name__)
+
+MISSING_INDICES = "the search indices do not exist yet; run `myaiserv index init`"
+
+
+def failure(status: int, error: Any, *, paging: bool = False) -> AppError:
+    """Our error for an Elasticsearch error (``error``: its ``error`` object, or text)
+    answered with HTTP ``status``. ``paging``: the request read a cursor's point in time,
+    so a missing search context means the cursor expired."""
+    kind = str(error.get("type", "")) if isinstance(error, dict) else str(error)
+    if paging and ("search_context_missing" in str(error) or status == 404):
+        return CursorExpiredError()
+    log.error("search failed", status=status, error=str(error)[:500])
+    if status == 404:
+        return DependencyUnavailableError("elasticsearch", MISSING_INDICES)
+    if status == 429:
+        return DependencyUnavailableError("elasticsearch", "the search cluster is overloaded")
+    if status >= 500 or kind.endswith("unavailable_shards_exception"):
+        return DependencyUnavailableError("elasticsearch", "the search failed on the cluster")
+    return AppError(f"search failed: {kind}")
+
+
+@contextlib.contextmanager
+def translated(*, paging: bool = False) -> Iterator[None]:
+    """Raise our error for any Elasticsearch error raised inside."""
+    try:
+        yield
+    except ApiError as exc:
+        body = exc.body if isinstance(exc.body, dict) else {}
+        raise failure(exc.meta.status, body.get("error", exc.message), paging=paging) from exc
+    except TransportError as exc:  # unreachable, timed out: nothing was answered
+        log.warning("elasticsearch unavailable", error=str(exc)[:300])
+        raise DependencyUnavailableError("elasticsearch") from exc
+
+
+@dataclass(frozen=True)
+class Answers:
+    """One ``_msearch``: each body's response by name, and the point in time to go on
+    from (Elasticsearch may hand out a new id with every answer)."""
+
+    by_name: dict[str, dict[str, Any]]
+    pit: str | None
+
+    @property
+    def took_ms(self) -> int:
+        """Elasticsearch's own time for the slowest search."""
+        return max((r.get("took", 0) for r in self.by_name.values()), default=0)
+
+
+class SearchStore:
+    def __init__(
+        self,
+        es: AsyncElasticsearch,
+        indices: IndexManager,
+        guard: IndexGuard,
+        *,
+        pit_keep_alive: str,
+    ) -> None:
+        self.es = es
+        self.indices = indices
+        self.guard = guard
+        self.pit_keep_alive = pit_keep_alive
+
+    @classmethod
+    def of(cls, resources: Resources) -> SearchStore:
+        return cls(
+            resources.es,
+            resources.indices,
+            resources.index_guard,
+            pit_keep_alive=resources.settings.search.pit_keep_alive,
+        )
+
+    def _aliases(self, kinds: list[str]) -> str:
+        return ",".join(self.indices.alias(k) for k in kinds)
+
+    async def check(self, kinds: list[str]) -> None:
+        """Refuse (503) indices that cannot serve this instance (see ``IndexGuard``)."""
+        with translated():
+            await self.guard.check(self.es, kinds)
+
+    async def open_pit(self, kinds: list[str]) -> str:
+        with translated():
+            resp = await self.es.open_point_in_time(
+                index=self._aliases(kinds), keep_alive=self.pit_keep_alive
+            )
+        return str(resp["id"])
+
+    async def close_pit(self, pit: str) -> None:
+        # Expired or unreachable: either way nothing is left to release.
+        with contextlib.suppress(ApiError, TransportError):
+            await self.es.close_point_in_time(id=pit)
+
+    async def msearch(
+        self,
+        bodies: dict[str, dict[str, Any]],
+        kinds: list[str],
+        pit: str | None,
+        *,
+        paging: bool = False,
+    ) -> Answers:
+        """All ``bodies`` in one round trip, over the kinds' aliases or within ``pit``.
+        ``paging``: ``pit`` came from a cursor (its expiry is the cursor's)."""
+        searches: list[dict[str, Any]] = []
+        for body in bodies.values():
+            if pit is None:
+                searches += [{"index": self._aliases(kinds)}, body]
+            else:
+                searches += [{}, {**body, "pit": {"id": pit, "keep_alive": self.pit_keep_alive}}]
+        with translated(paging=paging):
+            resp = await self.es.msearch(searches=searches)
+        by_name = dict(zip(bodies, resp["responses"], strict=True))
+        for result in by_name.values():
+            if "error" in result:
+                raise failure(result.get("status", 500), result["error"], paging=paging)
+        new_pit = next((r["pit_id"] for r in by_name.values() if "pit_id" in r), pit)
+        return Answers(by_name, new_pit)
+
+    async def search(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One search over a kind's alias. No partial results: totals and aggregations
+        are exact or an error."""
+        with translated():
+            resp = await self.es.search(
+                index=self.indices.alias(kind), body=body, allow_partial_search_results=False
+            )
+        return dict(resp.body)

@@ -1,0 +1,23 @@
+"""The Elasticsearch client's serialiser."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from myaiserv.config import load_settings
+from myaiserv.search.client import create_es_client
+
+
+def test_the_es_client_writes_float32_vectors_exactly():
+    """Bulk bodies carry numpy float32 vectors as they are: what Elasticsearch parses back
+    (to float32) is the very vector the embedder gave."""
+    client = create_es_client(load_settings(es_url="http://127.0.0.1:1"))
+    serializer = client.transport.serializers.get_serializer("application/json")
+    vector = np.random.default_rng(7).standard_normal(384).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    body = serializer.dumps({"embedding": vector, "title": "t", "n": 1})
+    parsed = json.loads(body)
+    assert parsed["title"] == "t" and parsed["n"] == 1
+    assert np.array_equal(np.asarray(parsed["embedding"], dtype=np.float32), vector)

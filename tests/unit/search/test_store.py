@@ -1,0 +1,83 @@
+"""The one translation of Elasticsearch's failures into the API's: what each becomes, from
+an exception of the client or an error inside an ``_msearch`` answer."""
+
+from __future__ import annotations
+
+import elasticsearch
+import pytest
+from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+
+from myaiserv.errors import AppError, DependencyUnavailableError
+from myaiserv.search.cursor import CursorExpiredError
+from myaiserv.search.store import MISSING_INDICES, failure, translated
+
+CONTEXT_MISSING = {
+    "type": "search_phase_execution_exception",
+    "root_cause": [{"type": "search_context_missing_exception", "reason": "No search context"}],
+}
+
+
+def api_error(status: int, error: dict | str) -> elasticsearch.ApiError:
+    meta = ApiResponseMeta(status, "1.1", HttpHeaders(), 0.01, NodeConfig("http", "es", 9200))
+    return elasticsearch.ApiError(str(error), meta, {"error": error, "status": status})
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "detail"),
+    [
+        (404, {"type": "index_not_found_exception"}, MISSING_INDICES),
+        (429, {"type": "es_rejected_execution_exception"}, "the search cluster is overloaded"),
+        (500, {"type": "illegal_state_exception"}, "the search failed on the cluster"),
+        (503, {"type": "search_phase_execution_exception"}, "the search failed on the cluster"),
+        (400, {"type": "unavailable_shards_exception"}, "the search failed on the cluster"),
+        (503, "cluster_block_exception", "the search failed on the cluster"),
+    ],
+)
+def test_the_clusters_failures_are_a_503_saying_when_to_retry(status, error, detail):
+    translated_ = failure(status, error)
+    assert isinstance(translated_, DependencyUnavailableError)
+    assert (translated_.status_code, translated_.detail) == (503, detail)
+    assert translated_.headers == {"Retry-After": "5"}
+    assert translated_.extra["dependency"] == "elasticsearch"
+
+
+def test_a_body_elasticsearch_refuses_is_a_400_naming_only_the_error_type():
+    refused = failure(400, {"type": "too_many_nested_clauses", "reason": "SELECT secret"})
+    assert type(refused) is AppError and refused.status_code == 400
+    assert refused.detail == "search failed: too_many_nested_clauses"
+
+
+def test_a_lost_point_in_time_expires_the_cursor_only_when_paging():
+    assert isinstance(failure(404, CONTEXT_MISSING, paging=True), CursorExpiredError)
+    assert isinstance(failure(404, {"type": "x"}, paging=True), CursorExpiredError)
+    assert isinstance(failure(500, CONTEXT_MISSING, paging=True), CursorExpiredError)
+    assert failure(404, CONTEXT_MISSING).status_code == 503
+
+
+def test_client_exceptions_are_translated_the_same_way():
+    with pytest.raises(DependencyUnavailableError) as caught, translated():
+        raise api_error(429, {"type": "es_rejected_execution_exception"})
+    assert caught.value.detail == "the search cluster is overloaded"
+    assert isinstance(caught.value.__cause__, elasticsearch.ApiError)
+    with pytest.raises(CursorExpiredError), translated(paging=True):
+        raise api_error(404, CONTEXT_MISSING)
+    with pytest.raises(AppError, match="search failed: parsing_exception"), translated():
+        raise api_error(400, {"type": "parsing_exception"})
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        elasticsearch.ConnectionError("refused"),
+        elasticsearch.ConnectionTimeout("timed out"),
+    ],
+)
+def test_unreachable_or_timed_out_is_a_503(exc: Exception):
+    with pytest.raises(DependencyUnavailableError) as caught, translated():
+        raise exc
+    assert caught.value.status_code == 503 and caught.value.headers == {"Retry-After": "5"}
+
+
+def test_other_exceptions_pass_through():
+    with pytest.raises(KeyError), translated():
+        raise KeyError("ours")
