@@ -18,7 +18,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from myaiserv.errors import AppError
+from myaiserv.errors import AppError, DependencyUnavailableError
 from myaiserv.errors import exception_handlers as app_exception_handlers
 from myaiserv.kit.validation import InvalidInputError
 from myaiserv.llm.base import Delta, GenerationParams
@@ -75,9 +75,10 @@ def openai_error(
 
 def _app_error(exc: AppError) -> dict[str, Any]:
     extra = exc.extra or {}
-    return error_object(
-        exc.status_code, exc.detail, param=extra.get("field"), code=extra.get("code")
-    )
+    code = extra.get("code")
+    if isinstance(exc, DependencyUnavailableError):
+        code = "service_unavailable"
+    return error_object(exc.status_code, exc.detail, param=extra.get("field"), code=code)
 
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

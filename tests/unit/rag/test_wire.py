@@ -7,6 +7,7 @@ from uuid import uuid4
 import msgspec
 import pytest
 
+from myaiserv.errors import DependencyUnavailableError
 from myaiserv.kit.validation import InvalidInputError
 from myaiserv.llm.base import Delta, ProviderError, Usage
 from myaiserv.llm.registry import ResolvedModel
@@ -136,3 +137,19 @@ def test_the_model_list_ends_with_the_embedding_model() -> None:
         ("local/extractive", False),
         ("minilm", False),
     ]
+
+
+async def test_a_dependency_down_mid_stream_is_a_service_unavailable_error_event() -> None:
+    async def items() -> AsyncIterator[Delta | Answer]:
+        raise DependencyUnavailableError("elasticsearch")
+        yield Delta("never")  # an async generator
+
+    got = events([chunk async for chunk in wire.Completion(chat_request()).events(items())])
+    assert got[-2] == {
+        "error": {
+            "message": "elasticsearch is unavailable",
+            "type": "api_error",
+            "param": None,
+            "code": "service_unavailable",
+        }
+    }

@@ -1,5 +1,4 @@
-"""Ranking metrics of the evaluation (the search modules' own tests are in
-``tests/unit/search/``)."""
+"""Ranking metrics of the evaluation (nDCG, average precision, recall)."""
 
 from __future__ import annotations
 
