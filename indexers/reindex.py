@@ -29,7 +29,8 @@ from myaiserv.search.cache import ALL_TENANTS, bump_generations
 
 log = get_logger("indexers.reindex")
 
-MODEL_OF = {
+Record = type[Document] | type[Prompt] | type[Conversation] | type[Message] | type[Run]
+MODEL_OF: dict[str, Record] = {
     "documents": Document,
     "prompts": Prompt,
     "conversations": Conversation,

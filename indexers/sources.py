@@ -71,7 +71,7 @@ class Builder:
         self.meta_fields = dict(settings.search.metadata_fields)
 
     def _derived(
-        self, kind: str, type_: str, text: str | None, metadata: dict | None = None
+        self, kind: str, type_: str, text: str | None, metadata: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Fields every entry carries besides its own (see search.indices._common)."""
         return {
@@ -82,7 +82,12 @@ class Builder:
         }
 
     def _actions(
-        self, entity: Entity, op: str, doc_id: str, version: int, source: dict | None = None
+        self,
+        entity: Entity,
+        op: str,
+        doc_id: str,
+        version: int,
+        source: dict[str, Any] | None = None,
     ) -> list[Action]:
         return [
             Action(entity, op, index, doc_id, version, source)

@@ -70,7 +70,7 @@ async def _first_of(*events: asyncio.Event) -> None:
 
 
 def backoff_seconds(attempts: int) -> float:
-    return min(60.0, 0.5 * 2 ** min(attempts, 8))
+    return min(60.0, 0.5 * 2.0 ** min(attempts, 8))
 
 
 class Worker:

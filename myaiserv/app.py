@@ -16,6 +16,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -32,7 +33,7 @@ from myaiserv.embeddings.model import Embedder
 from myaiserv.errors import exception_handlers
 from myaiserv.health.controller import HealthController
 from myaiserv.kit.deps import provide_principal, provide_resources, provide_session
-from myaiserv.kit.inputguard import input_guard
+from myaiserv.kit.inputguard import Wrapper, input_guard
 from myaiserv.logging import configure_logging, get_logger
 from myaiserv.openapi import document_errors
 from myaiserv.prompts.controller import PromptController
@@ -56,7 +57,7 @@ SECURITY_HEADERS = [
 ]
 
 
-def _observe(name: str, security_headers: bool = True):
+def _observe(name: str, security_headers: bool = True) -> Wrapper:
     """On every response: the answering instance (``X-Instance``: load-balancing is then
     visible), the server's time on the request (``Server-Timing: app;dur=<ms>``, to the
     response's start, which benchmarks read), and the HTTP metrics by route template."""
@@ -64,7 +65,7 @@ def _observe(name: str, security_headers: bool = True):
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
+            if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
             started = time.perf_counter()
@@ -72,13 +73,14 @@ def _observe(name: str, security_headers: bool = True):
             async def send_with_header(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     seconds = time.perf_counter() - started
-                    message["headers"] = [
+                    headers = [
                         *message.get("headers", []),
                         (b"x-instance", value),
                         (b"server-timing", f"app;dur={seconds * 1000:.2f}".encode()),
                     ]
                     if security_headers and not scope.get("path", "").startswith("/schema"):
-                        message["headers"] += SECURITY_HEADERS
+                        headers += SECURITY_HEADERS
+                    message["headers"] = headers
                     route = scope.get("path_template") or "unmatched"
                     method = scope.get("method", "")
                     metrics.HTTP_REQUESTS.labels(route, method, str(message["status"])).inc()

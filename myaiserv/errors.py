@@ -8,6 +8,7 @@ to the log only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -176,7 +177,9 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
     )
 
 
-exception_handlers = {
+# Each handler renders one exception as problem details.
+Handler = Callable[[Request[Any, Any, Any], Any], Response[dict[str, Any]]]
+exception_handlers: dict[type[Exception], Handler] = {
     AppError: _app_error,
     sqlalchemy.exc.OperationalError: _database_error,
     sqlalchemy.exc.InterfaceError: _database_error,

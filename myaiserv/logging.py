@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 import structlog
 
@@ -29,7 +31,7 @@ def redact(text: str) -> str:
     return text
 
 
-def _redact_secrets(_: object, __: str, event_dict: dict) -> dict:
+def _redact_secrets(_: object, __: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
     if _SECRETS:
         for key, value in event_dict.items():
             if isinstance(value, str):
@@ -37,7 +39,7 @@ def _redact_secrets(_: object, __: str, event_dict: dict) -> dict:
     return event_dict
 
 
-_SHARED = [
+_SHARED: list[structlog.types.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,

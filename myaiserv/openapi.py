@@ -98,8 +98,8 @@ def document_errors(app: Litestar) -> None:
                 if is_openai:
                     content["application/json"] = openai_error
                 responses[status] = OpenAPIResponse(description=description, content=content)
-            if path in STREAMING_ROUTES and "200" in responses:
-                ok = responses["200"]
+            ok = responses.get("200")
+            if path in STREAMING_ROUTES and isinstance(ok, OpenAPIResponse):
                 ok.content = {
                     **(ok.content or {}),
                     "text/event-stream": OpenAPIMediaType(

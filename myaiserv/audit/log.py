@@ -150,7 +150,7 @@ class AuditQuery:
     limit: int = 50
 
 
-def _statement(query: AuditQuery) -> Select[tuple[AuditEvent]]:
+def _statement(query: AuditQuery) -> Select[AuditEvent]:
     stmt = select(AuditEvent)
     if query.tenant_id is not None:
         stmt = stmt.where(AuditEvent.tenant_id == query.tenant_id)

@@ -7,14 +7,14 @@ route by ``requires(scope)`` guards.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.types import Message, Receive, Scope, Send
+from litestar.types import Guard, Message, Receive, Scope, Send
 
 from myaiserv import metrics
 from myaiserv.audit import log as audit
@@ -33,8 +33,8 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    value = connection.headers.get("x-api-key")
-    return value.strip() if value else None
+    api_key = connection.headers.get("x-api-key")
+    return api_key.strip() if api_key else None
 
 
 class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
@@ -42,7 +42,7 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         """As the base class, and every response carries the caller's rate-limit state."""
 
         async def send_with_limits(message: Message) -> None:
-            verdict = scope.get(RATE_LIMIT_SCOPE_KEY)
+            verdict = cast(ratelimit.Verdict | None, scope.get(RATE_LIMIT_SCOPE_KEY))
             if message["type"] == "http.response.start" and verdict is not None:
                 message["headers"] = [
                     *message.get("headers", []),
@@ -119,7 +119,7 @@ async def _refuse(
     )
 
 
-def requires(scope: str):
+def requires(scope: str) -> Guard:
     """A guard: the caller's key must carry ``scope`` (or a stronger one)."""
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

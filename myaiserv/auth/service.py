@@ -30,9 +30,9 @@ class IssuedKey:
     prefix: str
     plaintext: str  # shown once, never stored
     scopes: list[str]
+    created_at: datetime
     name: str = ""
     expires_at: datetime | None = None
-    created_at: datetime | None = None
 
 
 def _check_scopes(scopes: list[str]) -> list[str]:
@@ -135,9 +135,9 @@ class TenantService:
             new.prefix,
             new.plaintext,
             scopes,
+            created_at=row.created_at,
             name=key_name,
             expires_at=expires_at,
-            created_at=row.created_at,
         )
 
     async def list_keys(self, tenant_id: UUID) -> list[ApiKey]:

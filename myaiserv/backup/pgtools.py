@@ -49,7 +49,9 @@ class PgConnection:
         """Connection options for the client tools: never the password."""
         return ["-h", self.host, "-p", str(self.port), "-U", self.user, "-d", self.database]
 
-    def env(self, base: Mapping[str, str] | None = None, *, connect_timeout_s: float = 10) -> dict:
+    def env(
+        self, base: Mapping[str, str] | None = None, *, connect_timeout_s: float = 10
+    ) -> dict[str, str]:
         env = dict(os.environ if base is None else base)
         for stale in ("PGPASSWORD", "PGSSLMODE", "PGSERVICE", "PGOPTIONS"):
             env.pop(stale, None)
@@ -85,7 +87,9 @@ def tool_major(tool: Path) -> int:
     return int(match.group(1))
 
 
-def run_tool(args: Sequence[str | os.PathLike[str]], env: Mapping[str, str], timeout: float):
+def run_tool(
+    args: Sequence[str | os.PathLike[str]], env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
     """Run a client tool to completion; its stderr becomes the error's message."""
     name = Path(str(args[0])).name
     try:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import column, delete, func, literal, select, table, text
+from sqlalchemy import CursorResult, column, delete, func, literal, select, table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from myaiserv.db.models import (
@@ -53,6 +53,8 @@ class BackupRepository:
         """(now, creation time of the oldest outbox row still pending)."""
         now = await self.db.scalar(select(func.clock_timestamp()))
         oldest = await self.db.scalar(select(func.min(OutboxEvent.created_at)))
+        if now is None:  # clock_timestamp() is never NULL
+            raise RuntimeError("the database has no clock")
         return now, oldest
 
     async def tables(self) -> list[str]:
@@ -68,7 +70,7 @@ class BackupRepository:
     async def row_counts(self, tables: Iterable[str]) -> dict[str, int]:
         counts = {}
         for name in tables:
-            counts[name] = int(await self.db.scalar(select(func.count()).select_from(table(name))))
+            counts[name] = await self.db.scalar(select(func.count()).select_from(table(name))) or 0
         return counts
 
     async def tables_with_rows(self, tables: Iterable[str]) -> list[str]:
@@ -110,5 +112,5 @@ class BackupRepository:
     async def clear_index_builds(self) -> int:
         """Reindexes in flight when the dump was taken: their processes are gone, and
         their new indices were not snapshotted."""
-        result = await self.db.execute(delete(IndexBuild))
-        return int(result.rowcount or 0)
+        result = cast(CursorResult[Any], await self.db.execute(delete(IndexBuild)))
+        return result.rowcount or 0

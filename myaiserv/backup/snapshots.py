@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import elasticsearch
 from elasticsearch import AsyncElasticsearch
@@ -60,10 +60,13 @@ def entity_versions_body(
     }
 
 
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _reason(exc: elasticsearch.ApiError) -> tuple[str, str]:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
-    cause = error.get("caused_by") if isinstance(error.get("caused_by"), dict) else {}
+    error = _object(_object(exc.body).get("error"))
+    cause = _object(error.get("caused_by"))
     etype = str(error.get("type") or exc.message)
     reason = str(cause.get("reason") or error.get("reason") or exc.message)
     return etype, reason
@@ -134,7 +137,8 @@ class SnapshotStore:
             return None
         except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as exc:
             raise BackupError(f"Elasticsearch is unreachable ({exc})") from None
-        return resp.body.get(name, {}).get("settings", {}).get("location")
+        location = resp.body.get(name, {}).get("settings", {}).get("location")
+        return None if location is None else str(location)
 
     async def unregister(self, name: str) -> None:
         with contextlib.suppress(elasticsearch.NotFoundError):
@@ -193,9 +197,9 @@ class SnapshotStore:
             resp = await self.es.cat.indices(
                 index=",".join(indices), h="index,status,docs.count", format="json"
             )
+        rows = cast(list[dict[str, Any]], resp.body)
         return sum(
-            int(row.get("docs.count") or 0) if row.get("status") == "open" else 1
-            for row in resp.body
+            int(row.get("docs.count") or 0) if row.get("status") == "open" else 1 for row in rows
         )
 
     async def metas(self, indices: list[str]) -> dict[str, dict[str, Any]]:
@@ -218,7 +222,7 @@ class SnapshotStore:
                 wait_for_completion=True,
                 metadata={"taken_by": "myaiserv backup"},
             )
-        info = resp.body["snapshot"]
+        info: dict[str, Any] = resp.body["snapshot"]
         if info.get("state") != "SUCCESS":
             raise BackupError(
                 f"snapshot {name} ended {info.get('state')}: {info.get('failures')}; "

@@ -15,3 +15,9 @@ def create_redis_client(settings: Settings) -> Redis:
         health_check_interval=30,
         decode_responses=False,
     )
+
+
+def as_bytes(value: bytes | str | None) -> bytes | None:
+    """A value as our client returns it: bytes (``decode_responses=False``), which the
+    client's types cannot say."""
+    return value.encode() if isinstance(value, str) else value

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from myaiserv import metrics
+from myaiserv.cache.client import as_bytes
 from myaiserv.embeddings.model import Embedder
 from myaiserv.logging import get_logger
 
@@ -31,7 +32,7 @@ class CachedEmbedder:
         if self.redis is None:
             return [None] * len(keys)
         try:
-            return await self.redis.mget(keys)
+            return [as_bytes(v) for v in await self.redis.mget(keys)]
         except (RedisError, OSError) as exc:
             log.warning("embedding cache unavailable", error=str(exc))
             return [None] * len(keys)
@@ -75,4 +76,5 @@ class CachedEmbedder:
 
     async def encode_query(self, text: str) -> np.ndarray:
         """One query's vector; whitespace is normalised so equal queries share the cache."""
-        return (await self.encode([" ".join(text.split())]))[0]
+        vectors = await self.encode([" ".join(text.split())])
+        return np.asarray(vectors[0], dtype=np.float32)

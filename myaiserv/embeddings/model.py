@@ -25,6 +25,9 @@ from myaiserv import metrics
 from myaiserv.embeddings import onnx
 
 if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from transformers import PreTrainedTokenizerBase
+
     from myaiserv.config import EmbeddingSettings
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -73,12 +76,12 @@ class Embedder:
         self.backend = backend
         self.threads = threads
         self.onnx_cache_dir = onnx_cache_dir
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         # Token counting has a tokenizer of its own: a fast tokenizer keeps its padding and
         # truncation settings in shared state, so counting on another thread while the
         # model encodes could leave the model's batch unpadded (a failed encode).
-        self._counter = None
+        self._counter: PreTrainedTokenizerBase | None = None
         self._counter_lock = threading.Lock()
 
     @classmethod
@@ -111,7 +114,7 @@ class Embedder:
             os.environ.setdefault("TRANSFORMERS_NO_TQDM", "1")
             from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             from sentence_transformers import SentenceTransformer
 
             if self.threads:
@@ -133,7 +136,7 @@ class Embedder:
         return await loop.run_in_executor(self._executor, self.load)
 
     @property
-    def model(self):
+    def model(self) -> SentenceTransformer:
         if self._model is None:
             raise RuntimeError("the embedding model is not loaded; call load() first")
         return self._model
@@ -144,8 +147,10 @@ class Embedder:
         get_dims = getattr(model, "get_embedding_dimension", None) or (
             model.get_sentence_embedding_dimension
         )
-        dims = get_dims()
-        return ModelInfo(self.model_id, int(dims), int(model.max_seq_length))
+        dims, max_seq_length = get_dims(), model.max_seq_length
+        if dims is None or max_seq_length is None:
+            raise RuntimeError(f"{self.model_id} does not say its dimension and input length")
+        return ModelInfo(self.model_id, int(dims), int(max_seq_length))
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces per text, without special tokens (for the chunker)."""

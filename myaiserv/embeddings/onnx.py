@@ -82,7 +82,10 @@ def export(model: Any, target: Path, *, quantize: bool) -> None:
             self.hf = hf
 
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            return self.hf(**dict(zip(names, inputs, strict=True))).last_hidden_state
+            hidden: torch.Tensor = self.hf(
+                **dict(zip(names, inputs, strict=True))
+            ).last_hidden_state
+            return hidden
 
     sample = model.tokenizer(
         ["an example", "a slightly longer example text"], padding=True, return_tensors="pt"

@@ -25,7 +25,8 @@ def free_port() -> int:
     """A loopback port nobody listens on now (the OS picks it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -68,7 +68,8 @@ class EvalClient:
             resp = await self.http.post(path, json=body)
         if resp.status_code >= 400:
             raise RuntimeError(f"POST {path}: {resp.status_code} {resp.text[:500]}")
-        return resp.json()
+        answer: dict[str, Any] = resp.json()
+        return answer
 
     async def store(self, collection: Collection, batch: int = 200) -> int:
         docs = documents_payload(collection)

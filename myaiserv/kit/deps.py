@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -15,7 +15,7 @@ from myaiserv.resources import Resources
 
 
 def provide_resources(state: State) -> Resources:
-    return state.resources
+    return cast(Resources, state.resources)
 
 
 async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
@@ -25,7 +25,7 @@ async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+def provide_principal(request: Request[Principal, Any, Any]) -> Principal:
     return request.user
 
 

@@ -13,10 +13,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 import numpy as np
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import (
+    ASGIApp,
+    HTTPRequestEvent,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
 
 from myaiserv.errors import PROBLEM_JSON
 
@@ -52,14 +63,18 @@ def _nul_parameter(query_string: bytes) -> str | None:
     return "query"
 
 
-def input_guard(max_depth: int, max_bytes: int):
+# An ASGI middleware as Litestar takes it: a function of the app it wraps.
+Wrapper = Callable[[ASGIApp], ASGIApp]
+
+
+def input_guard(max_depth: int, max_bytes: int) -> Wrapper:
     """ASGI middleware: problem+json naming the part for a NUL in the query string (422),
     a JSON body that is not UTF-8 or nesting deeper than ``max_depth`` (400). Bodies over
     ``max_bytes`` pass through unread (the app answers 413)."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
+            if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
             bad = _nul_parameter(scope.get("query_string", b""))
@@ -97,7 +112,7 @@ def input_guard(max_depth: int, max_bytes: int):
                         scope, send, "body", f"JSON nested deeper than {max_depth} levels"
                     )
                     return
-            first: Message = {"type": "http.request", "body": body, "more_body": more}
+            first: HTTPRequestEvent = {"type": "http.request", "body": body, "more_body": more}
             await app(scope, _replay([first], None, receive), send)
 
         return wrapped
@@ -105,10 +120,12 @@ def input_guard(max_depth: int, max_bytes: int):
     return middleware
 
 
-def _replay(messages: list[Message], then: Message | None, receive: Receive) -> Receive:
+def _replay(
+    messages: list[ReceiveMessage], then: ReceiveMessage | None, receive: Receive
+) -> Receive:
     queue = [*messages, *([then] if then else [])]
 
-    async def replayed() -> Message:
+    async def replayed() -> ReceiveMessage:
         if queue:
             return queue.pop(0)
         return await receive()
@@ -128,14 +145,14 @@ async def _refuse(scope: Scope, send: Send, field: str, message: str, *, status:
             "errors": [{"field": field, "message": message}],
         }
     ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    await send(start)
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(end)

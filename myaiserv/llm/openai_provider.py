@@ -37,9 +37,9 @@ import email.utils
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import openai
@@ -337,14 +337,15 @@ def _completion(response: object) -> Completion:
     try:
         choice = response.choices[0]
         text = choice.message.content or ""
-        finish_reason = choice.finish_reason or "stop"
+        # Servers that stray from the spec send null.
+        finish_reason = cast(str | None, choice.finish_reason) or "stop"
         usage = _usage(response.usage)
     except (AttributeError, IndexError, TypeError) as exc:
         raise _Malformed(str(exc) or type(exc).__name__) from exc
     return Completion(text=text, usage=usage or Usage(), finish_reason=finish_reason)
 
 
-async def _deltas(chunks: openai.AsyncStream[ChatCompletionChunk]) -> AsyncIterator[Delta]:
+async def _deltas(chunks: openai.AsyncStream[ChatCompletionChunk]) -> AsyncGenerator[Delta]:
     """Text deltas, then the closing one. With ``include_usage`` the usage comes in its own
     chunk after the one carrying the finish reason, so the closing delta waits for the end.
     """

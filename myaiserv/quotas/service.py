@@ -107,8 +107,8 @@ class QuotaService:
             Run.created_at >= _day(now),
             Run.metadata_["origin"].astext == ORIGIN,
         )
-        tokens, cost = (await session.execute(stmt)).one()
-        return Usage(int(tokens), float(cost))
+        tokens, cost = (await session.execute(stmt)).one()  # coalesced: never NULL
+        return Usage(int(tokens or 0), float(cost or 0))
 
     async def usage_today(self, session: AsyncSession, now: datetime | None = None) -> Usage:
         now = now or datetime.now(UTC)
@@ -136,7 +136,7 @@ class QuotaService:
             return
         now = datetime.now(UTC)
         usage = await self.usage_today(session, now)
-        over = None
+        over: tuple[str, float, float] | None = None
         if limits.daily_tokens and usage.tokens >= limits.daily_tokens:
             over = ("tokens", usage.tokens, limits.daily_tokens)
         elif limits.daily_cost_usd and usage.cost_usd >= limits.daily_cost_usd:

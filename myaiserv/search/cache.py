@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from myaiserv import metrics
+from myaiserv.cache.client import as_bytes
 from myaiserv.logging import get_logger
 
 log = get_logger(__name__)
@@ -61,12 +62,12 @@ class ResultCache:
         except (RedisError, OSError) as exc:
             log.warning("search cache unavailable", error=str(exc))
             return None
-        generations = ".".join((v or b"0").decode() for v in values)
+        generations = ".".join((as_bytes(v) or b"0").decode() for v in values)
         return f"{self.prefix}:{self.namespace}:{tenant_id}:{fingerprint}:{generations}"
 
     async def get(self, key: str) -> bytes | None:
         try:
-            return await self.redis.get(key)
+            return as_bytes(await self.redis.get(key))
         except (RedisError, OSError) as exc:
             log.warning("search cache unavailable", error=str(exc))
             return None

@@ -3,6 +3,8 @@ conversations and runs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
@@ -18,7 +20,7 @@ async def provide_search_service(resources: Resources, principal: Principal) -> 
     return SearchService(resources, principal.tenant_id)
 
 
-def _no_cache(request: Request) -> bool:
+def _no_cache(request: Request[Any, Any, Any]) -> bool:
     directives = request.headers.get("cache-control", "").lower()
     return "no-cache" in directives or "no-store" in directives
 
@@ -40,7 +42,7 @@ class SearchController(Controller):
     )
     async def search(
         self,
-        request: Request,
+        request: Request[Any, Any, Any],
         data: SearchRequest,
         service: NamedDependency[SearchService],
     ) -> Response[bytes]:

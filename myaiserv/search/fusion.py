@@ -8,7 +8,7 @@ client can see why it ranked where it did.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,7 @@ def dedupe(hits: Sequence[Hit], key: Callable[[Hit], str]) -> list[Hit]:
 
 
 def rrf(
-    lists: dict[str, Sequence[Hit]],
+    lists: Mapping[str, Sequence[Hit]],
     *,
     k: int = 60,
     weights: dict[str, float] | None = None,

@@ -281,8 +281,8 @@ class IndexManager:
         for name in names:
             aliases = found.body[name].get("aliases", {})
             if aliases.get(self.alias(kind), {}).get("is_write_index"):
-                return name
-        return sorted(names)[-1] if names else None
+                return str(name)
+        return str(sorted(names)[-1]) if names else None
 
     async def ensure(self, kind: str) -> str:
         """Create the first index and alias for a kind if there is none (a migration step,
@@ -327,7 +327,8 @@ class IndexManager:
 
     async def meta(self, index: str) -> dict[str, Any]:
         mapping = await self.es.indices.get_mapping(index=index)
-        return mapping.body[index]["mappings"].get("_meta", {})
+        meta: dict[str, Any] = mapping.body[index]["mappings"].get("_meta", {})
+        return meta
 
     def mismatch(self, kind: str, index: str, meta: dict[str, Any]) -> str | None:
         """Why an index with this ``_meta`` cannot serve this instance (None: it can)."""

@@ -9,6 +9,7 @@ that does not fit its type is left out of ``meta`` (the document still indexes).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -59,7 +60,7 @@ def coerce(value: Any, kind: str) -> Any:
     return number
 
 
-def typed(metadata: dict[str, Any] | None, fields: dict[str, str]) -> dict[str, Any]:
+def typed(metadata: dict[str, Any] | None, fields: Mapping[str, str]) -> dict[str, Any]:
     """The whitelisted keys of ``metadata``, typed; keys whose value does not fit are left
     out."""
     out: dict[str, Any] = {}

@@ -45,7 +45,7 @@ def ranked(plan: Plan, responses: Responses) -> list[fusion.Fused]:
     if not plan.windowed:
         return fusion.single("bm25" if plan.has_text else "browse", _hits(responses["page"]))
     key = fusion.document_key if plan.collapse else fusion.hit_key
-    lists = {
+    lists: dict[str, list[fusion.Hit]] = {
         name: fusion.dedupe(_hits(responses[name]), key)
         for name in ("bm25", "vector")
         if name in responses

@@ -6,6 +6,7 @@ carries them."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
@@ -23,7 +24,7 @@ from myaiserv.search.fields import (
 )
 from myaiserv.search.indices import SPECS, IndexOptions
 from myaiserv.search.metadata import coerce
-from myaiserv.search.schemas import DateRange, Filters, SearchRequest, Weights
+from myaiserv.search.schemas import DateRange, Filters, Mode, SearchRequest, Weights
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Plan:
     tenant_id: str
     query: str
     kinds: list[str]
-    mode: str
+    mode: Mode
     size: int
     filters: list[dict[str, Any]]
     facets: list[str]
@@ -46,7 +47,7 @@ class Plan:
     weights: dict[str, float]
     num_candidates: int
     stemmer: str
-    meta_fields: dict[str, str] = field(default_factory=dict)
+    meta_fields: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def has_text(self) -> bool:
@@ -205,7 +206,7 @@ def _metadata_clause(name: str, kind: str, value: Any, where: str) -> dict[str, 
 
 
 def filter_clauses(
-    tenant_id: str, filters: Filters | None, kinds: list[str], meta_fields: dict[str, str]
+    tenant_id: str, filters: Filters | None, kinds: list[str], meta_fields: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     clauses: list[dict[str, Any]] = [{"term": {"tenant_id": tenant_id}}]
     if filters is None:
@@ -247,7 +248,7 @@ def filter_clauses(
     return clauses
 
 
-def facet_fields(names: list[str], kinds: list[str], meta_fields: dict[str, str]) -> list[str]:
+def facet_fields(names: list[str], kinds: list[str], meta_fields: Mapping[str, str]) -> list[str]:
     for i, name in enumerate(names):
         where = f"facets[{i}]"
         if name.startswith("metadata."):

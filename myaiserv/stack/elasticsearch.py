@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Any, cast
 
 from myaiserv.stack.config import ES_ARTIFACT, ElasticsearchConfig, cache_dir
 from myaiserv.stack.process import (
@@ -238,7 +239,7 @@ class ElasticsearchService:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
-                **self.run_as.popen_kwargs(),  # type: ignore[arg-type]
+                **self.run_as.popen_kwargs(),
             )
             launches.append((name, proc))
         for name, proc in launches:
@@ -262,16 +263,17 @@ class ElasticsearchService:
 
     # -- health --------------------------------------------------------------------------
 
-    def _get(self, path: str, timeout: float = 5.0) -> dict | list | None:
+    def _get(self, path: str, timeout: float = 5.0) -> object:
+        """The first node's answer as parsed JSON; None when none answers."""
         for url in self.config.urls():
             try:
                 with urllib.request.urlopen(url + path, timeout=timeout) as resp:  # noqa: S310
-                    return json.loads(resp.read())
+                    return cast(object, json.loads(resp.read()))
             except (urllib.error.URLError, OSError, ValueError):
                 continue
         return None
 
-    def health(self) -> dict | None:
+    def health(self) -> dict[str, Any] | None:
         result = self._get("/_cluster/health")
         return result if isinstance(result, dict) else None
 

@@ -64,7 +64,11 @@ class Stack:
         with self._locked():
             previous = StackConfig.load(self.config.dir)
             changed = previous is not None and previous.infra_json() != self.config.infra_json()
-            if changed and any(self._running(s) for s in Stack(previous).selected()):
+            if (
+                previous is not None
+                and changed
+                and any(self._running(s) for s in Stack(previous).selected())
+            ):
                 raise StackError(
                     f"a stack with other settings is running in {self.config.dir}; "
                     "run `myaiserv stack down` first"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from myaiserv.kit.pgbin import find_bindir
@@ -55,7 +56,9 @@ class PostgresService:
     def socket_dir(self) -> Path:
         return self.root / "run"
 
-    def _pg_ctl(self, *args: str, timeout: float = 90, check: bool = True):
+    def _pg_ctl(
+        self, *args: str, timeout: float = 90, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return run(
             [server_bindir() / "pg_ctl", "-D", self.data.resolve(), *args],
             run_as=self.run_as,

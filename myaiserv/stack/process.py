@@ -17,12 +17,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 SERVICE_USER = "myaiserv"
 
 
 class StackError(RuntimeError):
     """A stack operation failed in a way the operator can act on; the message says how."""
+
+
+class Identity(TypedDict, total=False):
+    """Who a child process runs as (``subprocess.Popen``'s keywords)."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ class RunAs:
     def is_current(self) -> bool:
         return self.uid == os.geteuid()
 
-    def popen_kwargs(self) -> dict[str, object]:
+    def popen_kwargs(self) -> Identity:
         if self.is_current:
             return {}
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
@@ -116,7 +125,7 @@ def run(
         text=True,
         timeout=timeout,
         check=False,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
     if check and proc.returncode != 0:
         raise StackError(

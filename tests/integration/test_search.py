@@ -463,7 +463,7 @@ async def test_elasticsearch_down_or_uninitialised_is_a_503_saying_when_to_retry
     settings, embedder, tenant: TenantKey
 ):
     from myaiserv.app import create_app
-    from tests.conftest import free_port
+    from myaiserv.evaluation.harness import free_port
 
     down = settings.model_copy(update={"es_url": [f"http://127.0.0.1:{free_port()}"]})
     missing = settings.model_copy(
