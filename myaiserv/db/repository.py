@@ -41,7 +41,7 @@ class RecordRepository(Generic[RecordT]):
 
     # -- reads -------------------------------------------------------------------------
 
-    def scoped(self, *where: ColumnElement[bool]) -> Select[tuple[RecordT]]:
+    def scoped(self, *where: ColumnElement[bool]) -> Select[RecordT]:
         """This tenant's rows (that match ``where``)."""
         return select(self.model).where(self.model.tenant_id == self.tenant_id, *where)
 
@@ -108,7 +108,7 @@ class RecordRepository(Generic[RecordT]):
         """``entity`` changed: one version up, written now, flushed (constraint errors
         surface here) and reloaded, and its outbox row written."""
         entity.version += 1
-        entity.updated_at = func.now()  # type: ignore[assignment]  # set by the database
+        entity.updated_at = func.now()  # the database's clock, as every write's
         await self.session.flush()
         await self.session.refresh(entity)
         await self.record([self.upserted(entity.id, entity.version)])

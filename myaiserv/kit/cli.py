@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from myaiserv.resources import Resources
 
 T = TypeVar("T")
-Job = Callable[["Settings"], Awaitable[T]]
+# A command's work: a coroutine function of the settings.
+Job = Callable[["Settings"], Coroutine[Any, Any, T]]
 
 
 def fail(message: str, *, code: int = 1) -> NoReturn:

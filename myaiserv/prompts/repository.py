@@ -25,13 +25,6 @@ class PromptRepository(RecordRepository[Prompt]):
     async def get_by_name(self, name: str) -> Prompt | None:
         return await self.session.scalar(self.scoped(Prompt.name == name))
 
-    async def list(
-        self, *, cursor: str | None, limit: int, tag: str | None = None
-    ) -> tuple[list[Prompt], str | None]:
-        return await self.page(
-            *([any_(Prompt.tags) == tag] if tag else []), cursor=cursor, limit=limit
-        )
-
     async def insert_version(self, row: dict[str, Any]) -> PromptVersion:
         stmt = (
             insert(PromptVersion)
@@ -65,3 +58,10 @@ class PromptRepository(RecordRepository[Prompt]):
             stmt = stmt.where(PromptVersion.number < before)
         stmt = stmt.order_by(PromptVersion.number.desc()).limit(limit + 1)
         return list((await self.session.scalars(stmt)).all())
+
+    async def list(
+        self, *, cursor: str | None, limit: int, tag: str | None = None
+    ) -> tuple[list[Prompt], str | None]:
+        return await self.page(
+            *([any_(Prompt.tags) == tag] if tag else []), cursor=cursor, limit=limit
+        )

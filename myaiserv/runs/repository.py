@@ -15,26 +15,6 @@ class RunRepository(RecordRepository[Run]):
     kind = "runs"
     noun = "run"
 
-    async def list(
-        self,
-        *,
-        cursor: str | None,
-        limit: int,
-        provider: str | None = None,
-        model: str | None = None,
-        status: str | None = None,
-    ) -> tuple[list[Run], str | None]:
-        where = [
-            column == value
-            for column, value in (
-                (Run.provider, provider),
-                (Run.model, model),
-                (Run.status, status),
-            )
-            if value is not None
-        ]
-        return await self.page(*where, cursor=cursor, limit=limit)
-
     async def conversation_exists(self, conversation_id: UUID) -> bool:
         """Key-share locked: the conversation cannot be deleted before this run commits."""
         found = await self.session.scalar(
@@ -71,3 +51,23 @@ class RunRepository(RecordRepository[Run]):
             .returning(Run.id, Run.version)
         )
         return [(rid, int(version)) for rid, version in rows]
+
+    async def list(
+        self,
+        *,
+        cursor: str | None,
+        limit: int,
+        provider: str | None = None,
+        model: str | None = None,
+        status: str | None = None,
+    ) -> tuple[list[Run], str | None]:
+        where = [
+            column == value
+            for column, value in (
+                (Run.provider, provider),
+                (Run.model, model),
+                (Run.status, status),
+            )
+            if value is not None
+        ]
+        return await self.page(*where, cursor=cursor, limit=limit)
