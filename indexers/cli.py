@@ -7,38 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-T = TypeVar("T")
-
-
-def _job(fn: Callable[[Any], Awaitable[T]]) -> T:
-    """Run an async job with this process's resources, reporting known errors plainly."""
-    from myaiserv.config import SettingsError, load_settings
-    from myaiserv.errors import AppError
-    from myaiserv.logging import configure_logging
-    from myaiserv.resources import open_resources
-
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        click.echo(f"myaiserv: {exc}", err=True)
-        sys.exit(2)
-    configure_logging(settings.log_level)
-
-    async def main() -> T:
-        async with open_resources(settings) as resources:
-            return await fn(resources)
-
-    try:
-        return asyncio.run(main())
-    except AppError as exc:
-        click.echo(f"myaiserv: {exc.detail}", err=True)
-        sys.exit(1)
+from myaiserv.kit.cli import fail, run, with_resources
 
 
 async def _ensure_indices(resources: Any, *, check: bool = True) -> dict[str, str]:
@@ -80,8 +54,7 @@ def indexer_run(metrics_port: int | None, once: bool) -> None:
         try:
             await _ensure_indices(resources)
         except IndexModelMismatchError as exc:
-            click.echo(f"indexer: {exc}", err=True)
-            sys.exit(1)
+            fail(f"indexer: {exc}")
         port = (
             metrics_port if metrics_port is not None else resources.settings.indexing.metrics_port
         )
@@ -101,7 +74,7 @@ def indexer_run(metrics_port: int | None, once: bool) -> None:
         else:
             await worker.run_forever()
 
-    _job(job)
+    run(with_resources(job))
 
 
 @indexer.command("status")
@@ -118,7 +91,7 @@ def indexer_status() -> None:
             dead = await session.scalar(select(func.count(DeadLetter.id)))
         return {"pending": pending, "oldest_age_s": round(oldest, 3), "dead_letters": dead}
 
-    click.echo(json.dumps(_job(job)))
+    click.echo(json.dumps(run(with_resources(job))))
 
 
 @click.group("index")
@@ -144,7 +117,7 @@ def index_init() -> None:
                 current[kind] = (await reindex(resources, kind)).new_index
         return current
 
-    for kind, name in _job(job).items():
+    for kind, name in run(with_resources(job)).items():
         click.echo(f"{kind}: {name}")
 
 
@@ -160,7 +133,7 @@ def index_reindex(kind: str, keep_old: bool) -> None:
         await _ensure_indices(resources, check=False)
         return await reindex(resources, kind, keep_old=keep_old)
 
-    result = _job(job)
+    result = run(with_resources(job))
     click.echo(
         f"{kind}: {result.entities} entities into {result.new_index} in {result.seconds:.1f}s; "
         f"alias moved from {result.old_index}"
@@ -224,7 +197,7 @@ def ingest(
             stored.close()
             indexed.close()
 
-    summary = _job(job)
+    summary = run(with_resources(job))
     if as_json:
         click.echo(json.dumps(ing.as_dict(summary)))
     else:

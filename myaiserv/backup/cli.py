@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import click
 
-
-def _settings() -> Any:
-    from myaiserv.config import SettingsError, load_settings
-    from myaiserv.logging import configure_logging
-
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
-    configure_logging(settings.log_level)
-    return settings
-
-
-def _run(coro: Any) -> Any:
-    from myaiserv.backup.errors import BackupError
-
-    try:
-        return asyncio.run(coro)
-    except BackupError as exc:
-        raise click.ClickException(str(exc)) from None
+from myaiserv.backup.errors import BackupError
+from myaiserv.kit.cli import run
 
 
 @click.command("backup")
@@ -59,8 +39,7 @@ def backup_command(dest: Path | None) -> None:
     """
     from myaiserv.backup.service import backup
 
-    settings = _settings()
-    result = _run(backup(settings, dest))
+    result = run(lambda settings: backup(settings, dest), reported=(BackupError,))
     manifest = result.manifest
     click.echo(f"backup: {result.folder}")
     click.echo(
@@ -95,8 +74,7 @@ def restore_command(folder: Path, yes: bool) -> None:
     """
     from myaiserv.backup.service import restore
 
-    settings = _settings()
-    report = _run(restore(settings, folder, yes=yes))
+    report = run(lambda settings: restore(settings, folder, yes=yes), reported=(BackupError,))
     click.echo(f"restored {folder} (snapshot {report.manifest.snapshot.name})")
     click.echo(f"  {'postgres table':<48} {'backup':>10} {'restored':>10}")
     for c in report.tables:

@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import sqlalchemy.exc
@@ -52,7 +51,7 @@ from myaiserv.backup.repository import ENTITY_MODELS, BackupRepository
 from myaiserv.backup.snapshots import ENTITY_FIELDS, SnapshotStore
 from myaiserv.cache.client import create_redis_client
 from myaiserv.config import Settings
-from myaiserv.db.outbox import DELETE, UPSERT, OutboxRepository
+from myaiserv.db.outbox import Change, OutboxRepository
 from myaiserv.logging import get_logger
 from myaiserv.search.cache import ALL_TENANTS, bump_generations
 from myaiserv.search.client import create_es_client
@@ -565,11 +564,9 @@ async def _reconcile(
         for kind in ENTITY_MODELS:
             after: UUID | None = None
             while rows := await repo.changed_since(kind, since, after=after):
-                await outbox.add_many(
-                    [
-                        _event(kind, entity, tenant, UPSERT, version)
-                        for entity, tenant, version in rows
-                    ]
+                await outbox.add(
+                    Change.upsert(tenant, kind, entity, version, reason="restore")
+                    for entity, tenant, version in rows
                 )
                 changed += len(rows)
                 after = rows[-1][0]
@@ -581,23 +578,12 @@ async def _reconcile(
                     with contextlib.suppress(ValueError):
                         found[UUID(entity)] = (UUID(tenant), version)
                 gone = set(found) - await repo.existing_ids(kind, found)
-                # One past the indexed version: the delete wins over what is there.
-                await outbox.add_many(
-                    [_event(kind, e, found[e][0], DELETE, found[e][1] + 1) for e in sorted(gone)]
+                await outbox.add(
+                    Change.delete(found[e][0], kind, e, found[e][1], reason="restore")
+                    for e in sorted(gone)
                 )
                 removed += len(gone)
     return changed, removed, builds
-
-
-def _event(kind: str, entity: UUID, tenant: UUID, op: str, version: int) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant,
-        "kind": kind,
-        "entity_id": entity,
-        "op": op,
-        "version": version,
-        "payload": {"reason": "restore"},
-    }
 
 
 def _compatibility(settings: Settings, manifest: Manifest, revision: str | None) -> list[str]:

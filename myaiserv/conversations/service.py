@@ -9,19 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from myaiserv.conversations.repository import ConversationRepository
+from myaiserv.conversations.repository import ConversationRepository, MessageRepository
 from myaiserv.db.models import Conversation, Message
-from myaiserv.db.outbox import DELETE, UPSERT, OutboxRepository
 from myaiserv.errors import NotFoundError
 from myaiserv.kit.validation import InvalidInputError, check_metadata, reject_nul
 from myaiserv.runs.repository import RunRepository
 
-KIND = "conversations"
-MESSAGE_KIND = "messages"
-RUN_KIND = "runs"
 ROLES = ("system", "user", "assistant", "tool")
 MAX_TITLE_CHARS = 1000  # the column's length
 MAX_CONTENT_CHARS = 1_000_000
@@ -71,23 +66,7 @@ class ConversationService:
         self.session = session
         self.tenant_id = tenant_id
         self.repo = ConversationRepository(session, tenant_id)
-        self.outbox = OutboxRepository(session)
-
-    def _event(self, kind: str, entity_id: UUID, op: str, version: int) -> dict[str, Any]:
-        return {
-            "tenant_id": self.tenant_id,
-            "kind": kind,
-            "entity_id": entity_id,
-            "op": op,
-            "version": version,
-            "payload": {},
-        }
-
-    async def _locked(self, conversation_id: UUID) -> Conversation:
-        conv = await self.repo.get(conversation_id, for_update=True)
-        if conv is None:
-            raise NotFoundError(f"conversation {conversation_id} not found")
-        return conv
+        self.messages = MessageRepository(session, tenant_id)
 
     # -- conversations -------------------------------------------------------------------
 
@@ -103,25 +82,22 @@ class ConversationService:
         _check_title(title)
         _check_metadata(metadata)
         rows = [_message_row(m, f"messages[{i}].") for i, m in enumerate(messages)]
-        conv = await self.repo.insert(title=title, metadata=metadata)
-        inserted = await self.repo.insert_messages(conv.id, rows)
-        await self.outbox.add_many(
+        conv = await self.repo.add({"title": title, "metadata_": metadata})
+        inserted = await self.messages.append(conv.id, rows)
+        await self.repo.record(
             [
-                self._event(KIND, conv.id, UPSERT, conv.version),
-                *(self._event(MESSAGE_KIND, m.id, UPSERT, m.version) for m in inserted),
+                self.repo.upserted(conv.id, conv.version),
+                *(self.messages.upserted(m.id, m.version) for m in inserted),
             ]
         )
         return conv, inserted
 
     async def get(self, conversation_id: UUID) -> Conversation:
-        conv = await self.repo.get(conversation_id)
-        if conv is None:
-            raise NotFoundError(f"conversation {conversation_id} not found")
-        return conv
+        return await self.repo.get(conversation_id)
 
     async def get_with_count(self, conversation_id: UUID) -> tuple[Conversation, int]:
         conv = await self.get(conversation_id)
-        counts = await self.repo.message_counts([conv.id])
+        counts = await self.messages.counts([conv.id])
         return conv, counts[conv.id]
 
     async def list(
@@ -129,51 +105,40 @@ class ConversationService:
     ) -> tuple[list[tuple[Conversation, int]], str | None]:
         """Newest first, each with its message count."""
         rows, next_cursor = await self.repo.list(cursor=cursor, limit=limit)
-        counts = await self.repo.message_counts([c.id for c in rows])
+        counts = await self.messages.counts([c.id for c in rows])
         return [(c, counts[c.id]) for c in rows], next_cursor
 
     async def update(
         self, conversation_id: UUID, changes: dict[str, Any]
     ) -> tuple[Conversation, int]:
         """Change title and/or metadata; the version goes up by one."""
-        conv = await self._locked(conversation_id)
+        conv = await self.repo.get(conversation_id, for_update=True)
         if "title" in changes:
             _check_title(changes["title"])
             conv.title = changes["title"]
         if "metadata" in changes:
             _check_metadata(changes["metadata"])
             conv.metadata_ = changes["metadata"]
-        conv.version += 1
-        conv.updated_at = func.now()
-        await self.session.flush()
-        await self.session.refresh(conv)
-        await self.outbox.add(
-            tenant_id=self.tenant_id,
-            kind=KIND,
-            entity_id=conv.id,
-            op=UPSERT,
-            version=conv.version,
-        )
-        counts = await self.repo.message_counts([conv.id])
+        await self.repo.touch(conv)
+        counts = await self.messages.counts([conv.id])
         return conv, counts[conv.id]
 
     async def delete(self, conversation_id: UUID) -> None:
         """Delete the conversation with its messages; runs that referred to it stay,
         unlinked. Each delete outranks every version the entity had in the index."""
         # Locked first: no message can be added (nor run linked) while it goes away.
-        await self._locked(conversation_id)
-        messages = await self.repo.delete_messages(conversation_id)
-        runs = await RunRepository(self.session, self.tenant_id).detach_conversation(
-            conversation_id
-        )
+        await self.repo.get(conversation_id, for_update=True)
+        messages = await self.messages.delete_all(conversation_id)
+        runs = RunRepository(self.session, self.tenant_id)
+        detached = await runs.detach_conversation(conversation_id)
         version = await self.repo.delete(conversation_id)
         if version is None:  # pragma: no cover - the row is locked above
             raise NotFoundError(f"conversation {conversation_id} not found")
-        await self.outbox.add_many(
+        await self.repo.record(
             [
-                self._event(KIND, conversation_id, DELETE, version + 1),
-                *(self._event(MESSAGE_KIND, mid, DELETE, v + 1) for mid, v in messages),
-                *(self._event(RUN_KIND, rid, UPSERT, v) for rid, v in runs),
+                self.repo.deleted(conversation_id, version),
+                *(self.messages.deleted(mid, v) for mid, v in messages),
+                *(runs.upserted(rid, v) for rid, v in detached),
             ]
         )
 
@@ -186,11 +151,9 @@ class ConversationService:
         where = "messages[{}]." if len(messages) > 1 else ""
         rows = [_message_row(m, where.format(i)) for i, m in enumerate(messages)]
         # Locked: appends to one conversation are serialised, so their order is total.
-        await self._locked(conversation_id)
-        inserted = await self.repo.insert_messages(conversation_id, rows)
-        await self.outbox.add_many(
-            [self._event(MESSAGE_KIND, m.id, UPSERT, m.version) for m in inserted]
-        )
+        await self.repo.get(conversation_id, for_update=True)
+        inserted = await self.messages.append(conversation_id, rows)
+        await self.messages.record(self.messages.upserted(m.id, m.version) for m in inserted)
         return inserted
 
     async def add_message(self, conversation_id: UUID, message: NewMessage) -> Message:
@@ -202,23 +165,17 @@ class ConversationService:
     ) -> tuple[list[Message], str | None]:
         """Oldest first."""
         await self.get(conversation_id)
-        return await self.repo.list_messages(conversation_id, cursor=cursor, limit=limit)
+        return await self.messages.list_in(conversation_id, cursor=cursor, limit=limit)
 
     async def history(self, conversation_id: UUID, *, limit: int) -> list[Message]:
         """The conversation's last ``limit`` messages, newest first: memory for RAG."""
         if limit < 1:
             return []
         await self.get(conversation_id)
-        return await self.repo.recent_messages(conversation_id, limit=limit)
+        return await self.messages.recent(conversation_id, limit=limit)
 
     async def delete_message(self, conversation_id: UUID, message_id: UUID) -> None:
-        version = await self.repo.delete_message(conversation_id, message_id)
+        version = await self.messages.delete_from(conversation_id, message_id)
         if version is None:
             raise NotFoundError(f"message {message_id} not found in conversation {conversation_id}")
-        await self.outbox.add(
-            tenant_id=self.tenant_id,
-            kind=MESSAGE_KIND,
-            entity_id=message_id,
-            op=DELETE,
-            version=version + 1,
-        )
+        await self.messages.record([self.messages.deleted(message_id, version)])

@@ -35,6 +35,20 @@ def _now_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
+class TenantRecord:
+    """The columns every indexed record has: its tenant, and the ``version`` that goes up
+    by one on each change (see ``myaiserv.db.repository``)."""
+
+    # Listed first in each table, as before the columns moved here.
+    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4, sort_order=-2)
+    tenant_id: Mapped[UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), sort_order=-1
+    )
+    version: Mapped[int] = mapped_column(BigInteger, server_default="1")
+    created_at: Mapped[datetime] = _now_column()
+    updated_at: Mapped[datetime] = _now_column()
+
+
 class Tenant(Base):
     """Whoever owns data here; every record belongs to exactly one tenant."""
 
@@ -65,7 +79,7 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Document(Base):
+class Document(TenantRecord, Base):
     __tablename__ = "documents"
     __table_args__ = (
         # The same content from the same source is the same document (re-ingesting a
@@ -74,8 +88,6 @@ class Document(Base):
         Index("ix_documents_tenant_created", "tenant_id", "created_at", "id"),
     )
 
-    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(1000))
     source: Mapped[str | None] = mapped_column(String(2000))
     content_type: Mapped[str] = mapped_column(String(100))
@@ -83,12 +95,9 @@ class Document(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(200)), server_default="{}")
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
-    version: Mapped[int] = mapped_column(BigInteger, server_default="1")
-    created_at: Mapped[datetime] = _now_column()
-    updated_at: Mapped[datetime] = _now_column()
 
 
-class Prompt(Base):
+class Prompt(TenantRecord, Base):
     """A named template; its versions are immutable, labels point at one of them."""
 
     __tablename__ = "prompts"
@@ -97,16 +106,11 @@ class Prompt(Base):
         Index("ix_prompts_tenant_created", "tenant_id", "created_at", "id"),
     )
 
-    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(200)), server_default="{}")
     labels: Mapped[dict[str, int]] = mapped_column(JSONB, server_default="{}")
     latest_version: Mapped[int] = mapped_column(Integer, server_default="0")
-    version: Mapped[int] = mapped_column(BigInteger, server_default="1")
-    created_at: Mapped[datetime] = _now_column()
-    updated_at: Mapped[datetime] = _now_column()
 
     versions: Mapped[list[PromptVersion]] = relationship(
         back_populates="prompt", order_by="PromptVersion.number", passive_deletes=True
@@ -130,46 +134,34 @@ class PromptVersion(Base):
     prompt: Mapped[Prompt] = relationship(back_populates="versions")
 
 
-class Conversation(Base):
+class Conversation(TenantRecord, Base):
     __tablename__ = "conversations"
     __table_args__ = (Index("ix_conversations_tenant_created", "tenant_id", "created_at", "id"),)
 
-    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     title: Mapped[str | None] = mapped_column(String(1000))
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
-    version: Mapped[int] = mapped_column(BigInteger, server_default="1")
-    created_at: Mapped[datetime] = _now_column()
-    updated_at: Mapped[datetime] = _now_column()
 
 
-class Message(Base):
+class Message(TenantRecord, Base):
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_conversation", "conversation_id", "created_at", "id"),)
 
-    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
     conversation_id: Mapped[UUID] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE")
     )
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(20))
     content: Mapped[str] = mapped_column(Text)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     token_count: Mapped[int | None] = mapped_column(Integer)
-    version: Mapped[int] = mapped_column(BigInteger, server_default="1")
-    created_at: Mapped[datetime] = _now_column()
-    updated_at: Mapped[datetime] = _now_column()
 
 
-class Run(Base):
+class Run(TenantRecord, Base):
     """One inference call: recorded by our RAG endpoints, or posted by clients."""
 
     __tablename__ = "runs"
     __table_args__ = (Index("ix_runs_tenant_created", "tenant_id", "created_at", "id"),)
 
-    id: Mapped[UUID] = mapped_column(primary_key=True, default=uuid4)
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(String(100))
     model: Mapped[str] = mapped_column(String(200))
     prompt_version_id: Mapped[UUID | None] = mapped_column(
@@ -195,9 +187,6 @@ class Run(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    version: Mapped[int] = mapped_column(BigInteger, server_default="1")
-    created_at: Mapped[datetime] = _now_column()
-    updated_at: Mapped[datetime] = _now_column()
 
 
 class OutboxEvent(Base):

@@ -3,6 +3,8 @@ the same transaction as the change itself, so an acknowledged write is never los
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -18,34 +20,40 @@ DELETE = "delete"
 CHANNEL = "myaiserv_outbox"
 
 
+@dataclass(frozen=True)
+class Change:
+    """An entity changed and its index entry must follow: one outbox row."""
+
+    tenant_id: UUID
+    kind: str
+    entity_id: UUID
+    op: str
+    version: int
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def upsert(
+        cls, tenant_id: UUID, kind: str, entity_id: UUID, version: int, **payload: Any
+    ) -> Change:
+        """The entity as it is now, at ``version``."""
+        return cls(tenant_id, kind, entity_id, UPSERT, version, payload)
+
+    @classmethod
+    def delete(
+        cls, tenant_id: UUID, kind: str, entity_id: UUID, last_version: int, **payload: Any
+    ) -> Change:
+        """The entity is gone. The delete is one version past ``last_version`` (the last
+        one the entity had, or the one the index holds), so it outranks it."""
+        return cls(tenant_id, kind, entity_id, DELETE, last_version + 1, payload)
+
+
 class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(
-        self,
-        *,
-        tenant_id: UUID,
-        kind: str,
-        entity_id: UUID,
-        op: str,
-        version: int,
-        payload: dict[str, Any] | None = None,
-    ) -> None:
-        await self.add_many(
-            [
-                {
-                    "tenant_id": tenant_id,
-                    "kind": kind,
-                    "entity_id": entity_id,
-                    "op": op,
-                    "version": version,
-                    "payload": payload or {},
-                }
-            ]
-        )
-
-    async def add_many(self, rows: list[dict[str, Any]]) -> None:
+    async def add(self, changes: Iterable[Change]) -> None:
+        """One row per change, in one statement, and a wake-up for the indexers."""
+        rows = [asdict(change) for change in changes]
         if rows:
             await self.session.execute(insert(OutboxEvent), rows)
             await self.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})

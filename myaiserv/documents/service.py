@@ -10,19 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.config import Settings
 from myaiserv.db.models import Document
-from myaiserv.db.outbox import DELETE, UPSERT, OutboxRepository
 from myaiserv.documents.repository import DocumentRepository
-from myaiserv.errors import ConflictError, NotFoundError
+from myaiserv.errors import ConflictError
 from myaiserv.extract import ExtractionError, extract
 from myaiserv.kit.validation import InvalidInputError, check_string_lengths, reject_nul
-
-KIND = "documents"
 
 
 @dataclass
@@ -57,7 +53,6 @@ class DocumentService:
         self.tenant_id = tenant_id
         self.settings = settings
         self.repo = DocumentRepository(session, tenant_id)
-        self.outbox = OutboxRepository(session)
 
     def _prepare(self, doc: NewDocument, where: str) -> dict[str, Any]:
         reject_nul(doc.title, f"{where}title")
@@ -105,20 +100,8 @@ class DocumentService:
         unique: dict[tuple[str | None, str], dict[str, Any]] = {}
         for row in prepared:
             unique.setdefault((row["source"], row["content_hash"]), row)
-        inserted = await self.repo.insert_many(list(unique.values()))
-        await self.outbox.add_many(
-            [
-                {
-                    "tenant_id": self.tenant_id,
-                    "kind": KIND,
-                    "entity_id": d.id,
-                    "op": UPSERT,
-                    "version": d.version,
-                    "payload": {},
-                }
-                for d in inserted
-            ]
-        )
+        inserted = await self.repo.insert_new(list(unique.values()))
+        await self.repo.record(self.repo.upserted(d.id, d.version) for d in inserted)
         fresh = {(d.source, d.content_hash): d for d in inserted}
         existing = await self.repo.by_keys([k for k in unique if k not in fresh])
         out: list[tuple[Document, bool]] = []
@@ -133,10 +116,7 @@ class DocumentService:
         return out
 
     async def get(self, document_id: UUID) -> Document:
-        doc = await self.repo.get(document_id)
-        if doc is None:
-            raise NotFoundError(f"document {document_id} not found")
-        return doc
+        return await self.repo.get(document_id)
 
     async def list(
         self, *, cursor: str | None, limit: int, tag: str | None
@@ -145,8 +125,6 @@ class DocumentService:
 
     async def update(self, document_id: UUID, changes: dict[str, Any]) -> Document:
         doc = await self.repo.get(document_id, for_update=True)
-        if doc is None:
-            raise NotFoundError(f"document {document_id} not found")
         if "text" in changes or "content_type" in changes:
             prepared = await asyncio.to_thread(
                 self._prepare,
@@ -168,34 +146,14 @@ class DocumentService:
                         changes[name], name, self.settings.limits.max_metadata_value_chars
                     )
                 setattr(doc, "metadata_" if name == "metadata" else name, changes[name])
-        doc.version += 1
-        doc.updated_at = func.now()
         try:
-            await self.session.flush()
+            await self.repo.touch(doc)
         except IntegrityError:
             raise ConflictError(
                 "text: another document of this tenant has this content from this source",
                 extra={"field": "text"},
             ) from None
-        await self.session.refresh(doc)
-        await self.outbox.add(
-            tenant_id=self.tenant_id,
-            kind=KIND,
-            entity_id=doc.id,
-            op=UPSERT,
-            version=doc.version,
-        )
         return doc
 
     async def delete(self, document_id: UUID) -> None:
-        version = await self.repo.delete(document_id)
-        if version is None:
-            raise NotFoundError(f"document {document_id} not found")
-        # The delete outranks every version the document ever had in the index.
-        await self.outbox.add(
-            tenant_id=self.tenant_id,
-            kind=KIND,
-            entity_id=document_id,
-            op=DELETE,
-            version=version + 1,
-        )
+        await self.repo.remove(document_id)

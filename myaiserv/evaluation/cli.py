@@ -81,16 +81,12 @@ async def run_eval(
     if url:
         return await against(url, api_key or "")
 
-    from myaiserv.config import load_settings
-    from myaiserv.db.engine import create_engine, create_sessionmaker
     from myaiserv.evaluation.harness import local_api, tenant_key
+    from myaiserv.kit.cli import load_settings, sessions
 
     settings = settings or load_settings()
-    engine = create_engine(settings)
-    try:
-        _, key = await tenant_key(create_sessionmaker(engine), tenant or f"eval-{coll.name}")
-    finally:
-        await engine.dispose()
+    async with sessions(settings) as sessionmaker:
+        _, key = await tenant_key(sessionmaker, tenant or f"eval-{coll.name}")
     async with local_api(env or {}) as (base_url, _):
         return await against(base_url, key)
 

@@ -5,59 +5,25 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import any_, delete, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import any_, insert, select
 from sqlalchemy.orm import joinedload
 
 from myaiserv.db.models import Prompt, PromptVersion
-from myaiserv.kit.pagination import page_of, paginate
+from myaiserv.db.repository import RecordRepository
 
 
-class PromptRepository:
-    def __init__(self, session: AsyncSession, tenant_id: UUID) -> None:
-        self.session = session
-        self.tenant_id = tenant_id
+class PromptRepository(RecordRepository[Prompt]):
+    model = Prompt
+    kind = "prompts"
+    noun = "prompt"
 
     async def insert(self, row: dict[str, Any]) -> Prompt | None:
         """Insert; None when the tenant already has a prompt of this name."""
-        stmt = (
-            insert(Prompt)
-            .values({**row, "tenant_id": self.tenant_id})
-            .on_conflict_do_nothing(index_elements=["tenant_id", "name"])
-            .returning(Prompt)
-        )
-        result = await self.session.scalars(stmt, execution_options={"populate_existing": True})
-        return result.one_or_none()
-
-    async def get(self, prompt_id: UUID, *, for_update: bool = False) -> Prompt | None:
-        stmt = select(Prompt).where(Prompt.id == prompt_id, Prompt.tenant_id == self.tenant_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        return await self.session.scalar(stmt)
+        inserted = await self.add_many([row], unless_taken=("tenant_id", "name"))
+        return inserted[0] if inserted else None
 
     async def get_by_name(self, name: str) -> Prompt | None:
-        return await self.session.scalar(
-            select(Prompt).where(Prompt.name == name, Prompt.tenant_id == self.tenant_id)
-        )
-
-    async def delete(self, prompt_id: UUID) -> int | None:
-        """Delete (its versions cascade); returns the deleted row's version, or None."""
-        return await self.session.scalar(
-            delete(Prompt)
-            .where(Prompt.id == prompt_id, Prompt.tenant_id == self.tenant_id)
-            .returning(Prompt.version)
-        )
-
-    async def list(
-        self, *, cursor: str | None, limit: int, tag: str | None = None
-    ) -> tuple[list[Prompt], str | None]:
-        stmt = select(Prompt).where(Prompt.tenant_id == self.tenant_id)
-        if tag:
-            stmt = stmt.where(any_(Prompt.tags) == tag)
-        stmt = paginate(stmt, Prompt.created_at, Prompt.id, cursor, limit)
-        rows = list((await self.session.scalars(stmt)).all())
-        return page_of(rows, limit)
+        return await self.session.scalar(self.scoped(Prompt.name == name))
 
     async def insert_version(self, row: dict[str, Any]) -> PromptVersion:
         stmt = (
@@ -92,3 +58,10 @@ class PromptRepository:
             stmt = stmt.where(PromptVersion.number < before)
         stmt = stmt.order_by(PromptVersion.number.desc()).limit(limit + 1)
         return list((await self.session.scalars(stmt)).all())
+
+    async def list(
+        self, *, cursor: str | None, limit: int, tag: str | None = None
+    ) -> tuple[list[Prompt], str | None]:
+        return await self.page(
+            *([any_(Prompt.tags) == tag] if tag else []), cursor=cursor, limit=limit
+        )

@@ -9,12 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.audit import log as audit
 from myaiserv.db.models import Prompt, PromptVersion
-from myaiserv.db.outbox import DELETE, UPSERT, OutboxRepository
 from myaiserv.errors import ConflictError, NotFoundError
 from myaiserv.kit.pagination import below, below_cursor
 from myaiserv.kit.validation import InvalidInputError, reject_nul
@@ -22,7 +20,6 @@ from myaiserv.prompts import template as templates
 from myaiserv.prompts.repository import PromptRepository
 from myaiserv.prompts.schemas import LABEL_PATTERN, MAX_VERSION, NAME_PATTERN
 
-KIND = "prompts"
 PRODUCTION = "production"
 
 
@@ -80,7 +77,6 @@ class PromptService:
         self.session = session
         self.tenant_id = tenant_id
         self.repo = PromptRepository(session, tenant_id)
-        self.outbox = OutboxRepository(session)
         self.actor = actor
         self.ip = ip
 
@@ -123,23 +119,6 @@ class PromptService:
             "comment": new.comment,
         }
 
-    async def _record(self, prompt: Prompt) -> None:
-        await self.outbox.add(
-            tenant_id=self.tenant_id,
-            kind=KIND,
-            entity_id=prompt.id,
-            op=UPSERT,
-            version=prompt.version,
-        )
-
-    async def _changed(self, prompt: Prompt) -> None:
-        """The prompt changed: one version up, and the index must follow."""
-        prompt.version += 1
-        prompt.updated_at = func.now()
-        await self.session.flush()
-        await self.session.refresh(prompt)
-        await self._record(prompt)
-
     async def create(self, new: NewPrompt, first: NewVersion) -> tuple[Prompt, PromptVersion]:
         """The prompt and its version 1; ``first.labels`` point at it."""
         reject_nul(new.description, "description")
@@ -163,7 +142,7 @@ class PromptService:
             {**version_row, "prompt_id": prompt.id, "number": 1}
         )
         self._audit_labels(prompt, {})
-        await self._record(prompt)
+        await self.repo.record([self.repo.upserted(prompt.id, prompt.version)])
         return prompt, version
 
     async def add_version(self, prompt_id: UUID, new: NewVersion) -> tuple[Prompt, PromptVersion]:
@@ -177,7 +156,7 @@ class PromptService:
         if new.labels:
             prompt.labels = {**(prompt.labels or {}), **dict.fromkeys(new.labels, number)}
             self._audit_labels(prompt, before)
-        await self._changed(prompt)
+        await self.repo.touch(prompt)
         return prompt, version
 
     async def update(self, prompt_id: UUID, changes: dict[str, Any]) -> Prompt:
@@ -188,7 +167,7 @@ class PromptService:
         if "tags" in changes:
             reject_nul(changes["tags"], "tags")
             prompt.tags = list(dict.fromkeys(changes["tags"]))
-        await self._changed(prompt)
+        await self.repo.touch(prompt)
         return prompt
 
     async def set_label(self, prompt_id: UUID, label: str, number: int) -> Prompt:
@@ -205,7 +184,7 @@ class PromptService:
         before = dict(prompt.labels or {})
         prompt.labels = {**before, label: number}
         self._audit_labels(prompt, before)
-        await self._changed(prompt)
+        await self.repo.touch(prompt)
         return prompt
 
     async def remove_label(self, prompt_id: UUID, label: str) -> Prompt:
@@ -217,29 +196,17 @@ class PromptService:
         before = dict(prompt.labels or {})
         prompt.labels = labels
         self._audit_labels(prompt, before)
-        await self._changed(prompt)
+        await self.repo.touch(prompt)
         return prompt
 
     async def delete(self, prompt_id: UUID) -> None:
-        version = await self.repo.delete(prompt_id)
-        if version is None:
-            raise NotFoundError(f"prompt {prompt_id} not found")
-        # The delete outranks every version the prompt ever had in the index.
-        await self.outbox.add(
-            tenant_id=self.tenant_id,
-            kind=KIND,
-            entity_id=prompt_id,
-            op=DELETE,
-            version=version + 1,
-        )
+        """Delete the prompt (its versions cascade)."""
+        await self.repo.remove(prompt_id)
 
     # -- reads -------------------------------------------------------------------------
 
     async def get(self, prompt_id: UUID, *, for_update: bool = False) -> Prompt:
-        prompt = await self.repo.get(prompt_id, for_update=for_update)
-        if prompt is None:
-            raise NotFoundError(f"prompt {prompt_id} not found")
-        return prompt
+        return await self.repo.get(prompt_id, for_update=for_update)
 
     async def get_by_name(self, name: str) -> Prompt:
         # A name that breaks the naming rule cannot exist (and never reaches SQL).

@@ -2,59 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select, update
 
 from myaiserv.db.models import Conversation, Prompt, PromptVersion, Run
-from myaiserv.kit.pagination import page_of, paginate
+from myaiserv.db.repository import RecordRepository
 
 
-class RunRepository:
-    def __init__(self, session: AsyncSession, tenant_id: UUID) -> None:
-        self.session = session
-        self.tenant_id = tenant_id
-
-    async def insert(self, values: dict[str, Any]) -> Run:
-        stmt = insert(Run).values({**values, "tenant_id": self.tenant_id}).returning(Run)
-        result = await self.session.scalars(stmt, execution_options={"populate_existing": True})
-        return result.one()
-
-    async def get(self, run_id: UUID, *, for_update: bool = False) -> Run | None:
-        stmt = select(Run).where(Run.id == run_id, Run.tenant_id == self.tenant_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        return await self.session.scalar(stmt)
-
-    async def delete(self, run_id: UUID) -> int | None:
-        """Delete; returns the deleted row's version, or None when there was none."""
-        return await self.session.scalar(
-            delete(Run)
-            .where(Run.id == run_id, Run.tenant_id == self.tenant_id)
-            .returning(Run.version)
-        )
-
-    async def list(
-        self,
-        *,
-        cursor: str | None,
-        limit: int,
-        provider: str | None = None,
-        model: str | None = None,
-        status: str | None = None,
-    ) -> tuple[list[Run], str | None]:
-        stmt = select(Run).where(Run.tenant_id == self.tenant_id)
-        if provider is not None:
-            stmt = stmt.where(Run.provider == provider)
-        if model is not None:
-            stmt = stmt.where(Run.model == model)
-        if status is not None:
-            stmt = stmt.where(Run.status == status)
-        stmt = paginate(stmt, Run.created_at, Run.id, cursor, limit)
-        rows = list((await self.session.scalars(stmt)).all())
-        return page_of(rows, limit)
+class RunRepository(RecordRepository[Run]):
+    model = Run
+    kind = "runs"
+    noun = "run"
 
     async def conversation_exists(self, conversation_id: UUID) -> bool:
         """Key-share locked: the conversation cannot be deleted before this run commits."""
@@ -92,3 +51,23 @@ class RunRepository:
             .returning(Run.id, Run.version)
         )
         return [(rid, int(version)) for rid, version in rows]
+
+    async def list(
+        self,
+        *,
+        cursor: str | None,
+        limit: int,
+        provider: str | None = None,
+        model: str | None = None,
+        status: str | None = None,
+    ) -> tuple[list[Run], str | None]:
+        where = [
+            column == value
+            for column, value in (
+                (Run.provider, provider),
+                (Run.model, model),
+                (Run.status, status),
+            )
+            if value is not None
+        ]
+        return await self.page(*where, cursor=cursor, limit=limit)

@@ -11,16 +11,12 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.db.models import Run
-from myaiserv.db.outbox import DELETE, UPSERT, OutboxRepository
-from myaiserv.errors import NotFoundError
 from myaiserv.kit.validation import InvalidInputError, check_metadata, reject_nul
 from myaiserv.runs.repository import RunRepository
 
-KIND = "runs"
 STATUSES = ("ok", "error", "timeout", "cancelled")
 # What the columns hold: a value past these would be a database error, not a 422.
 MAX_INT = 2**31 - 1
@@ -159,7 +155,6 @@ class RunService:
         self.session = session
         self.tenant_id = tenant_id
         self.repo = RunRepository(session, tenant_id)
-        self.outbox = OutboxRepository(session)
 
     async def record(
         self,
@@ -232,17 +227,12 @@ class RunService:
                 cols["prompt_name"] = found[0]
             if cols["prompt_version"] is None:
                 cols["prompt_version"] = found[1]
-        run = await self.repo.insert(cols)
-        await self.outbox.add(
-            tenant_id=self.tenant_id, kind=KIND, entity_id=run.id, op=UPSERT, version=run.version
-        )
+        run = await self.repo.add(cols)
+        await self.repo.record([self.repo.upserted(run.id, run.version)])
         return run
 
     async def get(self, run_id: UUID) -> Run:
-        run = await self.repo.get(run_id)
-        if run is None:
-            raise NotFoundError(f"run {run_id} not found")
-        return run
+        return await self.repo.get(run_id)
 
     async def list(
         self,
@@ -267,8 +257,6 @@ class RunService:
         up by one. Changing a token part without ``total_tokens`` recomputes the total
         when both parts are known."""
         run = await self.repo.get(run_id, for_update=True)
-        if run is None:
-            raise NotFoundError(f"run {run_id} not found")
         cols = _columns(changes)
         _check_order(run.started_at, cols.get("finished_at", run.finished_at))
         if "total_tokens" not in cols and {"prompt_tokens", "completion_tokens"} & cols.keys():
@@ -280,20 +268,8 @@ class RunService:
                 cols["total_tokens"] = total
         for name, value in cols.items():
             setattr(run, name, value)
-        run.version += 1
-        run.updated_at = func.now()
-        await self.session.flush()
-        await self.session.refresh(run)
-        await self.outbox.add(
-            tenant_id=self.tenant_id, kind=KIND, entity_id=run.id, op=UPSERT, version=run.version
-        )
+        await self.repo.touch(run)
         return run
 
     async def delete(self, run_id: UUID) -> None:
-        version = await self.repo.delete(run_id)
-        if version is None:
-            raise NotFoundError(f"run {run_id} not found")
-        # The delete outranks every version the run ever had in the index.
-        await self.outbox.add(
-            tenant_id=self.tenant_id, kind=KIND, entity_id=run_id, op=DELETE, version=version + 1
-        )
+        await self.repo.remove(run_id)

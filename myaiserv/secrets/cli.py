@@ -4,44 +4,37 @@ never from the command line (it ends up in shell history and ``ps``)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from myaiserv.kit.cli import run, transaction
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from myaiserv.config import Settings
+    from myaiserv.secrets.box import SecretBox
+    from myaiserv.secrets.store import SecretInfo
+
+T = TypeVar("T")
 NAME = click.argument("name", metavar="NAME")
 
 
-def _box(settings):
+def _run_with_keys(job: Callable[[AsyncSession, SecretBox], Awaitable[T]]) -> T:
+    """Run ``job`` in one transaction with the deployment's keys; keys that are missing,
+    malformed or cannot decrypt a value are a plain error, not a traceback."""
     from myaiserv.secrets.box import SecretBox, SecretsError
 
-    try:
-        return SecretBox([k.get_secret_value() for k in settings.secrets.keys])
-    except SecretsError as exc:
-        raise click.ClickException(str(exc)) from None
+    async def with_box(settings: Settings) -> T:
+        box = SecretBox([k.get_secret_value() for k in settings.secrets.keys])
+        async with transaction(settings) as session:
+            return await job(session, box)
 
-
-def _run(job):
-    from myaiserv.cli import _settings
-    from myaiserv.db.engine import create_engine, create_sessionmaker
-    from myaiserv.secrets.box import SecretsError
-
-    settings = _settings()
-    box = _box(settings)
-
-    async def main():
-        engine = create_engine(settings)
-        try:
-            async with create_sessionmaker(engine)() as session, session.begin():
-                return await job(session, box)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except SecretsError as exc:
-        raise click.ClickException(str(exc)) from None
+    return run(with_box, reported=(SecretsError,))
 
 
 @click.group()
@@ -76,14 +69,14 @@ def set_secret(name: str, env_var: str | None) -> None:
     if not value:
         raise click.ClickException("empty value: nothing stored")
 
-    async def job(session, box):
+    async def job(session: AsyncSession, box: SecretBox) -> bool:
         replaced = await store.put(session, box, name, value)
         audit.add(
             session, audit.SECRET_SET, actor=audit.CLI, tenant_id=None, target=f"secret:{name}"
         )
         return replaced
 
-    replaced = _run(job)
+    replaced = _run_with_keys(job)
     click.echo(f"{'replaced' if replaced else 'stored'} secret {name!r} (encrypted)")
 
 
@@ -92,10 +85,10 @@ def list_secrets() -> None:
     """Names, the key that encrypted each, and when it changed (never values)."""
     from myaiserv.secrets import store
 
-    async def job(session, box):
+    async def job(session: AsyncSession, box: SecretBox) -> tuple[str, list[SecretInfo]]:
         return box.primary_key_id, await store.describe(session)
 
-    primary, rows = _run(job)
+    primary, rows = _run_with_keys(job)
     for row in rows:
         note = "" if row.key_id == primary else "  (older key: run `myaiserv secrets rotate`)"
         click.echo(f"{row.name}\tkey {row.key_id}\t{row.updated_at.isoformat()}{note}")
@@ -107,7 +100,7 @@ def delete_secret(name: str) -> None:
     from myaiserv.audit import log as audit
     from myaiserv.secrets import store
 
-    async def job(session, box):
+    async def job(session: AsyncSession, box: SecretBox) -> bool:
         found = await store.remove(session, name)
         if found:
             audit.add(
@@ -119,7 +112,7 @@ def delete_secret(name: str) -> None:
             )
         return found
 
-    if not _run(job):
+    if not _run_with_keys(job):
         raise click.ClickException(f"no secret named {name!r}")
     click.echo(f"deleted secret {name!r}")
 
@@ -131,7 +124,7 @@ def rotate() -> None:
     from myaiserv.audit import log as audit
     from myaiserv.secrets import store
 
-    async def job(session, box):
+    async def job(session: AsyncSession, box: SecretBox) -> tuple[int, int]:
         done, current = await store.rotate(session, box)
         audit.add(
             session,
@@ -143,5 +136,5 @@ def rotate() -> None:
         )
         return done, current
 
-    done, current = _run(job)
+    done, current = _run_with_keys(job)
     click.echo(f"re-encrypted {done} secret(s); {current} already under the current key")

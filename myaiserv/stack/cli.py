@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from myaiserv.kit.cli import fail
 from myaiserv.stack.config import (
     DEFAULT_STACK_DIR,
     SERVICES,
@@ -28,11 +29,6 @@ dir_option = click.option(
     envvar="MYAISERV_STACK_DIR",
     help="Folder holding the servers' data, logs and state.",
 )
-
-
-def _fail(exc: StackError) -> None:
-    click.echo(f"stack: {exc}", err=True)
-    sys.exit(1)
 
 
 @click.group()
@@ -118,7 +114,7 @@ def up(
     try:
         notes = Stack(config).up()
     except StackError as exc:
-        _fail(exc)
+        fail(f"stack: {exc}")
     for note in notes:
         click.echo(f"stack: {note}", err=True)
     env = config.env()
@@ -142,7 +138,7 @@ def down(stack_dir: Path) -> None:
     try:
         Stack.from_dir(stack_dir).down()
     except StackError as exc:
-        _fail(exc)
+        fail(f"stack: {exc}")
     click.echo("stack: down")
 
 
@@ -153,7 +149,7 @@ def status(stack_dir: Path) -> None:
     try:
         stk = Stack.from_dir(stack_dir)
     except StackError as exc:
-        _fail(exc)
+        fail(f"stack: {exc}")
     report = stk.status()
     click.echo(json.dumps(report, indent=2))
     sys.exit(0 if all(s["running"] for s in report.values()) else 1)
@@ -167,7 +163,7 @@ def start(stack_dir: Path, service: str) -> None:
     try:
         Stack.from_dir(stack_dir).start(service)
     except StackError as exc:
-        _fail(exc)
+        fail(f"stack: {exc}")
 
 
 @stack.command()
@@ -178,4 +174,4 @@ def stop(stack_dir: Path, service: str) -> None:
     try:
         Stack.from_dir(stack_dir).stop(service)
     except StackError as exc:
-        _fail(exc)
+        fail(f"stack: {exc}")
