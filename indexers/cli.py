@@ -8,14 +8,17 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from myaiserv.kit.cli import fail, run, with_resources
 
+if TYPE_CHECKING:
+    from myaiserv.resources import Resources
 
-async def _ensure_indices(resources: Any, *, check: bool = True) -> dict[str, str]:
+
+async def _ensure_indices(resources: Resources, *, check: bool = True) -> dict[str, str]:
     """Wait for Elasticsearch (it may still be starting), then make sure every kind has
     its template, index and alias, built with this process's embedding model, spec and
     analysis settings (``check``)."""

@@ -197,7 +197,8 @@ def tenants_revoke_key(prefix: str) -> None:
     from myaiserv.auth.service import TenantService
 
     row = run(in_transaction(lambda s: TenantService(s).revoke_by_prefix(prefix)))
-    click.echo(f"revoked {row.prefix} ({row.name}) at {row.revoked_at.isoformat()}")
+    revoked_at = row.revoked_at.isoformat() if row.revoked_at else "?"
+    click.echo(f"revoked {row.prefix} ({row.name}) at {revoked_at}")
 
 
 @tenants.command("quota")

@@ -49,11 +49,14 @@ class MessageRepository(RecordRepository[Message]):
     async def _next_time(self, conversation_id: UUID) -> datetime:
         """Later than every message already in the conversation, and than the wall clock:
         messages added in one transaction (where now() does not move) keep their order."""
-        return await self.session.scalar(
+        stamp: datetime | None = await self.session.scalar(
             select(
                 func.greatest(func.clock_timestamp(), func.max(Message.created_at) + _TICK)
             ).where(Message.conversation_id == conversation_id)
         )
+        if stamp is None:  # greatest() ignores NULLs; clock_timestamp() is never NULL
+            raise RuntimeError("the database has no clock")
+        return stamp
 
     async def append(self, conversation_id: UUID, rows: list[dict[str, Any]]) -> list[Message]:
         """Insert in the given order; each message is stamped one microsecond after the

@@ -4,6 +4,7 @@ the caller's unit of work commits."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -146,7 +147,7 @@ class ConversationService:
 
     async def add_messages(
         self, conversation_id: UUID, messages: Sequence[NewMessage]
-    ) -> list[Message]:
+    ) -> builtins.list[Message]:
         """Append messages in the given order (they sort after every earlier one)."""
         where = "messages[{}]." if len(messages) > 1 else ""
         rows = [_message_row(m, where.format(i)) for i, m in enumerate(messages)]
@@ -162,12 +163,12 @@ class ConversationService:
 
     async def list_messages(
         self, conversation_id: UUID, *, cursor: str | None, limit: int
-    ) -> tuple[list[Message], str | None]:
+    ) -> tuple[builtins.list[Message], str | None]:
         """Oldest first."""
         await self.get(conversation_id)
         return await self.messages.list_in(conversation_id, cursor=cursor, limit=limit)
 
-    async def history(self, conversation_id: UUID, *, limit: int) -> list[Message]:
+    async def history(self, conversation_id: UUID, *, limit: int) -> builtins.list[Message]:
         """The conversation's last ``limit`` messages, newest first: memory for RAG."""
         if limit < 1:
             return []

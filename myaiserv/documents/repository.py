@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import any_
+
 from myaiserv.db.models import Document
 from myaiserv.db.repository import RecordRepository
 
@@ -37,5 +39,5 @@ class DocumentRepository(RecordRepository[Document]):
         self, *, cursor: str | None, limit: int, tag: str | None = None
     ) -> tuple[list[Document], str | None]:
         return await self.page(
-            *([Document.tags.any(tag)] if tag else []), cursor=cursor, limit=limit
+            *([any_(Document.tags) == tag] if tag else []), cursor=cursor, limit=limit
         )

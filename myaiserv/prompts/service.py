@@ -4,6 +4,7 @@ same transaction; the caller's unit of work commits."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -238,7 +239,7 @@ class PromptService:
 
     async def list_versions(
         self, prompt_id: UUID, *, cursor: str | None, limit: int
-    ) -> tuple[Prompt, list[PromptVersion], str | None]:
+    ) -> tuple[Prompt, builtins.list[PromptVersion], str | None]:
         """Newest first; pass the returned cursor back for the next page."""
         before = below(cursor, high=MAX_VERSION + 1)  # pages continue below a version
         prompt = await self.get(prompt_id)

@@ -144,6 +144,19 @@ async def test_listing_pages_every_document_once(api: AsyncTestClient):
     assert sorted(seen) == sorted(ids)
 
 
+async def test_listing_by_tag_keeps_the_documents_carrying_it(api: AsyncTestClient):
+    tagged = set()
+    for i, tags in enumerate([["a", "b"], ["b"], ["a"], []]):
+        resp = await api.post(
+            "/v1/documents", json={"text": f"tagged doc {i}", "source": f"t{i}", "tags": tags}
+        )
+        if "a" in tags:
+            tagged.add(resp.json()["id"])
+    listed = (await api.get("/v1/documents", params={"tag": "a"})).json()
+    assert {item["id"] for item in listed["items"]} == tagged
+    assert (await api.get("/v1/documents", params={"tag": "none"})).json()["items"] == []
+
+
 async def test_tenants_are_isolated(
     api: AsyncTestClient, client: AsyncTestClient, resources: Resources
 ):
