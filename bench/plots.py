@@ -105,7 +105,7 @@ def latency(results: dict[str, Any], ax: Any) -> bool:
             if p50 is not None:
                 p99 = get(results, f"peers.{peer}.search.{mode}_uncached_p99_ms")
                 rows.append((f"{name} {mode}", p50, p99, PEER_COLOURS[peer]))
-    rows = rows[::-1]
+    rows.reverse()
     ys = range(len(rows))
     bars = ax.barh(ys, [r[1] for r in rows], color=[r[3] for r in rows], label="p50")
     ax.scatter([r[2] for r in rows], ys, marker="|", color="black", s=120, label="p99")

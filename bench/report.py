@@ -215,13 +215,17 @@ def _ingest(results: dict[str, Any]) -> list[str]:
     lines = [
         "## Ingest (CISI, end to end)",
         "",
-        f"{r['documents']} documents, {r['chunks']} chunks, median of {r['rounds']} rounds. "
-        "Each system's share is of the raw encode on its own embedding backend.",
+        (
+            f"{r['documents']} documents, {r['chunks']} chunks, median of {r['rounds']} rounds. "
+            "Each system's share is of the raw encode on its own embedding backend."
+        ),
         "",
         "| system | chunks/s | docs/s | seconds | of raw encode (rounds: min-max) |",
         "| --- | --- | --- | --- | --- |",
-        f"| raw `SentenceTransformer.encode`, {backend} (the limit) | "
-        f"{r['raw_encode_chunks_per_s']:.1f} | | | 100% |",
+        (
+            f"| raw `SentenceTransformer.encode`, {backend} (the limit) | "
+            f"{r['raw_encode_chunks_per_s']:.1f} | | | 100% |"
+        ),
     ]
     if torch:
         lines.append(
@@ -301,10 +305,14 @@ def _search(results: dict[str, Any]) -> list[str]:
                 f"{load} |"
             )
     lines += [
-        f"| MyAIServ hybrid, cached (server time; client {r['cached_client_p50_ms']:.2f}) | "
-        f"{r['cached_p50_ms']:.2f} | {r['cached_p99_ms']:.2f} | | {r['cached_rps']:.1f} |",
-        f"| direct: encode + elasticsearch-py `_msearch` (the limit) | {r['direct_p50_ms']:.1f} "
-        f"| {r['direct_p99_ms']:.1f} | | |",
+        (
+            f"| MyAIServ hybrid, cached (server time; client {r['cached_client_p50_ms']:.2f}) | "
+            f"{r['cached_p50_ms']:.2f} | {r['cached_p99_ms']:.2f} | | {r['cached_rps']:.1f} |"
+        ),
+        (
+            "| direct: encode + elasticsearch-py `_msearch` (the limit) | "
+            f"{r['direct_p50_ms']:.1f} | {r['direct_p99_ms']:.1f} | | |"
+        ),
     ]
     for _, name, p in _peers(results):
         s = p.get("search", {})
@@ -317,8 +325,11 @@ def _search(results: dict[str, Any]) -> list[str]:
     return [
         *lines,
         "",
-        f"MyAIServ hybrid uncached, server time p50: {r['hybrid_uncached_server_p50_ms']:.1f} ms; "
-        f"uncached p50 / direct p50 = {r['uncached_to_direct_p50']:.2f}.",
+        (
+            "MyAIServ hybrid uncached, server time p50: "
+            f"{r['hybrid_uncached_server_p50_ms']:.1f} ms; "
+            f"uncached p50 / direct p50 = {r['uncached_to_direct_p50']:.2f}."
+        ),
         "",
         *_plot("latency"),
         f"How: {_how(results, 'search')}",
@@ -347,8 +358,10 @@ def _scaling(results: dict[str, Any]) -> list[str]:
     lines += ["", *_plot("scaling")]
     if ing:
         lines += [
-            "How (ingest): as in Ingest, with two indexer processes; that run is the last "
-            "step of each ingest round.",
+            (
+                "How (ingest): as in Ingest, with two indexer processes; that run is the last "
+                "step of each ingest round."
+            ),
             "",
         ]
     if sea:
@@ -382,11 +395,16 @@ def _vectors(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     lines = [
         "## Vector index options",
         "",
-        f"{r.get('chunks', '?')} CISI chunks, {r.get('queries', '?')} queries; MyAIServ "
-        f"creates its indices with `{r.get('default', '?')}` (`MYAISERV_ES__VECTOR_INDEX_TYPE`).",
+        (
+            f"{r.get('chunks', '?')} CISI chunks, {r.get('queries', '?')} queries; MyAIServ "
+            f"creates its indices with `{r.get('default', '?')}` "
+            "(`MYAISERV_ES__VECTOR_INDEX_TYPE`)."
+        ),
         "",
-        f"| index_options | recall@10 | recall@{k} | Elasticsearch CPU s to index | "
-        "shard indexing ms |",
+        (
+            f"| index_options | recall@10 | recall@{k} | Elasticsearch CPU s to index | "
+            "shard indexing ms |"
+        ),
         "| --- | --- | --- | --- | --- |",
     ]
     for kind, f in r.items():
@@ -405,8 +423,10 @@ def _load(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
         "",
         f"{r['users']} users, {r['duration_s']} s per run; search 6 : write 2 : read 1 : chat 1.",
         "",
-        "| instances | req/s | p50 ms | p99 ms | errors (non-429) | 429 | acknowledged "
-        "writes | stored | indexed | lost | backlog indexed after (s) |",
+        (
+            "| instances | req/s | p50 ms | p99 ms | errors (non-429) | 429 | acknowledged "
+            "writes | stored | indexed | lost | backlog indexed after (s) |"
+        ),
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in r["runs"].values():
@@ -423,8 +443,10 @@ def _reliability(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     lines = [
         "## Faults under load",
         "",
-        "| dependency stopped | requests | answers during the outage | unexpected answers | "
-        "recovered | survived |",
+        (
+            "| dependency stopped | requests | answers during the outage | unexpected answers | "
+            "recovered | survived |"
+        ),
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for f in r["faults_detail"]:
@@ -435,8 +457,10 @@ def _reliability(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        f"Acknowledged writes {r['acknowledged_writes']}, in PostgreSQL {r['stored_writes']}, "
-        f"searchable {r['indexed_writes']}, lost {r['lost_writes']}.",
+        (
+            f"Acknowledged writes {r['acknowledged_writes']}, in PostgreSQL {r['stored_writes']}, "
+            f"searchable {r['indexed_writes']}, lost {r['lost_writes']}."
+        ),
         "",
         f"How: {method.get('how', '')}",
         "",
@@ -450,12 +474,18 @@ def _security(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
         "",
         "| check | tried | failures |",
         "| --- | --- | --- |",
-        f"| schemathesis (OpenAPI, authenticated) | {r['schemathesis_cases']} cases | "
-        f"{r['schemathesis_5xx']} 5xx, {sum(r['schemathesis_failures'].values())} in all |",
-        f"| hostile inputs (every text field, raw bodies, headers) | "
-        f"{r['hostile_inputs_tried']} | {len(r['hostile_input_failures'])} |",
-        f"| cross-tenant sweep (two tenants, identical data) | {r['cross_tenant_checks']} "
-        f"checks | {r['cross_tenant_leaks']} leaks |",
+        (
+            f"| schemathesis (OpenAPI, authenticated) | {r['schemathesis_cases']} cases | "
+            f"{r['schemathesis_5xx']} 5xx, {sum(r['schemathesis_failures'].values())} in all |"
+        ),
+        (
+            f"| hostile inputs (every text field, raw bodies, headers) | "
+            f"{r['hostile_inputs_tried']} | {len(r['hostile_input_failures'])} |"
+        ),
+        (
+            f"| cross-tenant sweep (two tenants, identical data) | {r['cross_tenant_checks']} "
+            f"checks | {r['cross_tenant_leaks']} leaks |"
+        ),
         "",
         f"How: {method.get('how', '')}",
         "",
@@ -492,9 +522,11 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# MyAIServ benchmarks",
         "",
-        f"Written by `make bench` ({results.get('_updated', '')}, commit "
-        f"{m.get('commit', '?')}) on {m.get('cores', '?')} cores ({m.get('cpu', '?')}), "
-        f"Python {m.get('python', '?')}. Figures are also in `bench/results.json`.",
+        (
+            f"Written by `make bench` ({results.get('_updated', '')}, commit "
+            f"{m.get('commit', '?')}) on {m.get('cores', '?')} cores ({m.get('cpu', '?')}), "
+            f"Python {m.get('python', '?')}. Figures are also in `bench/results.json`."
+        ),
         "",
     ]
     for renderer in RENDERERS:

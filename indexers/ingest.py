@@ -184,8 +184,10 @@ async def ingest(
 
 def summary_lines(summary: IngestSummary) -> list[str]:
     lines = [
-        f"documents: {summary.documents} ({summary.created} new, "
-        f"{summary.deduplicated} already stored, {len(summary.failed)} failed)",
+        (
+            f"documents: {summary.documents} ({summary.created} new, "
+            f"{summary.deduplicated} already stored, {len(summary.failed)} failed)"
+        ),
         f"chunks:    {summary.chunks}",
         f"seconds:   {summary.seconds:.1f}",
         f"docs/s:    {summary.docs_per_s:.1f}",

@@ -268,7 +268,7 @@ class Worker:
         self._lag_reported = time.monotonic()
         try:
             pending, oldest = await self.lag()
-        except Exception:
+        except Exception:  # noqa: BLE001 - lag metrics are best effort
             return
         metrics.OUTBOX_PENDING.set(pending)
         metrics.OUTBOX_OLDEST_AGE.set(oldest)
@@ -292,7 +292,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
-            except Exception as exc:  # best effort: without it the loops still poll
+            except Exception as exc:  # noqa: BLE001 - best effort: without it the loops still poll
                 log.warning("cannot listen for outbox writes", error=str(exc)[:300])
                 await self._sleep(5.0)
                 continue
@@ -302,7 +302,7 @@ class Worker:
                 await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
                 self._wake.set()  # anything written before we listened
                 await _first_of(self._stop, lost)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the listener is best effort; polling remains
                 log.warning("outbox listener failed", error=str(exc)[:300])
             finally:
                 with contextlib.suppress(Exception):

@@ -168,7 +168,7 @@ def _os_error(request: Request[Any, Any, Any], exc: OSError) -> Response[dict[st
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error", path=request.url.path, method=request.method)
+    log.error("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
     return problem(
         request,
         HTTP_500_INTERNAL_SERVER_ERROR,

@@ -134,7 +134,7 @@ async def record_auth_failure(
                     "sampled": f"first per address and reason per {AUTH_FAILURE_WINDOW_S} s",
                 },
             )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a failed sample must not fail the request
         log.warning("audit write failed", action=AUTH_FAILED, error=str(exc)[:200])
 
 

@@ -264,8 +264,8 @@ async def _backup(
             await after_snapshot()
 
         dump_path = folder / DUMP
-        async with _pg_errors(settings, "dumping"), engine.connect() as db:
-            db = await db.execution_options(
+        async with _pg_errors(settings, "dumping"), engine.connect() as conn:
+            db = await conn.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
             async with db.begin():
@@ -598,7 +598,7 @@ def _compatibility(settings: Settings, manifest: Manifest, revision: str | None)
         from alembic.script import ScriptDirectory
 
         head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
-    except Exception:  # the notes are advice; a broken migrations folder shows elsewhere
+    except Exception:  # noqa: BLE001 - the notes are advice; a broken migrations folder shows elsewhere
         head = None
     if head and revision != head:
         notes.append(

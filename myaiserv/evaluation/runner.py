@@ -163,8 +163,10 @@ async def evaluate(
 
 def table(result: EvalResult) -> str:
     lines = [
-        f"{result.collection}: {result.queries} judged queries, MAP over the top "
-        f"{result.depth} documents",
+        (
+            f"{result.collection}: {result.queries} judged queries, MAP over the top "
+            f"{result.depth} documents"
+        ),
         f"{'mode':<8} " + " ".join(f"{m:>10}" for m in METRICS),
     ]
     for mode, scores in result.scores.items():

@@ -34,7 +34,9 @@ _BLOCKS = frozenset(
 # Marks a <br> in the running paragraph; NULs are removed from the markup, so it is unambiguous.
 _BR = "\x00"
 _NON_TEXT = (Comment, CData, Declaration, Doctype, ProcessingInstruction)
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
+)
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
     (codecs.BOM_UTF16_LE, "utf-16"),
@@ -94,7 +96,7 @@ def html_to_text(data: bytes, charset: str | None) -> tuple[str, str | None]:
     markup = decode_html(data, charset).replace("\x00", "")
     try:
         soup = BeautifulSoup(markup, "html.parser")
-    except Exception as exc:  # html.parser is lenient; anything raised here is malformed input
+    except Exception as exc:  # noqa: BLE001 - html.parser is lenient; anything raised here is malformed input
         raise ExtractionError("invalid_html", f"HTML content could not be parsed: {exc}") from None
 
     title: str | None = None

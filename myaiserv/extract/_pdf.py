@@ -21,13 +21,13 @@ def pdf_to_text(data: bytes) -> tuple[str, str | None]:
     try:
         reader = PdfReader(io.BytesIO(data))
         encrypted = reader.is_encrypted
-    except Exception as exc:  # pypdf raises many types (PdfReadError, KeyError, ...) on bad files
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many types (PdfReadError, KeyError, ...) on bad files
         raise ExtractionError("invalid_pdf", f"The PDF could not be read: {exc}") from None
 
     if encrypted:
         try:
             decrypted = reader.decrypt("") != PasswordType.NOT_DECRYPTED
-        except Exception:  # e.g. AES without the optional crypto dependency
+        except Exception:  # noqa: BLE001 - e.g. AES without the optional crypto dependency
             decrypted = False
         if not decrypted:
             raise ExtractionError(
@@ -36,7 +36,7 @@ def pdf_to_text(data: bytes) -> tuple[str, str | None]:
 
     try:
         pages = list(reader.pages)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the listener is best effort; polling remains
         raise ExtractionError("invalid_pdf", f"The PDF could not be read: {exc}") from None
 
     texts: list[str] = []
@@ -44,7 +44,7 @@ def pdf_to_text(data: bytes) -> tuple[str, str | None]:
     for number, page in enumerate(pages, start=1):
         try:
             texts.append(page.extract_text() or "")
-        except Exception as exc:  # keep the readable pages of a partly damaged file
+        except Exception as exc:  # noqa: BLE001 - keep the readable pages of a partly damaged file
             failed += 1
             log.warning("pdf page %d: text extraction failed: %s", number, exc)
     if pages and failed == len(pages):
@@ -56,6 +56,6 @@ def pdf_to_text(data: bytes) -> tuple[str, str | None]:
         raw = metadata.title if metadata is not None else None
         if isinstance(raw, str):
             title = " ".join(raw.replace("\x00", "").split()) or None
-    except Exception:  # a broken Info dictionary only costs us the title
+    except Exception:  # noqa: BLE001 - a broken Info dictionary only costs us the title
         title = None
     return "\n\n".join(texts).replace("\x00", ""), title

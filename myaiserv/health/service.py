@@ -66,7 +66,7 @@ class ReadinessService:
             ok = True
         except TimeoutError:
             detail, ok = f"no answer within {self.timeout_s:g}s", False
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is the check's answer
             detail, ok = f"{type(exc).__name__}: {exc}"[:300], False
         return CheckResult(name, ok, (time.perf_counter() - started) * 1000, detail)
 

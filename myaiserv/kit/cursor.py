@@ -54,13 +54,13 @@ def decode(token: str, *, bound_to: str | None = None) -> dict[str, Any]:
     fingerprint ``bound_to`` (None: for any request). The caller checks its keys' values
     and raises ``InvalidCursorError`` for a value it cannot use."""
     if len(token) > MAX_CHARS:
-        raise InvalidCursorError()
+        raise InvalidCursorError
     try:
         payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (ValueError, RecursionError):  # base64, UTF-8 and JSON errors; deep nesting
-        raise InvalidCursorError() from None
+        raise InvalidCursorError from None
     if not isinstance(payload, dict) or payload.get("v") != VERSION:
-        raise InvalidCursorError()
+        raise InvalidCursorError
     if payload.get("f") != bound_to:
         raise InvalidCursorError(
             "belongs to another search: repeat the request that returned it (same query, "
@@ -73,5 +73,5 @@ def integer(position: dict[str, Any], key: str, *, low: int, high: int) -> int:
     """An integer a position must hold, within [low, high]."""
     value = position.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidCursorError()
+        raise InvalidCursorError
     return value

@@ -18,7 +18,7 @@ def _position(cursor: str) -> tuple[datetime, UUID]:
     try:
         return datetime.fromisoformat(position["t"]), UUID(position["id"])
     except (KeyError, TypeError, ValueError):
-        raise InvalidCursorError() from None
+        raise InvalidCursorError from None
 
 
 def paginate(

@@ -66,7 +66,7 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NO_KEY = "no-key"
 
 
-class _Malformed(Exception):
+class _MalformedError(Exception):
     """The upstream answered 2xx with something that is not a chat completion."""
 
 
@@ -167,7 +167,7 @@ class OpenAIProvider:
             try:
                 response = await client.chat.completions.create(**request)
                 completion = _completion(response)
-            except (openai.OpenAIError, ValueError, _Malformed) as exc:
+            except (openai.OpenAIError, ValueError, _MalformedError) as exc:
                 error, counts = self._classify(exc)
                 if error.retryable and attempt < attempts and await self._backoff(attempt, error):
                     continue
@@ -217,7 +217,7 @@ class OpenAIProvider:
                 if yielded:
                     self.breaker.record_success()
                 raise
-            except (openai.OpenAIError, ValueError, _Malformed) as exc:
+            except (openai.OpenAIError, ValueError, _MalformedError) as exc:
                 error, counts = self._classify(exc, midstream=started)
                 if yielded:
                     error.retryable = error.failover = False
@@ -333,7 +333,7 @@ class OpenAIProvider:
 
 def _completion(response: object) -> Completion:
     if not isinstance(response, ChatCompletion):
-        raise _Malformed(f"expected a chat completion, got {type(response).__name__}")
+        raise _MalformedError(f"expected a chat completion, got {type(response).__name__}")
     try:
         choice = response.choices[0]
         text = choice.message.content or ""
@@ -341,7 +341,7 @@ def _completion(response: object) -> Completion:
         finish_reason = cast(str | None, choice.finish_reason) or "stop"
         usage = _usage(response.usage)
     except (AttributeError, IndexError, TypeError) as exc:
-        raise _Malformed(str(exc) or type(exc).__name__) from exc
+        raise _MalformedError(str(exc) or type(exc).__name__) from exc
     return Completion(text=text, usage=usage or Usage(), finish_reason=finish_reason)
 
 
@@ -361,14 +361,14 @@ async def _deltas(chunks: openai.AsyncStream[ChatCompletionChunk]) -> AsyncGener
     finally:
         await chunks.close()  # releases the connection, also when the consumer stops early
     if finish_reason is None:
-        raise _Malformed("the stream ended without a finish reason")
+        raise _MalformedError("the stream ended without a finish reason")
     yield Delta(finish_reason=finish_reason, usage=usage)
 
 
 def _chunk(chunk: object) -> tuple[str, str | None, Usage | None]:
     """(text, finish_reason, usage) of one streamed chunk; the usage chunk has no choices."""
     if not isinstance(chunk, ChatCompletionChunk):
-        raise _Malformed(f"expected a chat completion chunk, got {type(chunk).__name__}")
+        raise _MalformedError(f"expected a chat completion chunk, got {type(chunk).__name__}")
     try:
         usage = _usage(chunk.usage)
         if not chunk.choices:
@@ -376,7 +376,7 @@ def _chunk(chunk: object) -> tuple[str, str | None, Usage | None]:
         choice = chunk.choices[0]
         return choice.delta.content or "", choice.finish_reason, usage
     except (AttributeError, TypeError) as exc:
-        raise _Malformed(str(exc) or type(exc).__name__) from exc
+        raise _MalformedError(str(exc) or type(exc).__name__) from exc
 
 
 def _usage(usage: Any) -> Usage | None:

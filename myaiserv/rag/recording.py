@@ -160,5 +160,5 @@ class Recorder:
                     },
                     **run_fields(request, passages),
                 )
-        except Exception as exc:  # recording must not hide the provider's error
+        except Exception as exc:  # noqa: BLE001 - recording must not hide the provider's error
             log.error("could not record failed run", error=str(exc)[:300])

@@ -115,7 +115,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             code="service_unavailable",
             headers={"Retry-After": "5"},
         )
-    log.exception("unhandled error", path=request.url.path)
+    log.error("unhandled error", path=request.url.path, exc_info=exc)
     return openai_error(500, "the server failed to handle this request", code="internal_error")
 
 

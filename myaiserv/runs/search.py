@@ -254,7 +254,7 @@ def decode_cursor(cursor: str, fp: str, sort: list[dict[str, Any]]) -> list[Any]
         or len(after) != len(keys)
         or not all(_sort_value_ok(k, v) for k, v in zip(keys, after, strict=True))
     ):
-        raise InvalidCursorError()
+        raise InvalidCursorError
     return after
 
 

@@ -47,7 +47,7 @@ def decode(token: str, fingerprint: str) -> Cursor:
     position = codec.decode(token, bound_to=fingerprint)
     pit, after = position.get("p"), position.get("a")
     if not isinstance(pit, str) or not (after is None or isinstance(after, list)):
-        raise InvalidCursorError()
+        raise InvalidCursorError
     offset = codec.integer(position, "o", low=0, high=MAX_OFFSET)
     window = codec.integer(position, "w", low=1, high=MAX_WINDOW) if "w" in position else 0
     return Cursor(pit=pit, offset=offset, after=after, window=window)

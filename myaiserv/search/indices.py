@@ -282,7 +282,7 @@ class IndexManager:
             aliases = found.body[name].get("aliases", {})
             if aliases.get(self.alias(kind), {}).get("is_write_index"):
                 return str(name)
-        return str(sorted(names)[-1]) if names else None
+        return str(max(names)) if names else None
 
     async def ensure(self, kind: str) -> str:
         """Create the first index and alias for a kind if there is none (a migration step,

@@ -263,7 +263,7 @@ async def test_a_stream_broken_after_text_is_502_without_failover(
     make_provider: MakeProvider, server: FakeOpenAIServer, model: str
 ) -> None:
     received: list[Delta] = []
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(ProviderError) as caught:  # noqa: PT012 - fails while iterating
         async for delta in make_provider(max_retries=2).stream(
             model, QUESTION, GenerationParams(), []
         ):

@@ -97,7 +97,7 @@ async def test_a_record_is_scoped_versioned_and_recorded(resources: Resources, k
     assert found.version == 2 and found.updated_at > before
 
     # A change rolled back leaves neither its version nor its outbox row.
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="rolled back"):  # noqa: PT012 - a whole transaction
         async with resources.sessionmaker() as session, session.begin():
             mine = type(repo)(session, owner.id)
             await mine.touch(await mine.get(entity.id))

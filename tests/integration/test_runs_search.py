@@ -427,7 +427,7 @@ async def test_aggregations_match_sql(
     assert page2["aggregations"] == aggs and page2["total"] == found["total"]
 
     only = await search(api, {"filters": filters, "size": 0, "aggregations": ["by_day"]})
-    assert set(k for k, v in only["aggregations"].items() if v is not None) == {"by_day"}
+    assert {k for k, v in only["aggregations"].items() if v is not None} == {"by_day"}
 
 
 async def test_aggregations_follow_the_query(api: AsyncTestClient, data: Seeded):

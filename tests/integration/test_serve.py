@@ -79,6 +79,7 @@ def test_malformed_url_stops_start_up_with_a_clear_message(
 ) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "myaiserv", "serve", "--port", str(free_port())],
+        check=False,
         env=_env(settings, **{var: value}),
         cwd=tmp_path,
         capture_output=True,

@@ -195,7 +195,7 @@ def test_long_sentence_is_split() -> None:
     assert all(c.token_count <= 16 for c in chunks)
     joined = " ".join(body(c, text) for c in chunks).split()
     # Every word appears, in order (overlapping sentences may repeat some).
-    assert [w for w in dict.fromkeys(joined)] == text.split()
+    assert list(dict.fromkeys(joined)) == text.split()
     assert len(chunks) >= 100 // 16
 
 
@@ -251,7 +251,7 @@ def test_counter_is_batched() -> None:
 
 @pytest.mark.parametrize(("max_tokens", "overlap"), [(0, 0), (10, -1), (10, 10), (10, 11)])
 def test_invalid_parameters(max_tokens: int, overlap: int) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="tokens must be"):
         chunk_text("d", "text", count_tokens=words, max_tokens=max_tokens, overlap_tokens=overlap)
 
 

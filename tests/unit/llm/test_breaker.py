@@ -102,5 +102,5 @@ def test_late_failures_do_not_extend_the_cool_down(clock: Clock) -> None:
 
 @pytest.mark.parametrize(("failures", "reset_s"), [(0, 1.0), (1, 0.0)])
 def test_rejects_nonsense_settings(failures: int, reset_s: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="failures must be"):
         CircuitBreaker(failures, reset_s)
