@@ -22,7 +22,7 @@ help:
 	@echo "make eval         relevance (nDCG@10, MAP, Recall@100) on ../shared/data/cisi"
 	@echo "make stack-up     start Elasticsearch, PostgreSQL and Redis locally (STACK_ARGS=...)"
 	@echo "make stack-down   stop them (data is kept in .stack/)"
-	@echo "make lint         ruff"
+	@echo "make lint         ruff (lint and format) and mypy --strict, as CI runs them"
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -95,9 +95,10 @@ eval: migrate
 test: stack-up
 	$(POETRY) run pytest $(PYTEST_ARGS)
 
-lint: install
-	$(POETRY) run ruff check myaiserv indexers tooling tests bench examples
-	$(POETRY) run ruff format --check myaiserv indexers tooling tests bench examples
+lint: $(VENV_STAMP)
+	$(POETRY) run ruff check .
+	$(POETRY) run ruff format --check .
+	$(POETRY) run mypy
 
 clean: stack-down
-	rm -rf .stack .venv .pytest_cache .ruff_cache
+	rm -rf .stack .venv .pytest_cache .ruff_cache .mypy_cache

@@ -264,8 +264,8 @@ async def _backup(
             await after_snapshot()
 
         dump_path = folder / DUMP
-        async with _pg_errors(settings, "dumping"), engine.connect() as conn:
-            db = await conn.execution_options(
+        async with _pg_errors(settings, "dumping"), engine.connect() as connection:
+            db = await connection.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
             async with db.begin():
