@@ -12,8 +12,8 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from myaiserv.resources import Resources
+from tests.monitoring_support import DASHBOARDS, METRIC, defined_series, rules
 from tests.support import drain
-from tests.unit.test_monitoring import DASHBOARDS, METRIC, defined_series, rules
 
 pytestmark = pytest.mark.integration
 
