@@ -30,6 +30,7 @@ def bench_settings(database: str, redis_db: int, prefix: str) -> tuple[Settings,
         database_url=url.render_as_string(hide_password=False),
         redis_url=base.redis_url.rsplit("/", 1)[0] + f"/{redis_db}",
         es={"index_prefix": prefix},
+        redis={"namespace": prefix},
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYAISERV_")}
     env.update(
@@ -37,6 +38,7 @@ def bench_settings(database: str, redis_db: int, prefix: str) -> tuple[Settings,
         REDIS_URL=settings.redis_url,
         ES_URL=",".join(settings.es_url),
         MYAISERV_ES__INDEX_PREFIX=prefix,
+        MYAISERV_REDIS__NAMESPACE=prefix,
         LOG_LEVEL="WARNING",
         # Measurements, not traffic to police: no request rate limits.
         MYAISERV_RATE_LIMITS__PER_KEY_PER_MINUTE="0",

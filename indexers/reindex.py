@@ -114,7 +114,7 @@ async def reindex(
         old_index = await indices.swap_alias(kind, new_index)
         with contextlib.suppress(RedisError, OSError):  # cached pages of the old index
             await bump_generations(
-                resources.redis, resources.settings.es.index_prefix, [(ALL_TENANTS, kind)]
+                resources.redis, resources.settings.redis.namespace, [(ALL_TENANTS, kind)]
             )
     except BaseException:
         async with resources.sessionmaker() as session, session.begin():

@@ -226,7 +226,7 @@ class Worker:
         except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as exc:
             log.warning("refresh failed", error=str(exc)[:300])
         try:
-            await bump_generations(self.resources.redis, self.settings.es.index_prefix, written)
+            await bump_generations(self.resources.redis, self.settings.redis.namespace, written)
         except (RedisError, OSError) as exc:
             log.warning("could not bump cache generations", error=str(exc)[:300])
 

@@ -357,6 +357,12 @@ class SecretSettings(BaseModel):
 class RedisSettings(BaseModel):
     socket_timeout_s: float = Field(1.0, gt=0)
     connect_timeout_s: float = Field(1.0, gt=0)
+    namespace: str = Field(
+        "myaiserv",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Prefix of every key MyAIServ keeps in Redis (caches, rate limits, index "
+        "generations, quotas); deployments sharing one Redis database use different ones.",
+    )
 
 
 class Settings(BaseSettings):

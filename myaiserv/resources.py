@@ -86,7 +86,7 @@ async def open_resources(
             index_guard=IndexGuard(indices),
             llm=llm,
             secrets=secrets,
-            audit_sampler=AuthFailureSampler(redis, settings.es.index_prefix),
+            audit_sampler=AuthFailureSampler(redis, settings.redis.namespace),
         )
     finally:
         await llm.aclose()

@@ -40,6 +40,7 @@ def stack() -> Stack:
 @pytest.fixture(scope="session")
 def settings(stack: Stack) -> Settings:
     cfg = stack.config
+    tag = uuid.uuid4().hex[:8]
     # A database of this session's own: test sessions may run side by side.
     database = f"{cfg.postgres.database}{TEST_DATABASE_SUFFIX}_{uuid.uuid4().hex[:8]}"
     return Settings(
@@ -47,7 +48,8 @@ def settings(stack: Stack) -> Settings:
         database_url=cfg.postgres.url(database),
         redis_url=cfg.redis.url(TEST_REDIS_DB),
         es_url=cfg.elasticsearch.urls(),
-        es={"index_prefix": f"test-{uuid.uuid4().hex[:8]}"},
+        es={"index_prefix": f"test-{tag}"},
+        redis={"namespace": f"test-{tag}"},
         instance_name="test",
         indexing={"metrics_port": None},
         search={

@@ -60,6 +60,20 @@ async def make_tenant(resources: Resources, scopes: list[str] | None = None) -> 
     return TenantKey(issued.tenant_id, name, issued.plaintext)
 
 
+def process_env(settings: Settings) -> dict[str, str]:
+    """The variables that give a server or CLI process these settings' database, Redis
+    database and namespace, and indices (with their analysis settings)."""
+    return {
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "ES_URL": ",".join(settings.es_url),
+        "MYAISERV_ES__INDEX_PREFIX": settings.es.index_prefix,
+        "MYAISERV_REDIS__NAMESPACE": settings.redis.namespace,
+        "MYAISERV_SEARCH__METADATA_FIELDS": json.dumps(settings.search.metadata_fields),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 def web_tier(
     stack: Stack, settings: Settings, root: Path, instances: int, **env: str
 ) -> WebService:
@@ -80,14 +94,7 @@ def web_tier(
     return WebService(
         root,
         config,
-        extra_env={
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": settings.redis_url,
-            "MYAISERV_ES__INDEX_PREFIX": settings.es.index_prefix,
-            "MYAISERV_SEARCH__METADATA_FIELDS": json.dumps(settings.search.metadata_fields),
-            "LOG_LEVEL": "WARNING",
-            **env,
-        },
+        extra_env={**process_env(settings), **env},
     )
 
 

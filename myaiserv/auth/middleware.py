@@ -89,7 +89,7 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         )
         verdict = await ratelimit.check(
             resources.redis,
-            resources.settings.es.index_prefix,
+            resources.settings.redis.namespace,
             principal,
             resources.settings.rate_limits,
         )

@@ -18,7 +18,7 @@ from myaiserv.resources import Resources
 def provide_quota_service(resources: Resources, principal: Principal) -> QuotaService:
     settings = resources.settings
     return QuotaService(
-        resources.redis, settings.es.index_prefix, settings.quotas, principal.tenant_id
+        resources.redis, settings.redis.namespace, settings.quotas, principal.tenant_id
     )
 
 

@@ -19,7 +19,7 @@ def provide_rag_service(resources: Resources, principal: Principal) -> RagServic
     settings = resources.settings
     llm = settings.llm
     tenant_id = principal.tenant_id
-    namespace = settings.es.index_prefix
+    namespace = settings.redis.namespace
     count_tokens = resources.embedder.embedder.count_tokens
     quotas = QuotaService(resources.redis, namespace, settings.quotas, tenant_id)
     retriever = Retriever(

@@ -42,7 +42,7 @@ class SearchService:
         self.store = SearchStore.of(resources)
         self.tenant_id = str(tenant_id)
         self.cache = result_cache.ResultCache(
-            resources.redis, resources.settings.es.index_prefix, self.settings.cache_ttl_s
+            resources.redis, resources.settings.redis.namespace, self.settings.cache_ttl_s
         )
 
     def plan(self, req: SearchRequest) -> Plan:

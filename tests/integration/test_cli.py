@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from myaiserv.config import Settings
+from tests.support import process_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,12 +27,8 @@ def cli(settings: Settings, database: str, tmp_path: Path):
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
         "PYTHONPATH": str(ROOT),
+        **process_env(settings),
         "DATABASE_URL": database,
-        "REDIS_URL": settings.redis_url,
-        "ES_URL": ",".join(settings.es_url),
-        "MYAISERV_ES__INDEX_PREFIX": settings.es.index_prefix,
-        "MYAISERV_SEARCH__METADATA_FIELDS": json.dumps(settings.search.metadata_fields),
-        "LOG_LEVEL": "WARNING",
     }
 
     async def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,6 @@ session's database, Redis database and index prefix.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -22,7 +21,7 @@ from myaiserv.config import Settings
 from myaiserv.db.models import OutboxEvent
 from myaiserv.evaluation.harness import local_api
 from myaiserv.resources import Resources
-from tests.support import eventually, make_tenant
+from tests.support import eventually, make_tenant, process_env
 from tooling.fuzz import run_schemathesis
 from tooling.hostile import probe, seed
 from tooling.isolation import two_tenant_sweep
@@ -33,11 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 async def live(settings: Settings, resources: Resources) -> AsyncIterator[str]:
     env = {
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "ES_URL": ",".join(settings.es_url),
-        "MYAISERV_ES__INDEX_PREFIX": settings.es.index_prefix,
-        "MYAISERV_SEARCH__METADATA_FIELDS": json.dumps(settings.search.metadata_fields),
+        **process_env(settings),
         "MYAISERV_LLM__RATE_LIMIT_PER_MINUTE": "0",
     }
     async with local_api(env) as (url, _):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -30,7 +29,7 @@ from myaiserv.evaluation.harness import free_port
 from myaiserv.resources import Resources
 from myaiserv.search.indices import IndexManager, IndexModelMismatchError
 from myaiserv.stack.manager import Stack
-from tests.support import TenantKey, drain, eventually, make_tenant
+from tests.support import TenantKey, drain, eventually, make_tenant, process_env
 
 pytestmark = pytest.mark.integration
 CISI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cisi"
@@ -150,12 +149,8 @@ async def test_ingest_cisi_every_chunk_exactly_once(resources: Resources) -> Non
 def _indexer_process(settings: Settings) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYAISERV_")}
     env.update(
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=settings.redis_url,
-        ES_URL=",".join(settings.es_url),
-        MYAISERV_ES__INDEX_PREFIX=settings.es.index_prefix,
         # The same analysis settings as the test indices, or the indexer refuses them.
-        MYAISERV_SEARCH__METADATA_FIELDS=json.dumps(settings.search.metadata_fields),
+        **process_env(settings),
         MYAISERV_INDEXING__METRICS_PORT=str(free_port()),
         MYAISERV_INDEXING__BATCH_SIZE="16",
     )

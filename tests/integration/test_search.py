@@ -12,7 +12,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
+from myaiserv.config import Settings
 from myaiserv.db.models import Document
+from myaiserv.embeddings.model import Embedder
 from myaiserv.resources import Resources
 from tests.support import TenantKey, drain, make_tenant
 
@@ -358,6 +360,33 @@ async def test_cached_page_is_not_served_after_a_newer_write(
     await api.post("/v1/conversations", json={"title": "unrelated"})
     await drain(resources)
     assert (await api.post("/v1/search", json=body)).headers["x-cache"] == "hit"
+
+
+async def test_deployments_sharing_redis_keep_their_caches_apart(
+    api: AsyncTestClient,
+    resources: Resources,
+    settings: Settings,
+    embedder: Embedder,
+    tenant: TenantKey,
+):
+    """Two deployments on one Redis database, with their own namespaces, over the same
+    indices: a page one cached is not served by the other."""
+    from myaiserv.app import create_app
+
+    marker = f"quince{uuid.uuid4().hex[:6]}"
+    await load(api, resources, [{"title": "Only", "text": f"{marker} preserves"}])
+    body = {"query": marker, "mode": "bm25", "kinds": ["documents"]}
+    assert (await api.post("/v1/search", json=body)).headers["x-cache"] == "miss"
+    assert (await api.post("/v1/search", json=body)).headers["x-cache"] == "hit"
+    other = settings.model_copy(
+        update={"redis": settings.redis.model_copy(update={"namespace": f"{marker}-other"})}
+    )
+    async with AsyncTestClient(app=create_app(other, embedder=embedder)) as client:
+        first = await client.post("/v1/search", json=body, headers=tenant.headers)
+        assert first.headers["x-cache"] == "miss"
+        assert titles(first.json()) == ["Only"]
+        again = await client.post("/v1/search", json=body, headers=tenant.headers)
+        assert again.headers["x-cache"] == "hit"
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from myaiserv.db.models import AuditEvent, ProviderSecret
 from myaiserv.resources import Resources
 from myaiserv.secrets.box import SecretBox, SecretsError, generate_key
 from tests.fakes.openai_server import MODELS, FakeOpenAIServer
-from tests.support import TenantKey, make_tenant
+from tests.support import TenantKey, make_tenant, process_env
 
 pytestmark = pytest.mark.integration
 
@@ -251,11 +251,8 @@ def _cli(settings: Settings, *args: str, input: str | None = None) -> str:
     from myaiserv.cli import main
 
     env = {
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "ES_URL": ",".join(settings.es_url),
+        **process_env(settings),
         "MYAISERV_SECRETS__KEYS": ",".join(k.get_secret_value() for k in settings.secrets.keys),
-        "MYAISERV_ES__INDEX_PREFIX": settings.es.index_prefix,
     }
     result = CliRunner().invoke(main, list(args), env=env, input=input, catch_exceptions=False)
     assert result.exit_code == 0, result.output
