@@ -24,7 +24,7 @@ async def _ensure_indices(resources: Resources, *, check: bool = True) -> dict[s
     analysis settings (``check``)."""
     import elasticsearch
 
-    from myaiserv.search.indices import KINDS
+    from myaiserv.search.kinds import KINDS
 
     for attempt in range(60):
         try:

@@ -21,11 +21,12 @@ from redis.exceptions import RedisError
 from sqlalchemy import delete, select
 
 from indexers.bulk import OK, write
-from indexers.sources import INDEX_OF, Builder, Entity, Pending
+from indexers.sources import Builder, Entity, Pending
 from myaiserv.db.models import Conversation, Document, IndexBuild, Message, Prompt, Run
 from myaiserv.logging import get_logger
 from myaiserv.resources import Resources
 from myaiserv.search.cache import ALL_TENANTS, bump_generations
+from myaiserv.search.kinds import INDEX_OF
 
 log = get_logger("indexers.reindex")
 

@@ -23,21 +23,13 @@ from myaiserv.config import Settings
 from myaiserv.db.models import Conversation, Document, Message, Prompt, Run
 from myaiserv.embeddings.cache import CachedEmbedder
 from myaiserv.search.analysis import stems
+from myaiserv.search.kinds import INDEX_OF, EntityKind, Kind
 from myaiserv.search.metadata import typed
-
-# Outbox kinds, and the index kind each one is written to.
-INDEX_OF = {
-    "documents": "documents",
-    "prompts": "prompts",
-    "conversations": "conversations",
-    "messages": "conversations",
-    "runs": "runs",
-}
 
 
 @dataclass(frozen=True)
 class Entity:
-    kind: str  # outbox kind
+    kind: EntityKind
     id: UUID
 
 
@@ -60,7 +52,7 @@ class Builder:
         es: AsyncElasticsearch,
         embedder: CachedEmbedder,
         settings: Settings,
-        targets: dict[str, list[str]],
+        targets: dict[Kind, list[str]],
     ) -> None:
         self.session = session
         self.es = es

@@ -33,12 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from indexers import metrics
 from indexers.bulk import OK, POISON, write
-from indexers.sources import INDEX_OF, Builder, Entity, Pending
+from indexers.sources import Builder, Entity, Pending
 from myaiserv.db.models import DeadLetter, IndexBuild, OutboxEvent
 from myaiserv.db.outbox import CHANNEL, DELETE, OutboxRepository
 from myaiserv.logging import get_logger
 from myaiserv.resources import Resources
 from myaiserv.search.cache import bump_generations
+from myaiserv.search.kinds import INDEX_OF, KINDS, Kind, stored_entity_kind, stored_kind
 
 log = get_logger("indexers.worker")
 LAG_REPORT_EVERY_S = 5.0
@@ -86,13 +87,13 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
 
-    async def targets(self, session: AsyncSession) -> dict[str, list[str]]:
+    async def targets(self, session: AsyncSession) -> dict[Kind, list[str]]:
         """Where each index kind is written: its alias, plus any index a reindex is
         building (read per batch, so a reindex is noticed at once)."""
         indices = self.resources.indices
-        out = {kind: [indices.alias(kind)] for kind in set(INDEX_OF.values())}
+        out = {kind: [indices.alias(kind)] for kind in KINDS}
         for build in await session.scalars(select(IndexBuild)):
-            out.setdefault(build.kind, []).append(build.index_name)
+            out[stored_kind(build.kind)].append(build.index_name)
         return out
 
     async def _claim(self, session: AsyncSession, limit: int) -> tuple[list[OutboxEvent], int]:
@@ -131,7 +132,7 @@ class Worker:
                 return result
             pending: dict[Entity, Pending] = {}
             for row in claimed:
-                entity = Entity(row.kind, row.entity_id)
+                entity = Entity(stored_entity_kind(row.kind), row.entity_id)
                 p = pending.setdefault(entity, Pending(entity))
                 if row.op == DELETE:
                     p.delete_version = max(p.delete_version or 0, row.version)
@@ -148,7 +149,7 @@ class Worker:
 
             done, retry, dead = [], [], []
             for row in claimed:
-                outcome = outcomes.get(Entity(row.kind, row.entity_id))
+                outcome = outcomes.get(Entity(stored_entity_kind(row.kind), row.entity_id))
                 if outcome is None or outcome.status == OK:
                     done.append(row)
                 elif outcome.status == POISON or (
@@ -163,7 +164,9 @@ class Worker:
                         result.failures[reason] = result.failures.get(reason, 0) + 1
 
             if done:
-                await self.publish({(str(r.tenant_id), INDEX_OF[r.kind]) for r in done})
+                await self.publish(
+                    {(str(r.tenant_id), INDEX_OF[stored_entity_kind(r.kind)]) for r in done}
+                )
                 await session.execute(
                     delete(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in done]))
                 )
@@ -213,7 +216,7 @@ class Worker:
             )
         return result
 
-    async def publish(self, written: set[tuple[str, str]]) -> None:
+    async def publish(self, written: set[tuple[str, Kind]]) -> None:
         """Make the batch's writes searchable (refresh), then bump the (tenant, kind)
         generations that key cached result pages: from now on no cached page older than
         these writes can be served. Redis down only delays invalidation to the cache TTL

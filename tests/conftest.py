@@ -19,7 +19,7 @@ from myaiserv.config import Settings
 from myaiserv.db import migrate
 from myaiserv.embeddings.model import Embedder
 from myaiserv.resources import Resources, open_resources
-from myaiserv.search.indices import KINDS
+from myaiserv.search.kinds import KINDS
 from myaiserv.stack.config import StackConfig
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.postgres import TEST_DATABASE_SUFFIX

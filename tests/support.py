@@ -21,7 +21,7 @@ from myaiserv.auth.service import TenantService
 from myaiserv.config import Settings
 from myaiserv.evaluation.harness import free_port
 from myaiserv.resources import Resources
-from myaiserv.search.indices import KINDS
+from myaiserv.search.kinds import KINDS
 from myaiserv.stack.config import StackConfig, WebConfig
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.web import WebService

@@ -55,7 +55,7 @@ from myaiserv.db.outbox import Change, OutboxRepository
 from myaiserv.logging import get_logger
 from myaiserv.search.cache import ALL_TENANTS, bump_generations
 from myaiserv.search.client import create_es_client
-from myaiserv.search.indices import KINDS
+from myaiserv.search.kinds import KINDS
 
 log = get_logger("myaiserv.backup")
 

@@ -15,7 +15,7 @@ import elasticsearch
 from elasticsearch import AsyncElasticsearch
 
 from myaiserv.backup.errors import BackupError
-from myaiserv.search.indices import KINDS
+from myaiserv.search.kinds import KINDS
 
 PATH_REPO_HELP = (
     "every Elasticsearch node needs the folder in its path.repo setting: the local stack "

@@ -26,6 +26,7 @@ from myaiserv.rag.context import Grounding, kinds_of
 from myaiserv.rag.request import ChatRequest
 from myaiserv.rag.result import Answer
 from myaiserv.search.cache import ResultCache
+from myaiserv.search.kinds import Kind
 
 CACHEABLE_FINISH = ("stop", "length")  # a filtered or failed answer is not replayed
 
@@ -88,7 +89,9 @@ class AnswerCache:
         """The request's key at the current generations; None: not cacheable."""
         if not self.ttl_s or request.conversation_id is not None:
             return None
-        kinds = kinds_of(request.retrieval_options) if request.retrieval else ["prompts"]
+        kinds: list[Kind] = (
+            kinds_of(request.retrieval_options) if request.retrieval else ["prompts"]
+        )
         return await self.pages.key(self.tenant_id, kinds, fingerprint(request))
 
     async def get(self, key: str | None) -> Answer | None:

@@ -18,6 +18,8 @@ from myaiserv.prompts.template import TemplateError, render, variables_of
 from myaiserv.rag.errors import ContextTooLongError
 from myaiserv.rag.request import ChatRequest
 from myaiserv.rag.schemas import RetrievalOptions
+from myaiserv.search import plan
+from myaiserv.search.kinds import Kind
 from myaiserv.search.schemas import Hit, SearchRequest, SearchResponse
 
 # Counts the tokens of each text with the embedding model's tokenizer.
@@ -30,9 +32,9 @@ BUILTIN_SYSTEM_PROMPT = (
     "Sources:\n{context}"
 )
 NO_RETRIEVAL_SYSTEM_PROMPT = "You are a helpful assistant."
-DEFAULT_KINDS = ("documents",)
+DEFAULT_KINDS: tuple[Kind, ...] = ("documents",)
 # The field of each kind that holds the text a passage quotes.
-TEXT_FIELD = {
+TEXT_FIELD: dict[str, str] = {
     "documents": "text",
     "conversations": "content",
     "prompts": "template",
@@ -54,8 +56,9 @@ def tokens(count: TokenCounter, texts: Sequence[str]) -> int:
     return sum(count(list(texts))) if texts else 0
 
 
-def kinds_of(options: RetrievalOptions) -> list[str]:
-    return list(options.kinds or DEFAULT_KINDS)
+def kinds_of(options: RetrievalOptions) -> list[Kind]:
+    """The kinds retrieval reads (checked when the call was prepared)."""
+    return plan.kinds_of(options.kinds or list(DEFAULT_KINDS))
 
 
 def search_request(
@@ -68,7 +71,7 @@ def search_request(
     span = {"char_start", "char_end"} if "documents" in kinds else set()
     return SearchRequest(
         query=question[:max_query_chars],
-        kinds=kinds,
+        kinds=list[str](kinds),
         mode=options.mode,
         filters=options.filters,
         size=options.k or default_k,

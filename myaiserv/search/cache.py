@@ -20,17 +20,18 @@ from redis.exceptions import RedisError
 from myaiserv import metrics
 from myaiserv.cache.client import as_bytes
 from myaiserv.logging import get_logger
+from myaiserv.search.kinds import Kind
 
 log = get_logger(__name__)
 
 ALL_TENANTS = "*"
 
 
-def generation_key(prefix: str, tenant_id: str, kind: str) -> str:
+def generation_key(prefix: str, tenant_id: str, kind: Kind) -> str:
     return f"{prefix}:gen:{tenant_id}:{kind}"
 
 
-async def bump_generations(redis: Redis, prefix: str, pairs: Iterable[tuple[str, str]]) -> None:
+async def bump_generations(redis: Redis, prefix: str, pairs: Iterable[tuple[str, Kind]]) -> None:
     """Bump (tenant, kind) generations; ``ALL_TENANTS`` for a kind-wide change. Raises
     RedisError: the caller decides whether that matters."""
     keys = sorted({generation_key(prefix, t, k) for t, k in pairs})
@@ -51,7 +52,7 @@ class ResultCache:
         self.ttl_s = ttl_s
         self.namespace = namespace
 
-    async def key(self, tenant_id: str, kinds: list[str], fingerprint: str) -> str | None:
+    async def key(self, tenant_id: str, kinds: list[Kind], fingerprint: str) -> str | None:
         """The page's key at the current generations (None when Redis is unavailable)."""
         names = []
         for kind in sorted(kinds):

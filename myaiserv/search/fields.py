@@ -4,7 +4,7 @@ apply to which kinds."""
 
 from __future__ import annotations
 
-KIND_NAMES = ("documents", "prompts", "conversations", "runs")
+from myaiserv.search.kinds import KINDS, Kind
 
 # Natural text fields per kind: BM25 without app-side stemming, and highlights.
 TEXT_FIELDS = {
@@ -40,8 +40,8 @@ DEFAULT_FIELDS = {
 HIDDEN_FIELDS = {"tenant_id", "stems", "meta", "kind", "type", "version"}
 
 # Filters and facets: the kinds whose entries have the field.
-FILTER_KINDS = {
-    "type": set(KIND_NAMES),
+FILTER_KINDS: dict[str, set[Kind]] = {
+    "type": set(KINDS),
     "tags": {"documents", "prompts"},
     "content_type": {"documents"},
     "source": {"documents"},
@@ -51,8 +51,8 @@ FILTER_KINDS = {
     "provider": {"runs"},
     "model": {"runs"},
     "status": {"runs"},
-    "created_at": set(KIND_NAMES),
-    "updated_at": set(KIND_NAMES),
+    "created_at": set(KINDS),
+    "updated_at": set(KINDS),
     "metadata": {"documents", "conversations", "runs"},
 }
 FIELD_OF = {"document_id": "document_ids"}  # runs store lineage in document_ids too
@@ -68,5 +68,5 @@ FACETS = {
     "status": "status",
     "prompt": "name.raw",
 }
-FACET_KINDS = {**FILTER_KINDS, "kind": set(KIND_NAMES), "prompt": {"prompts"}}
+FACET_KINDS: dict[str, set[Kind]] = {**FILTER_KINDS, "kind": set(KINDS), "prompt": {"prompts"}}
 MAX_FACET_BUCKETS = 50

@@ -9,6 +9,7 @@ from elasticsearch import AsyncElasticsearch
 from myaiserv.errors import DependencyUnavailableError
 from myaiserv.logging import get_logger
 from myaiserv.search.indices import IndexManager
+from myaiserv.search.kinds import Kind
 
 log = get_logger(__name__)
 
@@ -24,7 +25,7 @@ class IndexGuard:
         self.indices = indices
         self._checked: dict[str, float] = {}
 
-    async def check(self, es: AsyncElasticsearch, kinds: list[str]) -> None:
+    async def check(self, es: AsyncElasticsearch, kinds: list[Kind]) -> None:
         now = time.monotonic()
         due = [k for k in kinds if now - self._checked.get(k, float("-inf")) >= GUARD_TTL_S]
         if not due:

@@ -20,8 +20,8 @@ from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 
 from myaiserv.embeddings.model import ModelInfo
 from myaiserv.logging import get_logger
+from myaiserv.search.kinds import KINDS, Kind
 
-KINDS = ("documents", "prompts", "conversations", "runs")
 log = get_logger(__name__)
 
 
@@ -193,7 +193,7 @@ def _runs(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class IndexSpec:
-    kind: str
+    kind: Kind
     version: int
     properties: Any  # (ModelInfo, IndexOptions) -> dict
 
@@ -243,17 +243,17 @@ class IndexManager:
         self.model = model
         self.options = options
 
-    def alias(self, kind: str) -> str:
+    def alias(self, kind: Kind) -> str:
         return f"{self.prefix}-{kind}"
 
-    def template_name(self, kind: str) -> str:
+    def template_name(self, kind: Kind) -> str:
         return f"{self.prefix}-{kind}"
 
-    def new_index_name(self, kind: str) -> str:
+    def new_index_name(self, kind: Kind) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         return f"{self.alias(kind)}-v{SPECS[kind].version}-{stamp}-{secrets.token_hex(2)}"
 
-    async def put_template(self, kind: str) -> None:
+    async def put_template(self, kind: Kind) -> None:
         """The template makes every concrete index of the kind, whoever creates it, match
         the spec."""
         body = SPECS[kind].body(self.model, self.options)
@@ -265,14 +265,14 @@ class IndexManager:
             meta={"managed_by": "myaiserv", "spec_version": SPECS[kind].version},
         )
 
-    async def create_index(self, kind: str) -> str:
+    async def create_index(self, kind: Kind) -> str:
         await self.put_template(kind)
         name = self.new_index_name(kind)
         await self.es.indices.create(index=name)
         await self.es.cluster.health(index=name, wait_for_status="yellow", timeout="30s")
         return name
 
-    async def current_index(self, kind: str) -> str | None:
+    async def current_index(self, kind: Kind) -> str | None:
         try:
             found = await self.es.indices.get_alias(name=self.alias(kind))
         except NotFoundError:
@@ -284,7 +284,7 @@ class IndexManager:
                 return str(name)
         return str(max(names)) if names else None
 
-    async def ensure(self, kind: str) -> str:
+    async def ensure(self, kind: Kind) -> str:
         """Create the first index and alias for a kind if there is none (a migration step,
         run by `myaiserv index init` and the indexer, not by web instances).
 
@@ -313,7 +313,7 @@ class IndexManager:
     async def ensure_all(self) -> dict[str, str]:
         return {kind: await self.ensure(kind) for kind in KINDS}
 
-    async def swap_alias(self, kind: str, new_index: str) -> str | None:
+    async def swap_alias(self, kind: Kind, new_index: str) -> str | None:
         """Point the alias at ``new_index`` in one atomic call; returns the old index."""
         old = await self.current_index(kind)
         actions: list[dict[str, Any]] = []
@@ -330,7 +330,7 @@ class IndexManager:
         meta: dict[str, Any] = mapping.body[index]["mappings"].get("_meta", {})
         return meta
 
-    def mismatch(self, kind: str, index: str, meta: dict[str, Any]) -> str | None:
+    def mismatch(self, kind: Kind, index: str, meta: dict[str, Any]) -> str | None:
         """Why an index with this ``_meta`` cannot serve this instance (None: it can)."""
         fix = f"; run `myaiserv index reindex {kind}`"
         if meta.get("model") != self.model.model_id or meta.get("dims") != self.model.dims:
@@ -353,7 +353,7 @@ class IndexManager:
             )
         return None
 
-    async def check_model(self, kind: str) -> None:
+    async def check_model(self, kind: Kind) -> None:
         index = await self.current_index(kind)
         if index is None:
             return

@@ -20,9 +20,9 @@ from myaiserv.search.fields import (
     FIELD_OF,
     FILTER_KINDS,
     HIDDEN_FIELDS,
-    KIND_NAMES,
 )
 from myaiserv.search.indices import SPECS, IndexOptions
+from myaiserv.search.kinds import KINDS, Kind, as_kind
 from myaiserv.search.metadata import coerce
 from myaiserv.search.schemas import DateRange, Filters, Mode, SearchRequest, Weights
 
@@ -33,7 +33,7 @@ class Plan:
 
     tenant_id: str
     query: str
-    kinds: list[str]
+    kinds: list[Kind]
     mode: Mode
     size: int
     filters: list[dict[str, Any]]
@@ -125,20 +125,23 @@ def _weights(given: Weights | None) -> dict[str, float]:
     return weights
 
 
-def kinds_of(requested: list[str] | None) -> list[str]:
+def kinds_of(requested: list[str] | None) -> list[Kind]:
     if requested is None:
-        return list(KIND_NAMES)
+        return list(KINDS)
     if not requested:
         raise InvalidInputError("kinds", "give at least one kind, or leave it out for all")
-    for i, kind in enumerate(requested):
-        if kind not in KIND_NAMES:
+    kinds: list[Kind] = []
+    for i, name in enumerate(requested):
+        kind = as_kind(name)
+        if kind is None:
             raise InvalidInputError(
-                f"kinds[{i}]", f"unknown kind {kind!r}; choose from {', '.join(KIND_NAMES)}"
+                f"kinds[{i}]", f"unknown kind {name!r}; choose from {', '.join(KINDS)}"
             )
-    return list(dict.fromkeys(requested))
+        kinds.append(kind)
+    return list(dict.fromkeys(kinds))
 
 
-def _applies(name: str, where: str, kinds: list[str], table: dict[str, set[str]]) -> None:
+def _applies(name: str, where: str, kinds: list[Kind], table: dict[str, set[Kind]]) -> None:
     if not table[name] & set(kinds):
         raise InvalidInputError(
             where,
@@ -206,7 +209,7 @@ def _metadata_clause(name: str, kind: str, value: Any, where: str) -> dict[str, 
 
 
 def filter_clauses(
-    tenant_id: str, filters: Filters | None, kinds: list[str], meta_fields: Mapping[str, str]
+    tenant_id: str, filters: Filters | None, kinds: list[Kind], meta_fields: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     clauses: list[dict[str, Any]] = [{"term": {"tenant_id": tenant_id}}]
     if filters is None:
@@ -248,7 +251,7 @@ def filter_clauses(
     return clauses
 
 
-def facet_fields(names: list[str], kinds: list[str], meta_fields: Mapping[str, str]) -> list[str]:
+def facet_fields(names: list[str], kinds: list[Kind], meta_fields: Mapping[str, str]) -> list[str]:
     for i, name in enumerate(names):
         where = f"facets[{i}]"
         if name.startswith("metadata."):
@@ -266,7 +269,7 @@ def facet_fields(names: list[str], kinds: list[str], meta_fields: Mapping[str, s
     return list(dict.fromkeys(names))
 
 
-def returned_fields(asked: list[str], kinds: list[str]) -> list[str]:
+def returned_fields(asked: list[str], kinds: list[Kind]) -> list[str]:
     known: set[str] = set()
     for kind in kinds:
         known |= _property_names(kind)
@@ -279,6 +282,6 @@ def returned_fields(asked: list[str], kinds: list[str]) -> list[str]:
 
 
 @functools.cache
-def _property_names(kind: str) -> frozenset[str]:
+def _property_names(kind: Kind) -> frozenset[str]:
     props = SPECS[kind].properties(ModelInfo("x", 1, 1), IndexOptions())
     return frozenset(props)

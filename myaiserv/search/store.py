@@ -25,6 +25,7 @@ from myaiserv.logging import get_logger
 from myaiserv.search.cursor import CursorExpiredError
 from myaiserv.search.guard import IndexGuard
 from myaiserv.search.indices import IndexManager
+from myaiserv.search.kinds import Kind
 
 if TYPE_CHECKING:
     from myaiserv.resources import Resources
@@ -101,15 +102,15 @@ class SearchStore:
             pit_keep_alive=resources.settings.search.pit_keep_alive,
         )
 
-    def _aliases(self, kinds: list[str]) -> str:
+    def _aliases(self, kinds: list[Kind]) -> str:
         return ",".join(self.indices.alias(k) for k in kinds)
 
-    async def check(self, kinds: list[str]) -> None:
+    async def check(self, kinds: list[Kind]) -> None:
         """Refuse (503) indices that cannot serve this instance (see ``IndexGuard``)."""
         with translated():
             await self.guard.check(self.es, kinds)
 
-    async def open_pit(self, kinds: list[str]) -> str:
+    async def open_pit(self, kinds: list[Kind]) -> str:
         with translated():
             resp = await self.es.open_point_in_time(
                 index=self._aliases(kinds), keep_alive=self.pit_keep_alive
@@ -124,7 +125,7 @@ class SearchStore:
     async def msearch(
         self,
         bodies: dict[str, dict[str, Any]],
-        kinds: list[str],
+        kinds: list[Kind],
         pit: str | None,
         *,
         paging: bool = False,
@@ -146,7 +147,7 @@ class SearchStore:
         new_pit = next((r["pit_id"] for r in by_name.values() if "pit_id" in r), pit)
         return Answers(by_name, new_pit)
 
-    async def search(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def search(self, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
         """One search over a kind's alias. No partial results: totals and aggregations
         are exact or an error."""
         with translated():

@@ -37,7 +37,7 @@ from myaiserv.db.models import Document, OutboxEvent
 from myaiserv.embeddings.model import Embedder
 from myaiserv.evaluation.harness import free_port
 from myaiserv.resources import Resources, open_resources
-from myaiserv.search.indices import KINDS
+from myaiserv.search.kinds import KINDS
 from myaiserv.stack.config import StackConfig
 from myaiserv.stack.manager import Stack
 from tests.support import TenantKey, admin_sql, drain, make_tenant

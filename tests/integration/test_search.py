@@ -519,7 +519,8 @@ async def test_processes_starting_at_once_on_a_fresh_cluster_create_one_index_pe
     alias with two write indices, no process failing)."""
     import asyncio
 
-    from myaiserv.search.indices import KINDS, IndexManager
+    from myaiserv.search.indices import IndexManager
+    from myaiserv.search.kinds import KINDS
 
     prefix = f"{settings.es.index_prefix}-race"
     managers = [
