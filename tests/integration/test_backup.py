@@ -30,7 +30,8 @@ from sqlalchemy.engine import make_url
 from myaiserv.app import create_app
 from myaiserv.backup.errors import BackupError
 from myaiserv.backup.manifest import ES_FILES, load
-from myaiserv.backup.service import CATCH_UP_MARGIN, RestoreReport, backup, restore
+from myaiserv.backup.restore import RestoreReport, restore
+from myaiserv.backup.take import CATCH_UP_MARGIN, backup
 from myaiserv.config import BackupSettings, Settings
 from myaiserv.db import migrate
 from myaiserv.db.models import Document, OutboxEvent
