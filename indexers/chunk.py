@@ -4,6 +4,10 @@ Chunks are what gets embedded and retrieved, so they must fit the embedding mode
 (``max_tokens``, counted with the model's own tokenizer), carry their heading context, and
 keep offsets into the source text for citations. Deterministic, so re-indexing a document
 yields the same chunk ids.
+
+It stays one module past 400 lines on purpose: sections, paragraphs, sentences, packing,
+heading prefixes and repair are the steps of one algorithm, sharing its private span types
+and the invariants above (offsets, the token budget, determinism).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ for several nodes), ``LOG_LEVEL``, ``DEBUG``, ``PORT`` and ``HOST``.
 
 A malformed value stops start-up with a message naming the variable (see
 ``load_settings``), never a stack trace at the first request.
+
+It stays one module past 400 lines on purpose: it is everything an operator can set, one
+section after another, so one file answers "what can I configure, and to what".
 """
 
 from __future__ import annotations

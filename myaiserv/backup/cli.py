@@ -37,7 +37,7 @@ def backup_command(dest: Path | None) -> None:
     /snapshots); run the backup where that folder is mounted too, or the snapshot stays
     in the repository only and the backup folder is not enough on its own.
     """
-    from myaiserv.backup.service import backup
+    from myaiserv.backup.take import backup
 
     result = run(lambda settings: backup(settings, dest), reported=(BackupError,))
     manifest = result.manifest
@@ -72,7 +72,7 @@ def restore_command(folder: Path, yes: bool) -> None:
 
     Refuses to replace data unless --yes. Prints rows and documents beside the backup's.
     """
-    from myaiserv.backup.service import restore
+    from myaiserv.backup.restore import restore
 
     report = run(lambda settings: restore(settings, folder, yes=yes), reported=(BackupError,))
     click.echo(f"restored {folder} (snapshot {report.manifest.snapshot.name})")

@@ -3,6 +3,7 @@ the password in the environment (never on a command line others can read in ps).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -85,6 +86,12 @@ def tool_major(tool: Path) -> int:
     if proc.returncode != 0 or not match:
         raise BackupError(f"{tool} --version did not answer as a PostgreSQL tool: {proc.stdout}")
     return int(match.group(1))
+
+
+async def locate_tool(name: str) -> tuple[Path, int]:
+    """``find_tool`` and ``tool_major`` off the event loop: the tool and its major version."""
+    tool = await asyncio.to_thread(find_tool, name)
+    return tool, await asyncio.to_thread(tool_major, tool)
 
 
 def run_tool(

@@ -9,7 +9,6 @@ without --yes, and replaces it with it."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import subprocess
@@ -30,7 +29,8 @@ from sqlalchemy.engine import make_url
 from myaiserv.app import create_app
 from myaiserv.backup.errors import BackupError
 from myaiserv.backup.manifest import ES_FILES, load
-from myaiserv.backup.service import CATCH_UP_MARGIN, RestoreReport, backup, restore
+from myaiserv.backup.restore import RestoreReport, restore
+from myaiserv.backup.take import CATCH_UP_MARGIN, backup
 from myaiserv.config import BackupSettings, Settings
 from myaiserv.db import migrate
 from myaiserv.db.models import Document, OutboxEvent
@@ -40,7 +40,7 @@ from myaiserv.resources import Resources, open_resources
 from myaiserv.search.kinds import KINDS
 from myaiserv.stack.config import StackConfig
 from myaiserv.stack.manager import Stack
-from tests.support import TenantKey, admin_sql, drain, make_tenant
+from tests.support import TenantKey, admin_sql, drain, make_tenant, process_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -82,6 +82,7 @@ async def source(
             .set(database=own_db)
             .render_as_string(hide_password=False),
             "es": settings.es.model_copy(update={"index_prefix": f"bk-{tag}"}),
+            "redis": settings.redis.model_copy(update={"namespace": f"bk-{tag}"}),
             "backup": BackupSettings(repository=f"test_bk_{tag}"),
         }
     )
@@ -324,13 +325,8 @@ async def test_restore_refuses_to_replace_data_unless_told(
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
         "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": target.database_url,
-        "REDIS_URL": target.redis_url,
-        "ES_URL": ",".join(target.es_url),
-        "MYAISERV_ES__INDEX_PREFIX": target.es.index_prefix,
-        "MYAISERV_SEARCH__METADATA_FIELDS": json.dumps(target.search.metadata_fields),
+        **process_env(target),
         "MYAISERV_BACKUP__REPOSITORY": target.backup.repository,
-        "LOG_LEVEL": "WARNING",
     }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:

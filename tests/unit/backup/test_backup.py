@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from myaiserv.backup.errors import BackupError
+from myaiserv.backup.files import copy_repository
 from myaiserv.backup.manifest import (
     DUMP,
     ES_FILES,
@@ -25,13 +26,9 @@ from myaiserv.backup.manifest import (
 )
 from myaiserv.backup.pgtools import PgConnection, find_tool, tool_major
 from myaiserv.backup.repository import ENTITY_MODELS
-from myaiserv.backup.service import (
-    CATCH_UP_MARGIN,
-    Comparison,
-    catch_up_since,
-    copy_repository,
-)
+from myaiserv.backup.restore import Comparison
 from myaiserv.backup.snapshots import ENTITY_FIELDS, entity_versions_body
+from myaiserv.backup.take import CATCH_UP_MARGIN, catch_up_since
 from myaiserv.cli import main
 
 

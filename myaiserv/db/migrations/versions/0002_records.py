@@ -3,6 +3,9 @@
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-23 00:48:03.990493
+
+One module past 400 lines on purpose: a migration is one revision, applied as a unit and
+never edited once released.
 """
 
 from __future__ import annotations
