@@ -12,7 +12,7 @@ from myaiserv.rag.preparation import ChatRateLimit, Preparer
 from myaiserv.rag.recording import Recorder
 from myaiserv.rag.service import RagService
 from myaiserv.resources import Resources
-from myaiserv.search.service import SearchService
+from myaiserv.search.deps import search_service
 
 
 def provide_rag_service(resources: Resources, principal: Principal) -> RagService:
@@ -23,7 +23,7 @@ def provide_rag_service(resources: Resources, principal: Principal) -> RagServic
     count_tokens = resources.embedder.embedder.count_tokens
     quotas = QuotaService(resources.redis, namespace, settings.quotas, tenant_id)
     retriever = Retriever(
-        SearchService(resources, tenant_id),
+        search_service(resources, tenant_id),
         default_k=llm.retrieval_k,
         max_query_chars=settings.search.max_query_chars,
         budget=llm.context_token_budget,

@@ -27,7 +27,7 @@ from myaiserv.runs.schemas import (
 )
 from myaiserv.runs.search import RunSearchService
 from myaiserv.runs.service import RunService
-from myaiserv.search.store import SearchStore
+from myaiserv.search.deps import search_store
 
 
 def to_out(run: Run) -> RunOut:
@@ -68,7 +68,7 @@ async def provide_run_search_service(
     resources: Resources, principal: Principal
 ) -> RunSearchService:
     return RunSearchService(
-        SearchStore.of(resources),
+        search_store(resources),
         principal.tenant_id,
         max_page_size=resources.settings.limits.max_page_size,
     )

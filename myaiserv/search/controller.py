@@ -12,12 +12,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
 from myaiserv.resources import Resources
+from myaiserv.search.deps import search_service
 from myaiserv.search.schemas import SearchRequest, SearchResponse
 from myaiserv.search.service import SearchService
 
 
 async def provide_search_service(resources: Resources, principal: Principal) -> SearchService:
-    return SearchService(resources, principal.tenant_id)
+    return search_service(resources, principal.tenant_id)
 
 
 def _no_cache(request: Request[Any, Any, Any]) -> bool:

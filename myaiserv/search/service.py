@@ -24,8 +24,9 @@ from uuid import UUID
 import msgspec
 
 from myaiserv import metrics
+from myaiserv.config import SearchSettings
+from myaiserv.embeddings.cache import CachedEmbedder
 from myaiserv.kit.cursor import fingerprint
-from myaiserv.resources import Resources
 from myaiserv.search import cache as result_cache
 from myaiserv.search import page
 from myaiserv.search import query as q
@@ -36,14 +37,20 @@ from myaiserv.search.store import SearchStore
 
 
 class SearchService:
-    def __init__(self, resources: Resources, tenant_id: UUID) -> None:
-        self.settings = resources.settings.search
-        self.embedder = resources.embedder
-        self.store = SearchStore.of(resources)
+    def __init__(
+        self,
+        *,
+        store: SearchStore,
+        cache: result_cache.ResultCache,
+        embedder: CachedEmbedder,
+        settings: SearchSettings,
+        tenant_id: UUID,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.embedder = embedder
+        self.settings = settings
         self.tenant_id = str(tenant_id)
-        self.cache = result_cache.ResultCache(
-            resources.redis, resources.settings.redis.namespace, self.settings.cache_ttl_s
-        )
 
     def plan(self, req: SearchRequest) -> Plan:
         return plan_of(req, self.settings, self.tenant_id)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
@@ -26,9 +26,6 @@ from myaiserv.search.cursor import CursorExpiredError
 from myaiserv.search.guard import IndexGuard
 from myaiserv.search.indices import IndexManager
 from myaiserv.search.kinds import Kind
-
-if TYPE_CHECKING:
-    from myaiserv.resources import Resources
 
 log = get_logger(__name__)
 
@@ -92,15 +89,6 @@ class SearchStore:
         self.indices = indices
         self.guard = guard
         self.pit_keep_alive = pit_keep_alive
-
-    @classmethod
-    def of(cls, resources: Resources) -> SearchStore:
-        return cls(
-            resources.es,
-            resources.indices,
-            resources.index_guard,
-            pit_keep_alive=resources.settings.search.pit_keep_alive,
-        )
 
     def _aliases(self, kinds: list[Kind]) -> str:
         return ",".join(self.indices.alias(k) for k in kinds)

@@ -1,0 +1,31 @@
+"""Building search's services for a request: which of the process's clients and settings
+each gets."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from myaiserv.resources import Resources
+from myaiserv.search.cache import ResultCache
+from myaiserv.search.service import SearchService
+from myaiserv.search.store import SearchStore
+
+
+def search_store(resources: Resources) -> SearchStore:
+    return SearchStore(
+        resources.es,
+        resources.indices,
+        resources.index_guard,
+        pit_keep_alive=resources.settings.search.pit_keep_alive,
+    )
+
+
+def search_service(resources: Resources, tenant_id: UUID) -> SearchService:
+    settings = resources.settings
+    return SearchService(
+        store=search_store(resources),
+        cache=ResultCache(resources.redis, settings.redis.namespace, settings.search.cache_ttl_s),
+        embedder=resources.embedder,
+        settings=settings.search,
+        tenant_id=tenant_id,
+    )
