@@ -20,6 +20,7 @@ from myaiserv.rag.request import ChatRequest
 from myaiserv.rag.schemas import RetrievalOptions
 from myaiserv.search import plan
 from myaiserv.search.kinds import Kind
+from myaiserv.search.plan import Plan
 from myaiserv.search.schemas import Hit, SearchRequest, SearchResponse
 
 # Counts the tokens of each text with the embedding model's tokenizer.
@@ -214,9 +215,9 @@ def citations_of(text: str, passages: Sequence[Passage]) -> list[dict[str, Any]]
 class Searcher(Protocol):
     """What retrieval needs of search (``SearchService``)."""
 
-    def plan(self, req: SearchRequest) -> Any: ...
+    def plan(self, req: SearchRequest) -> Plan: ...
 
-    async def retrieve(self, req: SearchRequest) -> SearchResponse: ...
+    async def retrieve(self, plan: Plan) -> SearchResponse: ...
 
 
 class Retriever:
@@ -233,14 +234,17 @@ class Retriever:
     def _request(self, question: str, options: RetrievalOptions) -> SearchRequest:
         return search_request(question, options, self.default_k, self.max_query_chars)
 
-    def check(self, question: str, options: RetrievalOptions) -> None:
-        """Bad retrieval options fail before the call starts, naming ``retrieval.*``."""
+    def plan(self, question: str, options: RetrievalOptions) -> Plan:
+        """The search a call will make, planned once when the call is checked: bad
+        retrieval options fail before it starts, naming ``retrieval.*``."""
         try:
-            self.search.plan(self._request(question, options))
+            return self.search.plan(self._request(question, options))
         except InvalidInputError as exc:
             raise exc.within("retrieval") from None
 
     async def ground(self, request: ChatRequest, count: TokenCounter) -> Grounding:
-        options = request.retrieval_options
-        found = await self.search.retrieve(self._request(request.question, options))
-        return ground(found, options, self.budget, count)
+        """The passages of the call's planned search (none without retrieval)."""
+        if request.search_plan is None:
+            return Grounding()
+        found = await self.search.retrieve(request.search_plan)
+        return ground(found, request.retrieval_options, self.budget, count)

@@ -100,8 +100,7 @@ class Preparer:
         options = check_retrieval(retrieval or RetrievalOptions())
         conv_id = conversation_uuid(conversation_id)
         retrieve = options.enabled if options.enabled is not None else resolved.retrieval
-        if retrieve:
-            self.retriever.check(question, options)
+        search_plan = self.retriever.plan(question, options) if retrieve else None
         prompt_options = prompt or PromptOptions()
         await self.rate_limit.check(self.tenant_id)
         async with self.sessionmaker() as session:
@@ -119,6 +118,7 @@ class Preparer:
             system_prompt=system_prompt,
             conversation_id=conv_id,
             history=history,
+            search_plan=search_plan,
         )
 
     async def _system_prompt(

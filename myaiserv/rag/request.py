@@ -18,6 +18,7 @@ from myaiserv.llm.base import ChatMessage, GenerationParams
 from myaiserv.llm.registry import ProviderRegistry, ResolvedModel
 from myaiserv.rag.errors import ContextTooLongError, ModelNotFoundError, NotSupportedError
 from myaiserv.rag.schemas import ChatMessageIn, PromptOptions, RetrievalOptions
+from myaiserv.search.plan import Plan
 
 Role = Literal["system", "user", "assistant"]
 ROLES: tuple[Role, ...] = ("system", "user", "assistant")
@@ -49,6 +50,7 @@ class ChatRequest:
     system_prompt: SystemPrompt
     conversation_id: UUID | None = None
     history: tuple[ChatMessage, ...] = ()  # earlier turns, oldest first, within budget
+    search_plan: Plan | None = None  # the retrieval search, planned (None: no retrieval)
     started: float = field(default_factory=time.perf_counter)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 

@@ -125,8 +125,6 @@ class RagService:
             raise ProviderFailedError(failed.error) from failed
 
     async def _ground(self, request: ChatRequest) -> Grounding:
-        if not request.retrieval:
-            return Grounding()
         return await self.retriever.ground(request, self.count_tokens)
 
     def _answer(

@@ -27,7 +27,7 @@ from myaiserv.search.metadata import coerce
 from myaiserv.search.schemas import DateRange, Filters, Mode, SearchRequest, Weights
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     """A validated request, ready to become Elasticsearch bodies."""
 

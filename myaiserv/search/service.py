@@ -79,13 +79,12 @@ class SearchService:
         result_cache.record("bypass")
         return body, "bypass"
 
-    async def retrieve(self, req: SearchRequest) -> SearchResponse:
-        """One page of hits as objects, not cached (retrieval for RAG: the answer cache
-        sits above it)."""
-        plan = self.plan(req)
+    async def retrieve(self, plan: Plan) -> SearchResponse:
+        """The first page of a planned search as objects, not cached and not pageable
+        (retrieval for RAG, which plans when it checks a call and has an answer cache of
+        its own)."""
         await self.store.check(plan.kinds)
-        _, paging_fp = self._fingerprinted(req)
-        return await self._page(plan, None, paging_fp, paging=False)
+        return await self._page(plan, None, fp="", paging=False)
 
     def _fingerprinted(self, req: SearchRequest) -> tuple[dict[str, Any], str]:
         """The normalised request without its cursor (the cache key's material), and the
