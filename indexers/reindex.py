@@ -22,22 +22,16 @@ from sqlalchemy import delete, select
 
 from indexers.bulk import OK, write
 from indexers.sources import Builder, Entity, Pending
-from myaiserv.db.models import Conversation, Document, IndexBuild, Message, Prompt, Run
+from myaiserv.db.models import (
+    RECORD_MODELS,
+    IndexBuild,
+)
 from myaiserv.logging import get_logger
 from myaiserv.resources import Resources
 from myaiserv.search.cache import ALL_TENANTS, bump_generations
 from myaiserv.search.kinds import INDEX_OF
 
 log = get_logger("indexers.reindex")
-
-Record = type[Document] | type[Prompt] | type[Conversation] | type[Message] | type[Run]
-MODEL_OF: dict[str, Record] = {
-    "documents": Document,
-    "prompts": Prompt,
-    "conversations": Conversation,
-    "messages": Message,
-    "runs": Run,
-}
 
 
 @dataclass
@@ -76,7 +70,7 @@ async def reindex(
         # Bulk-load settings: no refreshes while filling.
         await es.indices.put_settings(index=new_index, settings={"refresh_interval": "-1"})
         for outbox_kind in (k for k, v in INDEX_OF.items() if v == kind):
-            model = MODEL_OF[outbox_kind]
+            model = RECORD_MODELS[outbox_kind]
             last: UUID | None = None
             while True:
                 async with resources.sessionmaker() as session:

@@ -12,23 +12,11 @@ from sqlalchemy import CursorResult, column, delete, func, literal, select, tabl
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from myaiserv.db.models import (
-    Conversation,
-    Document,
+    RECORD_MODELS,
     IndexBuild,
-    Message,
     OutboxEvent,
-    Prompt,
-    Run,
 )
-
-# The outbox kinds (see myaiserv.db.outbox) and their tables.
-ENTITY_MODELS: dict[str, Any] = {
-    "documents": Document,
-    "prompts": Prompt,
-    "conversations": Conversation,
-    "messages": Message,
-    "runs": Run,
-}
+from myaiserv.search.kinds import EntityKind
 
 Executor = AsyncSession | AsyncConnection
 
@@ -87,11 +75,11 @@ class BackupRepository:
         return await self.db.scalar(select(versions.c.version_num).limit(1))
 
     async def changed_since(
-        self, kind: str, since: datetime, *, after: UUID | None = None, limit: int = 1000
+        self, kind: EntityKind, since: datetime, *, after: UUID | None = None, limit: int = 1000
     ) -> list[tuple[UUID, UUID, int]]:
         """(id, tenant id, version) of the entities of ``kind`` changed at or after
         ``since``, by id, ``limit`` at a time after ``after``."""
-        model = ENTITY_MODELS[kind]
+        model = RECORD_MODELS[kind]
         stmt = (
             select(model.id, model.tenant_id, model.version)
             .where(model.updated_at >= since)
@@ -102,8 +90,8 @@ class BackupRepository:
             stmt = stmt.where(model.id > after)
         return [(r[0], r[1], int(r[2])) for r in await self.db.execute(stmt)]
 
-    async def existing_ids(self, kind: str, ids: Iterable[UUID]) -> set[UUID]:
-        model = ENTITY_MODELS[kind]
+    async def existing_ids(self, kind: EntityKind, ids: Iterable[UUID]) -> set[UUID]:
+        model = RECORD_MODELS[kind]
         wanted = list(ids)
         if not wanted:
             return set()

@@ -25,14 +25,14 @@ from myaiserv.backup.errors import BackupError
 from myaiserv.backup.files import copy_repository
 from myaiserv.backup.manifest import Manifest, load
 from myaiserv.backup.pgtools import PgConnection, locate_tool, run_tool
-from myaiserv.backup.repository import ENTITY_MODELS, BackupRepository
+from myaiserv.backup.repository import BackupRepository
 from myaiserv.backup.snapshots import ENTITY_FIELDS, SnapshotStore
 from myaiserv.cache.client import create_redis_client
 from myaiserv.config import Settings
 from myaiserv.db.outbox import Change, OutboxRepository
 from myaiserv.logging import get_logger
 from myaiserv.search.cache import ALL_TENANTS, bump_generations
-from myaiserv.search.kinds import KINDS, as_kind
+from myaiserv.search.kinds import ENTITY_KINDS, KINDS, as_kind
 
 log = get_logger("myaiserv.backup")
 
@@ -280,7 +280,7 @@ async def _reconcile(
         repo, outbox = BackupRepository(session), OutboxRepository(session)
         await repo.no_statement_timeout()
         builds = await repo.clear_index_builds()
-        for kind in ENTITY_MODELS:
+        for kind in ENTITY_KINDS:
             after: UUID | None = None
             while rows := await repo.changed_since(kind, since, after=after):
                 await outbox.add(

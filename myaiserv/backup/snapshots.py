@@ -15,7 +15,7 @@ import elasticsearch
 from elasticsearch import AsyncElasticsearch
 
 from myaiserv.backup.errors import BackupError
-from myaiserv.search.kinds import KINDS
+from myaiserv.search.kinds import KINDS, EntityKind, Kind
 
 PATH_REPO_HELP = (
     "every Elasticsearch node needs the folder in its path.repo setting: the local stack "
@@ -25,7 +25,7 @@ PATH_REPO_HELP = (
 )
 
 # Outbox kind -> (index kind, the field naming the entity, what else selects its entries).
-ENTITY_FIELDS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
+ENTITY_FIELDS: dict[EntityKind, tuple[Kind, str, dict[str, Any] | None]] = {
     "documents": ("documents", "document_id", None),
     "prompts": ("prompts", "prompt_id", None),
     "conversations": ("conversations", "conversation_id", {"term": {"doc_type": "conversation"}}),

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from myaiserv.db.base import Base
+from myaiserv.search.kinds import EntityKind
 
 
 def _now_column() -> Mapped[datetime]:
@@ -273,3 +274,13 @@ class ProviderSecret(Base):
     key_id: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = _now_column()
+
+
+# The table of each entity kind the outbox names (reindexing and restores read them).
+RECORD_MODELS: dict[EntityKind, type[TenantRecord]] = {
+    "documents": Document,
+    "prompts": Prompt,
+    "conversations": Conversation,
+    "messages": Message,
+    "runs": Run,
+}

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.db.models import OutboxEvent
+from myaiserv.search.kinds import EntityKind
 
-UPSERT = "upsert"
-DELETE = "delete"
+Op = Literal["upsert", "delete"]
+UPSERT: Op = "upsert"
+DELETE: Op = "delete"
 # Indexers LISTEN on this channel: a write wakes them at once instead of at their next
 # poll. NOTIFY is transactional: it is delivered on commit, never for a rolled-back write.
 CHANNEL = "myaiserv_outbox"
@@ -25,22 +27,27 @@ class Change:
     """An entity changed and its index entry must follow: one outbox row."""
 
     tenant_id: UUID
-    kind: str
+    kind: EntityKind
     entity_id: UUID
-    op: str
+    op: Op
     version: int
     payload: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def upsert(
-        cls, tenant_id: UUID, kind: str, entity_id: UUID, version: int, **payload: Any
+        cls, tenant_id: UUID, kind: EntityKind, entity_id: UUID, version: int, **payload: Any
     ) -> Change:
         """The entity as it is now, at ``version``."""
         return cls(tenant_id, kind, entity_id, UPSERT, version, payload)
 
     @classmethod
     def delete(
-        cls, tenant_id: UUID, kind: str, entity_id: UUID, last_version: int, **payload: Any
+        cls,
+        tenant_id: UUID,
+        kind: EntityKind,
+        entity_id: UUID,
+        last_version: int,
+        **payload: Any,
     ) -> Change:
         """The entity is gone. The delete is one version past ``last_version`` (the last
         one the entity had, or the one the index holds), so it outranks it."""

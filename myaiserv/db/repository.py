@@ -22,6 +22,7 @@ from myaiserv.db.models import TenantRecord
 from myaiserv.db.outbox import Change, OutboxRepository
 from myaiserv.errors import NotFoundError
 from myaiserv.kit.pagination import page_of, paginate
+from myaiserv.search.kinds import EntityKind
 
 RecordT = TypeVar("RecordT", bound=TenantRecord)
 
@@ -31,7 +32,7 @@ class RecordRepository(Generic[RecordT]):
     its outbox rows carry, and the ``noun`` its errors use ("document 1234 not found")."""
 
     model: type[RecordT]
-    kind: str
+    kind: EntityKind
     noun: str
 
     def __init__(self, session: AsyncSession, tenant_id: UUID) -> None:

@@ -25,11 +25,11 @@ from myaiserv.backup.manifest import (
     sha256_of,
 )
 from myaiserv.backup.pgtools import PgConnection, find_tool, tool_major
-from myaiserv.backup.repository import ENTITY_MODELS
 from myaiserv.backup.restore import Comparison
 from myaiserv.backup.snapshots import ENTITY_FIELDS, entity_versions_body
 from myaiserv.backup.take import CATCH_UP_MARGIN, catch_up_since
 from myaiserv.cli import main
+from myaiserv.search.kinds import ENTITY_KINDS
 
 
 def make_backup(folder: Path, *, files: bool = True) -> Manifest:
@@ -138,7 +138,7 @@ def test_entity_versions_body_pages_by_entity_and_tenant():
 
 
 def test_every_outbox_kind_is_checked_against_the_index():
-    assert set(ENTITY_FIELDS) == set(ENTITY_MODELS)
+    assert set(ENTITY_FIELDS) == set(ENTITY_KINDS)
 
 
 def test_client_tools_never_see_the_password_on_their_command_line():
