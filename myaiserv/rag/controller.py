@@ -67,11 +67,11 @@ class OpenAIController(Controller):
             prompt=data.prompt,
             conversation_id=data.conversation_id,
         )
-        completion = wire.Completion(request)
+        envelope = wire.CompletionEnvelope(request)
         if not data.stream:
-            return Response(completion.body(await service.complete(request)))
+            return Response(envelope.body(await service.complete(request)))
         return Stream(
-            completion.events(service.stream(request)),
+            envelope.events(service.stream(request)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )

@@ -177,7 +177,7 @@ def sse(data: object) -> bytes:
     return f"data: {payload}\n\n".encode()
 
 
-class Completion:
+class CompletionEnvelope:
     """One chat completion's envelope (id, created, model), as a body or as chunks."""
 
     def __init__(self, request: ChatRequest) -> None:

@@ -65,7 +65,7 @@ def test_generation_params_refuse_what_we_cannot_honour() -> None:
 
 def test_a_completion_body_is_openai_s_with_our_extensions() -> None:
     request = chat_request(model=ResolvedModel("kb", [], retrieval=True))
-    body = msgspec.to_builtins(wire.Completion(request).body(ANSWER))
+    body = msgspec.to_builtins(wire.CompletionEnvelope(request).body(ANSWER))
     assert body["object"] == "chat.completion"
     assert body["id"].startswith("chatcmpl-")
     assert body["model"] == "kb"
@@ -89,7 +89,7 @@ async def test_a_stream_is_role_deltas_extensions_finish_then_done() -> None:
         yield Delta("[1].")
         yield ANSWER
 
-    completion = wire.Completion(chat_request())
+    completion = wire.CompletionEnvelope(chat_request())
     got = events([chunk async for chunk in completion.events(items())])
     assert got[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}  # type: ignore[index]
     assert [e["choices"][0]["delta"]["content"] for e in got[1:3]] == ["Recall ", "[1]."]  # type: ignore[index]
@@ -105,7 +105,7 @@ async def test_a_failed_stream_ends_with_an_error_event_then_done() -> None:
         yield Delta("part")
         raise ProviderFailedError(ProviderError("p", "broken stream", status=502))
 
-    got = events([chunk async for chunk in wire.Completion(chat_request()).events(items())])
+    got = events([chunk async for chunk in wire.CompletionEnvelope(chat_request()).events(items())])
     assert got[-2] == {
         "error": {
             "message": "the model provider failed: p: broken stream",
@@ -144,7 +144,7 @@ async def test_a_dependency_down_mid_stream_is_a_service_unavailable_error_event
         raise DependencyUnavailableError("elasticsearch")
         yield Delta("never")  # an async generator
 
-    got = events([chunk async for chunk in wire.Completion(chat_request()).events(items())])
+    got = events([chunk async for chunk in wire.CompletionEnvelope(chat_request()).events(items())])
     assert got[-2] == {
         "error": {
             "message": "elasticsearch is unavailable",
