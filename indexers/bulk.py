@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import elasticsearch
 from elasticsearch import AsyncElasticsearch
@@ -23,10 +23,14 @@ OK, RETRY, POISON = "ok", "retry", "poison"
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 
 
+# A bulk action's operation: write the entry (at its version) or delete it.
+BulkOp = Literal["index", "delete"]
+
+
 @dataclass
 class Action:
     group: Any  # who this action belongs to (an entity); outcomes are reported per group
-    op: str  # "index" | "delete"
+    op: BulkOp
     index: str
     id: str
     version: int
@@ -98,7 +102,7 @@ async def write(
     outcomes: dict[Any, GroupOutcome] = {a.group: GroupOutcome() for a in actions}
     # Responses name the concrete index behind an alias, so match by (id, op); when an id
     # is written to two indices (during a reindex) both actions belong to the same group.
-    by_key = {(a.id, a.op): a for a in actions}
+    by_key: dict[tuple[str, str], Action] = {(a.id, a.op): a for a in actions}
 
     def bulk_actions() -> Iterable[dict[str, Any]]:
         for a in actions:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from indexers.bulk import Action
+from indexers.bulk import Action, BulkOp
 from indexers.chunk import chunk_text
 from myaiserv.config import Settings
 from myaiserv.db.models import Conversation, Document, Message, Prompt, Run
@@ -76,7 +76,7 @@ class Builder:
     def _actions(
         self,
         entity: Entity,
-        op: str,
+        op: BulkOp,
         doc_id: str,
         version: int,
         source: dict[str, Any] | None = None,
