@@ -118,7 +118,7 @@ class DocumentController(Controller):
         """Upload a file (multipart field ``file``): plain text, Markdown, HTML or PDF.
         Optional fields: ``title``, ``source`` (defaults to the file name), ``tags``
         (comma-separated), ``metadata`` (a JSON object)."""
-        new = await read_upload(data, service.settings.limits.max_upload_bytes)
+        new = await read_upload(data, service.settings.limits)
         [(doc, dup)] = await service.create_many([new])
         return Response(to_out(doc, deduplicated=dup), status_code=200 if dup else 201)
 

@@ -18,7 +18,7 @@ from myaiserv.db.models import Document
 from myaiserv.documents.repository import DocumentRepository
 from myaiserv.errors import ConflictError
 from myaiserv.extract import ExtractionError, extract
-from myaiserv.kit.validation import InvalidInputError, check_string_lengths, reject_nul
+from myaiserv.kit.validation import InvalidInputError, check_metadata, reject_nul
 
 
 @dataclass
@@ -58,9 +58,10 @@ class DocumentService:
         reject_nul(doc.title, f"{where}title")
         reject_nul(doc.source, f"{where}source")
         reject_nul(doc.tags, f"{where}tags")
-        reject_nul(doc.metadata, f"{where}metadata")
-        check_string_lengths(
-            doc.metadata, f"{where}metadata", self.settings.limits.max_metadata_value_chars
+        check_metadata(
+            doc.metadata,
+            f"{where}metadata",
+            max_value_chars=self.settings.limits.max_metadata_value_chars,
         )
         text, found_title, content_type = doc.text, None, doc.content_type
         if not doc.extracted:
@@ -140,11 +141,14 @@ class DocumentService:
             doc.content_hash = prepared["content_hash"]
         for name in ("title", "source", "tags", "metadata"):
             if name in changes:
-                reject_nul(changes[name], name)
                 if name == "metadata":
-                    check_string_lengths(
-                        changes[name], name, self.settings.limits.max_metadata_value_chars
+                    check_metadata(
+                        changes[name],
+                        name,
+                        max_value_chars=self.settings.limits.max_metadata_value_chars,
                     )
+                else:
+                    reject_nul(changes[name], name)
                 setattr(doc, "metadata_" if name == "metadata" else name, changes[name])
         try:
             await self.repo.touch(doc)

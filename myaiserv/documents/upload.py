@@ -10,9 +10,11 @@ from typing import Any
 import msgspec
 from litestar.datastructures import UploadFile
 
+from myaiserv.config import LimitSettings
 from myaiserv.documents.service import NewDocument
 from myaiserv.errors import AppError
 from myaiserv.extract import ExtractionError, extract
+from myaiserv.kit.inputguard import json_depth
 from myaiserv.kit.validation import InvalidInputError
 
 
@@ -39,9 +41,13 @@ def parse_tags(value: str | None) -> list[str]:
     return [t.strip() for t in (value or "").split(",") if t.strip()]
 
 
-def parse_metadata(value: str | None) -> dict[str, Any]:
+def parse_metadata(value: str | None, max_depth: int) -> dict[str, Any]:
+    """The form's metadata: a JSON object, nested at most ``max_depth`` levels (checked
+    before it is parsed, as the request body is)."""
     if not value:
         return {}
+    if json_depth(value.encode("utf-8", "surrogatepass")) > max_depth:
+        raise InvalidInputError("metadata", f"JSON nested deeper than {max_depth} levels")
     try:
         metadata = msgspec.json.decode(value)
     except msgspec.DecodeError:
@@ -51,9 +57,10 @@ def parse_metadata(value: str | None) -> dict[str, Any]:
     return metadata
 
 
-async def read_upload(form: UploadForm, limit: int) -> NewDocument:
-    """The document an upload describes; 413 over ``limit`` bytes, 415 for a type we
-    cannot read, 422 for a file we cannot extract text from."""
+async def read_upload(form: UploadForm, limits: LimitSettings) -> NewDocument:
+    """The document an upload describes; 413 over the upload limit, 415 for a type we
+    cannot read, 422 for a file we cannot extract text from or metadata we cannot read."""
+    limit = limits.max_upload_bytes
     content = await form.file.read(limit + 1)
     if len(content) > limit:
         raise PayloadTooLargeError(f"file: larger than the {limit}-byte upload limit")
@@ -66,7 +73,7 @@ async def read_upload(form: UploadForm, limit: int) -> NewDocument:
         if exc.reason == "unsupported_content_type":
             raise UnsupportedMediaTypeError(f"file: {exc}") from None
         raise InvalidInputError("file", str(exc)) from None
-    metadata = parse_metadata(form.metadata)
+    metadata = parse_metadata(form.metadata, limits.max_json_depth)
     return NewDocument(
         text=extracted.text,
         content_type=extracted.content_type,
