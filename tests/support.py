@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -72,6 +75,36 @@ def process_env(settings: Settings) -> dict[str, str]:
         "MYAISERV_SEARCH__METADATA_FIELDS": json.dumps(settings.search.metadata_fields),
         "LOG_LEVEL": "WARNING",
     }
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def operator_cli(
+    settings: Settings, cwd: Path, *, timeout: float = 300, **env: str
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``myaiserv ARGS`` as an operator runs it: a bare environment holding these
+    settings (``env``: more variables) and a folder of its own, with no ``.env`` in it."""
+    variables = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "PYTHONPATH": str(ROOT),
+        **process_env(settings),
+        **env,
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "myaiserv", *args],
+            env=variables,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
 
 
 def web_tier(

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -40,11 +38,9 @@ from myaiserv.resources import Resources, open_resources
 from myaiserv.search.kinds import KINDS
 from myaiserv.stack.config import StackConfig
 from myaiserv.stack.manager import Stack
-from tests.support import TenantKey, admin_sql, drain, make_tenant, process_env
+from tests.support import TenantKey, admin_sql, drain, make_tenant, operator_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -321,24 +317,9 @@ async def test_restore_refuses_to_replace_data_unless_told(
         await restore(target, source.folder)
 
     # The command line, as an operator runs it (a folder of its own: no .env there).
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-        "PYTHONPATH": str(ROOT),
-        **process_env(target),
-        "MYAISERV_BACKUP__REPOSITORY": target.backup.repository,
-    }
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "myaiserv", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+    cli = operator_cli(
+        target, tmp_path, timeout=600, MYAISERV_BACKUP__REPOSITORY=target.backup.repository
+    )
 
     refused = await asyncio.to_thread(cli, "restore", str(source.folder))
     assert refused.returncode == 1

@@ -6,42 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 from myaiserv.config import Settings
-from tests.support import process_env
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import operator_cli
 
 
 @pytest.fixture
 def cli(settings: Settings, database: str, tmp_path: Path):
     """Run `myaiserv ARGS` in a folder of its own (no .env there), off the event loop."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-        "PYTHONPATH": str(ROOT),
-        **process_env(settings),
-        "DATABASE_URL": database,
-    }
+    command = operator_cli(settings, tmp_path, DATABASE_URL=database)
 
     async def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "myaiserv", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        return await asyncio.to_thread(command, *args)
 
     return run
 
