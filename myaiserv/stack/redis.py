@@ -44,9 +44,11 @@ def find_redis_server() -> Path:
     return Path(path)
 
 
-def _parse(buf: bytes, pos: int = 0) -> tuple[Reply, int]:
+def parse_reply(buf: bytes, pos: int = 0) -> tuple[Reply, int]:
     """One RESP2 reply from ``buf`` at ``pos``; IndexError while it is incomplete."""
-    end = buf.index(b"\r\n", pos)
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise IndexError("incomplete line")
     kind, body = buf[pos : pos + 1], buf[pos + 1 : end].decode()
     pos = end + 2
     if kind in (b"+", b"-"):
@@ -63,7 +65,7 @@ def _parse(buf: bytes, pos: int = 0) -> tuple[Reply, int]:
     if kind == b"*":
         items: list[Reply] = []
         for _ in range(max(int(body), 0)):
-            item, pos = _parse(buf, pos)
+            item, pos = parse_reply(buf, pos)
             items.append(item)
         return (items if int(body) >= 0 else None), pos
     raise ValueError(f"not a RESP reply: {buf[:40]!r}")
@@ -83,7 +85,7 @@ def command(port: int, *args: str, timeout: float = 1.0) -> Reply:
                     return None
                 buf += chunk
                 try:
-                    return _parse(buf)[0]
+                    return parse_reply(buf)[0]
                 except IndexError:
                     continue
     except (OSError, ValueError):
@@ -134,7 +136,7 @@ class RedisService:
             f"dir {(folder / 'data').resolve()}",
         ]
 
-    def _write_node_config(self, port: int, primary: int) -> Path:
+    def write_node_config(self, port: int, primary: int) -> Path:
         lines = [
             *self._common(port),
             # Redis holds caches and rate-limit counters only: nothing to persist.
@@ -150,7 +152,7 @@ class RedisService:
         self.run_as.own(self._folder(port))
         return conf
 
-    def _write_sentinel_config(self, port: int, primary: int) -> Path:
+    def write_sentinel_config(self, port: int, primary: int) -> Path:
         """Sentinel rewrites its file with what it learns (epochs, peers, the primary);
         a Sentinel restarted beside running ones keeps it."""
         conf = self._folder(port) / "sentinel.conf"
@@ -230,13 +232,13 @@ class RedisService:
         for port in cfg.node_ports():
             if port not in alive:
                 ensure_port_free(port, what="Redis", option="--redis-port")
-                run([server, self._write_node_config(port, primary).resolve()], run_as=self.run_as)
+                run([server, self.write_node_config(port, primary).resolve()], run_as=self.run_as)
         for port in cfg.sentinel_ports():
             if port not in alive:
                 ensure_port_free(port, what="Redis Sentinel", option="--redis-sentinel-port")
                 conf = self._folder(port) / "sentinel.conf"
                 if fresh or not conf.exists():
-                    conf = self._write_sentinel_config(port, primary)
+                    conf = self.write_sentinel_config(port, primary)
                 run([server, conf.resolve(), "--sentinel"], run_as=self.run_as)
         try:
             wait_until(
