@@ -74,7 +74,10 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def local_stack_config() -> StackConfig:
-    return StackConfig.load(ROOT / ".stack") or StackConfig()
+    """The stack in MYAISERV_STACK_DIR (as `myaiserv stack` and the tests read it), or
+    the project's ``.stack``."""
+    stack_dir = Path(os.environ.get("MYAISERV_STACK_DIR") or ROOT / ".stack")
+    return StackConfig.load(stack_dir) or StackConfig(dir=stack_dir)
 
 
 def web_tier(env: dict[str, str], root: Path, instances: int, *, indexers: int = 1) -> WebService:

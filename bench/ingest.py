@@ -44,7 +44,7 @@ PREFIX = "bench"
 
 
 async def reset_index_and_cache(settings: Settings) -> None:
-    from redis.asyncio import Redis
+    from myaiserv.cache.client import create_redis_client
 
     es = create_es_client(settings)
     try:
@@ -54,7 +54,7 @@ async def reset_index_and_cache(settings: Settings) -> None:
             await es.indices.delete(index=",".join(names))
     finally:
         await es.close()
-    redis = Redis.from_url(settings.redis_url)
+    redis = create_redis_client(settings)
     await redis.flushdb()
     await redis.aclose()
 

@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 import httpx
-from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench import report
 from bench.common import ROOT, bench_settings, prepare_database, web_tier
 from bench.search import CISI
+from myaiserv.cache.client import redis_for_url
 from myaiserv.datasets.trec import load_collection
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.db.models import OutboxEvent
@@ -98,7 +98,7 @@ async def run(
         )
     )
     locust_env = {**os.environ, "LOAD_KEY": key, "LOAD_ACK": str(ack), "LOAD_DATA": str(data)}
-    redis = Redis.from_url(redis_url)
+    redis = redis_for_url(redis_url)
     try:
         await redis.flushdb()  # every run starts with cold caches
     finally:

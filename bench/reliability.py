@@ -90,7 +90,8 @@ async def main() -> None:
         "faults": [f"{f['dependency']} stopped {OUTAGE_S:g} s" for f in faults if f["survived"]],
         "faults_detail": faults,
     }
-    report.save("reliability", figures, {"how": __doc__.strip() if __doc__ else ""})
+    # Merged: the section also holds the Redis failover's figures (bench/failover.py).
+    report.save("reliability", figures, {"how": __doc__.strip() if __doc__ else ""}, merge=True)
     print(json.dumps(figures, indent=2))
 
 

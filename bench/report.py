@@ -440,6 +440,8 @@ def _load(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
 
 
 def _reliability(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    if "faults_detail" not in r:
+        return []
     lines = [
         "## Faults under load",
         "",
@@ -466,6 +468,37 @@ def _reliability(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _failover(results: dict[str, Any]) -> list[str]:
+    r = results.get("reliability", {})
+    if "redis_failover_s" not in r:
+        return []
+    d = r["redis_failover_detail"]
+    answers = ", ".join(f"{k}: {v}" for k, v in d["answers"].items())
+    return [
+        "## Redis failover under load",
+        "",
+        "| SIGKILL of the primary to | median | max |",
+        "| --- | --- | --- |",
+        (
+            f"| Sentinel naming the promoted replica | {r['redis_failover_switch_s']:.2f} s | "
+            f"{max(d['switch_s']):.2f} s |"
+        ),
+        (
+            f"| the API counting a request on it | {r['redis_failover_s']:.2f} s | "
+            f"{r['redis_failover_max_s']:.2f} s |"
+        ),
+        "",
+        (
+            f"{d['rounds']} failovers, {d['requests']} requests ({answers}); acknowledged writes "
+            f"{d['acknowledged_writes']}, lost {d['lost_writes']}; answers outside the designed "
+            f"ones: {r['redis_failover_errors']}."
+        ),
+        "",
+        f"How: {_how(results, 'reliability', 'redis_failover_how')}",
+        "",
+    ]
 
 
 def _security(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
@@ -513,6 +546,7 @@ RENDERERS = [
     _section("vectors", _vectors),
     _section("load", _load),
     _section("reliability", _reliability),
+    _failover,
     _section("security", _security),
 ]
 

@@ -16,11 +16,11 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from redis.asyncio import Redis
 
 from bench import report
 from bench.common import bench_settings, web_tier
 from bench.search import CISI, DB, PREFIX, REDIS_DB, timed_requests
+from myaiserv.cache.client import redis_for_url
 from myaiserv.datasets.trec import load_collection
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.evaluation.harness import tenant_key
@@ -31,7 +31,7 @@ CLIENTS = 8
 async def run(instances: int, env: dict[str, str], key: str, redis_url: str) -> dict[str, float]:
     web = web_tier(env, Path(tempfile.mkdtemp(prefix="myaiserv-scale-")), instances, indexers=0)
     queries = [{"query": q.text} for q in load_collection(CISI).queries]
-    redis = Redis.from_url(redis_url)
+    redis = redis_for_url(redis_url)
     await asyncio.to_thread(web.start)
     try:
         url = f"http://127.0.0.1:{web.web.port}"

@@ -31,6 +31,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from myaiserv.cache.url import SENTINEL_FORM, is_sentinel_url, parse_sentinel_url
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -386,7 +388,8 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:63790/0",
         validation_alias=_seed("REDIS_URL"),
-        description="Redis URL (redis://, rediss:// or unix://).",
+        description="Redis URL (redis://, rediss:// or unix://), or the Sentinels to find the "
+        "primary through: redis+sentinel://host:port[,host:port...]/<master-name>[/<db>].",
     )
     es_url: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://127.0.0.1:19200"],
@@ -455,9 +458,15 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_url(cls, value: str) -> str:
         value = value.strip()
+        if is_sentinel_url(value):
+            parse_sentinel_url(value)
+            return value
         parts = urlsplit(value)
         if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"unsupported scheme {parts.scheme!r}; expected redis://host:port/db")
+            raise ValueError(
+                f"unsupported scheme {parts.scheme!r}; expected redis://host:port/db or "
+                f"{SENTINEL_FORM}"
+            )
         if parts.scheme != "unix" and not parts.hostname:
             raise ValueError("the URL names no host")
         try:

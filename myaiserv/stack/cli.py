@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -14,7 +15,6 @@ from myaiserv.stack.config import (
     SERVICES,
     ElasticsearchConfig,
     PostgresConfig,
-    RedisConfig,
     StackConfig,
 )
 from myaiserv.stack.manager import Stack, write_env_file
@@ -48,6 +48,15 @@ def stack() -> None:
 @click.option("--pg-port", type=int, default=None, help="PostgreSQL port [54320].")
 @click.option("--redis-port", type=int, default=None, help="Redis port [63790].")
 @click.option(
+    "--redis-replicas",
+    type=click.IntRange(0, 5),
+    default=None,
+    help="Redis replicas on the next ports, with three Sentinels for failover [0: one Redis].",
+)
+@click.option(
+    "--redis-sentinel-port", type=int, default=None, help="First Sentinel's port [26379]."
+)
+@click.option(
     "--web",
     "web_instances",
     type=click.IntRange(0, 16),
@@ -76,6 +85,8 @@ def up(
     es_version: str | None,
     pg_port: int | None,
     redis_port: int | None,
+    redis_replicas: int | None,
+    redis_sentinel_port: int | None,
     web_instances: int | None,
     web_port: int | None,
     services: str | None,
@@ -99,7 +110,11 @@ def up(
     if pg_port:
         config.postgres = PostgresConfig(**{**vars(config.postgres), "port": pg_port})
     if redis_port:
-        config.redis = RedisConfig(port=redis_port)
+        config.redis = replace(config.redis, port=redis_port)
+    if redis_replicas is not None:
+        config.redis = replace(config.redis, replicas=redis_replicas)
+    if redis_sentinel_port:
+        config.redis = replace(config.redis, sentinel_port=redis_sentinel_port)
     if web_instances is not None:
         config.web.instances = web_instances
     if web_port:

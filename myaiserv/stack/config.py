@@ -65,10 +65,34 @@ class PostgresConfig:
 
 @dataclass
 class RedisConfig:
+    """One Redis (``replicas`` 0), or a primary with replicas on the next ports and three
+    Sentinels from ``sentinel_port`` on: then clients find the primary through them.
+
+    Sentinel's timings are set for a quick failover on one machine: a primary that has not
+    answered for ``down_after_ms`` is down once two Sentinels agree, and a failover that has
+    not finished within ``failover_timeout_ms`` is retried (Redis' defaults: 30 s, 3 min).
+    """
+
     port: int = 63790
+    replicas: int = 0
+    sentinel_port: int = 26379
+    sentinels: int = 3
+    master_name: str = "myaiserv"
+    down_after_ms: int = 1000
+    failover_timeout_ms: int = 2000
+
+    def node_ports(self) -> list[int]:
+        """The primary's port first (the primary at start; a failover moves it)."""
+        return [self.port + i for i in range(self.replicas + 1)]
+
+    def sentinel_ports(self) -> list[int]:
+        return [self.sentinel_port + i for i in range(self.sentinels)] if self.replicas else []
 
     def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        if not self.replicas:
+            return f"redis://127.0.0.1:{self.port}/{db}"
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports())
+        return f"redis+sentinel://{hosts}/{self.master_name}/{db}"
 
 
 @dataclass

@@ -106,7 +106,7 @@ class Stack:
 
     @staticmethod
     def _running(service: Service) -> bool:
-        if isinstance(service, ElasticsearchService):
+        if isinstance(service, ElasticsearchService | RedisService):
             return bool(service.running_nodes())
         return service.running()
 

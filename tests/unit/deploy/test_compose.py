@@ -45,6 +45,7 @@ MONITORING = ROOT / "monitoring"
 SECRETS = {"POSTGRES_PASSWORD": "pg-secret-for-test", "GRAFANA_ADMIN_PASSWORD": "gf-secret"}
 ES_NODES = ("es01", "es02", "es03")
 REDIS_REPLICAS = ("redis-replica-1", "redis-replica-2")
+REDIS_SENTINELS = ("redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3")
 MONITORING_UIS = {"prometheus", "alertmanager", "grafana"}
 # Variables Compose reads itself, not through ${...} in the file.
 COMPOSE_OWN = {"COMPOSE_PROJECT_NAME"}
@@ -283,7 +284,11 @@ def test_app_services_share_one_image_and_one_environment(services: dict[str, An
         assert {k: env.get(k) for k in shared} == shared, name
     assert shared["ES_URL"] == "http://es01:9200,http://es02:9200,http://es03:9200"
     assert shared["MYAISERV_ES__REPLICAS"] == "1"
-    assert shared["REDIS_URL"] == "redis://redis:6379/0"  # the primary
+    # The primary as the Sentinels name it.
+    assert shared["REDIS_URL"] == (
+        "redis+sentinel://redis-sentinel-1:26379,redis-sentinel-2:26379,redis-sentinel-3:26379"
+        "/myaiserv/0"
+    )
     assert shared["DATABASE_URL"] == (
         f"postgresql+asyncpg://myaiserv:{SECRETS['POSTGRES_PASSWORD']}@postgres:5432/myaiserv"
     )
@@ -299,6 +304,7 @@ def test_app_services_share_one_image_and_one_environment(services: dict[str, An
 
 def test_every_app_service_waits_for_migrate_and_the_stores(services: dict[str, Any]) -> None:
     stores = {"postgres": "service_healthy", "redis": "service_healthy"}
+    stores |= dict.fromkeys(REDIS_SENTINELS, "service_healthy")
     stores |= dict.fromkeys(ES_NODES, "service_healthy")
     for name in ("web", "indexer"):
         assert depends_on(services[name]) == {
@@ -341,9 +347,30 @@ def test_redis_replicas_follow_the_primary(services: dict[str, Any]) -> None:
         assert cmd[at + 1 : at + 3] == ["redis", "6379"], name
         assert depends_on(services[name]) == {"redis": "service_healthy"}
         assert services[name]["image"] == services["redis"]["image"] == "redis:7"
+        # Each node announces its service name, which survives a container's restart.
+        assert cmd[cmd.index("--replica-announce-ip") + 1] == name
+        assert cmd[:at] + cmd[at + 3 : -2] == primary[:-2], name  # the same settings
+    assert primary[primary.index("--replica-announce-ip") + 1] == "redis"
     # Only TTL'd keys may be evicted: the index generation counters have none.
     policy = primary[primary.index("--maxmemory-policy") + 1]
     assert policy == "volatile-lru"
+
+
+def test_three_sentinels_watch_the_primary_under_the_name_redis_url_gives(
+    services: dict[str, Any],
+) -> None:
+    master = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        redis_url=environment(services["web"])["REDIS_URL"],
+    ).redis_url.rsplit("/", 2)[1]
+    for name in REDIS_SENTINELS:
+        script = command(services[name])[-1]
+        assert f"sentinel monitor {master} redis 6379 2" in script, name
+        assert "sentinel announce-hostnames yes" in script
+        assert "exec redis-server /tmp/sentinel.conf --sentinel" in script
+        assert "sentinel down-after-milliseconds myaiserv 5000" in script  # .env.example's
+        assert depends_on(services[name]) == {"redis": "service_healthy"}
+        assert "ckquorum" in " ".join(healthcheck_test(services[name]))
 
 
 def test_long_running_services_have_healthchecks(services: dict[str, Any]) -> None:
