@@ -117,8 +117,6 @@ class SearchService:
                 response = await self._within(plan, cursor, kept, fp)
             else:
                 response = await self._beyond(plan, cursor, kept, fp)
-            if response.next_cursor is None:
-                await self.windows.drop(self.tenant_id, cursor.window)
         metrics.SEARCH_STAGE.labels("total", plan.label).observe(time.perf_counter() - started)
         return response
 

@@ -6,7 +6,8 @@ ranks and list scores) with the first page's total, facets and histogram under a
 token that the (signed) cursor names. Later pages slice the stored order and read only
 their own hits by id, so every page comes from the same window (each hit exactly once, in
 one order) and no Elasticsearch search context stays open between requests. A window lives
-for the cursor keep-alive after the last page read from it; the last page deletes it.
+for the cursor keep-alive after the last page read from it, and is not deleted when a
+client reaches its end: a cached first page hands its cursor to every client it serves.
 """
 
 from __future__ import annotations
@@ -88,12 +89,6 @@ class WindowStore:
         except (RedisError, OSError) as exc:
             raise DependencyUnavailableError("redis", "search cursors need Redis") from exc
         return None if raw is None else msgspec.msgpack.decode(raw, type=Window)
-
-    async def drop(self, tenant_id: str, token: str) -> None:
-        try:
-            await self.redis.delete(self._key(tenant_id, token))
-        except (RedisError, OSError) as exc:  # it expires anyway
-            log.warning("search window not deleted", error=str(exc))
 
 
 def entry_of(fused: Fused) -> Entry:
