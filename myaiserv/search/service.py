@@ -130,7 +130,9 @@ class SearchService:
             metrics.SEARCH_STAGE.labels("embed", plan.mode).observe(time.perf_counter() - started)
         depth = plan.window if paging or plan.windowed else plan.size
         answers = await self._msearch(plan, q.page_bodies(plan, vector, depth=depth), None)
+        received = time.perf_counter()
         fused, kept = page.window(plan, answers.by_name, depth=depth)
+        metrics.SEARCH_STAGE.labels("fusion", plan.label).observe(time.perf_counter() - received)
         cursor = None
         if paging and (len(fused) > plan.size or kept.more):
             token = await self.windows.put(self.tenant_id, kept)
@@ -158,7 +160,12 @@ class SearchService:
             raise InvalidCursorError
         pit = cursor.pit or await self.store.open_pit(plan.kinds)
         body = q.beyond_body(plan, kept.ids(), cursor.after)
-        answers = await self._msearch(plan, {"page": body}, pit, paging=cursor.pit is not None)
+        try:
+            answers = await self._msearch(plan, {"page": body}, pit, paging=cursor.pit is not None)
+        except Exception:
+            if cursor.pit is None:  # opened for this page: nobody else will close it
+                await self.store.close_pit(pit)
+            raise
         answer = answers.by_name["page"]
         hits = page.beyond(plan, answer)
         last = answer["hits"]["hits"][-1]["sort"] if len(hits) == plan.size else None
