@@ -178,7 +178,7 @@ def contexts(results: dict[str, Any], ax: Any) -> bool:
     ax.plot(times, counts, color=OURS, linewidth=1)
     ax.set_ylim(bottom=0, top=max(10, max(counts) * 1.3))
     ax.set_xlabel("seconds")
-    ax.set_ylabel("open search contexts")
+    ax.set_ylabel("open search contexts\n(most per 5 s)")
     ax.set_title(
         f"Open search contexts, {run['searches_per_s']:.0f} distinct searches/s "
         f"({run['clients']} clients) while indexing"
