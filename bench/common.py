@@ -1,6 +1,7 @@
 """What the benchmarks share: settings of their own (database, Redis database, index
 prefix, so they never touch your data), the same as environment variables for the child
-processes they start, and their database."""
+processes they start, and their database. They run on the local stack in ROOT/.stack, or
+in MYAISERV_STACK_DIR when set (a private stack: its servers' URLs replace the settings')."""
 
 from __future__ import annotations
 
@@ -23,12 +24,29 @@ from tooling.ports import free_port_range
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def stack_dir() -> Path:
+    return Path(os.environ.get("MYAISERV_STACK_DIR") or ROOT / ".stack")
+
+
+def _base_settings() -> Settings:
+    """The settings, on the servers of MYAISERV_STACK_DIR's stack when it is set."""
+    if not os.environ.get("MYAISERV_STACK_DIR"):
+        return load_settings()
+    stack = local_stack_config()
+    return load_settings(
+        database_url=stack.postgres.url(),
+        redis_url=stack.redis.url(),
+        es_url=stack.elasticsearch.urls(),
+    )
+
+
 def bench_settings(database: str, redis_db: int, prefix: str) -> tuple[Settings, dict[str, str]]:
-    base = load_settings()
+    base = _base_settings()
     url = make_url(base.database_url).set(database=database)
     settings = load_settings(
         database_url=url.render_as_string(hide_password=False),
         redis_url=base.redis_url.rsplit("/", 1)[0] + f"/{redis_db}",
+        es_url=base.es_url,
         es={"index_prefix": prefix},
         redis={"namespace": prefix},
     )
@@ -74,10 +92,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def local_stack_config() -> StackConfig:
-    """The stack in MYAISERV_STACK_DIR (as `myaiserv stack` and the tests read it), or
-    the project's ``.stack``."""
-    stack_dir = Path(os.environ.get("MYAISERV_STACK_DIR") or ROOT / ".stack")
-    return StackConfig.load(stack_dir) or StackConfig(dir=stack_dir)
+    return StackConfig.load(stack_dir()) or StackConfig(dir=stack_dir())
 
 
 def web_tier(env: dict[str, str], root: Path, instances: int, *, indexers: int = 1) -> WebService:

@@ -1,6 +1,6 @@
 """The report's plots (PNG, matplotlib), drawn from bench/results.json: ingest, relevance,
-query latency, scaling and memory, MyAIServ beside the limit and the peers. A plot whose
-figures are not there yet (its benchmark has not run) is skipped."""
+query latency, scaling, memory and open search contexts, MyAIServ beside the limit and the
+peers. A plot whose figures are not there yet (its benchmark has not run) is skipped."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def relevance(results: dict[str, Any], ax: Any) -> bool:
 
 def latency(results: dict[str, Any], ax: Any) -> bool:
     s = results.get("search")
-    if not s:
+    if not s or "cached_p50_ms" not in s:
         return False
     rows: list[tuple[str, float, float, str]] = []
     for mode in MODES:
@@ -169,6 +169,23 @@ def memory(results: dict[str, Any], ax: Any) -> bool:
     return True
 
 
+def contexts(results: dict[str, Any], ax: Any) -> bool:
+    """Open search contexts on the node over a sustained search run."""
+    run = get(results, "search.sustained")
+    if not run or not run.get("open_contexts_samples"):
+        return False
+    times, counts = zip(*run["open_contexts_samples"], strict=True)
+    ax.plot(times, counts, color=OURS, linewidth=1)
+    ax.set_ylim(bottom=0, top=max(10, max(counts) * 1.3))
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("open search contexts\n(most per 5 s)")
+    ax.set_title(
+        f"Open search contexts, {run['searches_per_s']:.0f} distinct searches/s "
+        f"({run['clients']} clients) while indexing"
+    )
+    return True
+
+
 def render(results: dict[str, Any], folder: Path) -> list[Path]:
     """Draw every plot whose figures exist into ``folder``; returns the files written."""
     import matplotlib
@@ -184,6 +201,7 @@ def render(results: dict[str, Any], folder: Path) -> list[Path]:
         ("latency", latency, (1, 1, (8, 5.5))),
         ("scaling", scaling, (1, 3, (12, 2.8))),
         ("memory", memory, (1, 1, (8, 3.4))),
+        ("contexts", contexts, (1, 1, (8, 3))),
     ):
         rows, cols, size = shape
         fig, axes = plt.subplots(rows, cols, figsize=size, layout="constrained")

@@ -287,7 +287,7 @@ def _relevance(results: dict[str, Any]) -> list[str]:
 
 def _search(results: dict[str, Any]) -> list[str]:
     r = results.get("search")
-    if not r:
+    if not r or "concurrency" not in r:
         return []
     conc = r["concurrency"]
     lines = [
@@ -333,6 +333,32 @@ def _search(results: dict[str, Any]) -> list[str]:
         "",
         *_plot("latency"),
         f"How: {_how(results, 'search')}",
+        "",
+    ]
+
+
+def _sustained(results: dict[str, Any]) -> list[str]:
+    r = _get(results, "search.sustained")
+    if not r:
+        return []
+    return [
+        "## Sustained search: open search contexts",
+        "",
+        (
+            "| duration s | clients | searches | searches/s | pages followed | writes | errors | "
+            "p50 ms | p99 ms | open contexts: max | mean | after |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        (
+            f"| {r['duration_s']:.0f} | {r['clients']} | {r['searches']} | "
+            f"{r['searches_per_s']:.1f} | {r['pages_followed']} | {r['writes']} | "
+            f"{r['errors']} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+            f"{r['open_contexts_max']} | {r['open_contexts_mean']:.1f} | "
+            f"{r['open_contexts_after']} |"
+        ),
+        "",
+        *_plot("contexts"),
+        f"How: {_how(results, 'search', 'how_sustained')}",
         "",
     ]
 
@@ -541,6 +567,7 @@ RENDERERS = [
     _ingest,
     _relevance,
     _search,
+    _sustained,
     _scaling,
     _memory,
     _section("vectors", _vectors),

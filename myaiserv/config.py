@@ -191,7 +191,18 @@ class SearchSettings(BaseModel):
         description="Longest query text accepted (RAG clients send whole questions; the "
         "embedding model reads its first 256 tokens).",
     )
-    pit_keep_alive: str = Field("2m", pattern=r"^[0-9]+[smh]$")
+    pit_keep_alive: str = Field(
+        "2m",
+        pattern=r"^[0-9]+[smh]$",
+        description="How long a search cursor stays usable after the page that returned it "
+        "(its stored window in Redis, and the point in time of bm25 pages past the window).",
+    )
+    cursor_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs search cursors (HMAC-SHA256); every instance of a "
+        "deployment needs the same one. Unset: derived from DATABASE_URL, which is fine "
+        "for development only (docker-compose requires it).",
+    )
     cache_ttl_s: int = Field(60, ge=0, description="Result-page cache TTL (0: off).")
     app_stemmer: Literal["english", "none"] = Field(
         "english",

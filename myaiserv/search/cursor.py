@@ -1,19 +1,23 @@
-"""What a search cursor holds (through the API's one codec, ``kit.cursor``): the point in
-time the first page was read from and where the next page starts. It is bound to the
-request's fingerprint, so it is only accepted for the search (and the tenant) that
+"""What a search cursor holds (through the API's one codec, ``kit.cursor``): the window its
+first page stored (``search.window``) and where the next page starts in it, and past the
+window (bm25 and browsing only) the point in time the later pages read and the sort values
+of the last hit. It is signed with the server's key and bound to the request's
+fingerprint, so it is only accepted, unedited, for the search (and the tenant) that
 produced it."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
+from myaiserv.config import Settings
 from myaiserv.errors import AppError
 from myaiserv.kit import cursor as codec
 from myaiserv.kit.cursor import InvalidCursorError
 
-MAX_WINDOW = 10_000
-MAX_OFFSET = 2**31 - 1
+MAX_OFFSET = 10_000  # a window holds at most max_window (<= 10,000) hits
 
 
 class CursorExpiredError(AppError):
@@ -22,32 +26,45 @@ class CursorExpiredError(AppError):
 
     def __init__(self) -> None:
         super().__init__(
-            "cursor: the search's point in time has expired; repeat the search without cursor",
+            "cursor: the search's cursor has expired; repeat the search without cursor",
             extra={"errors": [{"field": "cursor", "message": "expired"}]},
         )
 
 
+def signing_key(settings: Settings) -> bytes:
+    """The key search cursors are signed with: the ``search.cursor_secret`` setting, or in
+    development one derived from the database URL (a secret every instance shares)."""
+    secret = settings.search.cursor_secret
+    if secret is not None:
+        return secret.get_secret_value().encode()
+    material = settings.database_url.encode()
+    return hmac.new(material, b"myaiserv search cursors", hashlib.sha256).digest()
+
+
 @dataclass(frozen=True)
 class Cursor:
-    pit: str
-    offset: int = 0  # vector/hybrid: hits already returned from the fused window
-    after: list[Any] | None = None  # bm25: Elasticsearch search_after of the last hit
-    window: int = 0  # vector/hybrid: the fused window every page reads
+    window: str  # the stored window's token
+    offset: int  # hits of the window already returned
+    pit: str | None = None  # past the window: the point in time the pages read
+    after: list[Any] | None = None  # past the window: search_after of the last hit
 
-    def encode(self, fingerprint: str) -> str:
-        position: dict[str, Any] = {"p": self.pit, "o": self.offset}
-        if self.window:
-            position["w"] = self.window
+    def encode(self, fingerprint: str, key: bytes) -> str:
+        position: dict[str, Any] = {"w": self.window, "o": self.offset}
+        if self.pit is not None:
+            position["p"] = self.pit
         if self.after is not None:
             position["a"] = self.after
-        return codec.encode(position, bound_to=fingerprint)
+        return codec.encode(position, bound_to=fingerprint, key=key)
 
 
-def decode(token: str, fingerprint: str) -> Cursor:
-    position = codec.decode(token, bound_to=fingerprint)
-    pit, after = position.get("p"), position.get("a")
-    if not isinstance(pit, str) or not (after is None or isinstance(after, list)):
+def decode(token: str, fingerprint: str, key: bytes) -> Cursor:
+    position = codec.decode(token, bound_to=fingerprint, key=key)
+    window, pit, after = position.get("w"), position.get("p"), position.get("a")
+    if (
+        not isinstance(window, str)
+        or not (pit is None or isinstance(pit, str))
+        or not (after is None or isinstance(after, list))
+    ):
         raise InvalidCursorError
     offset = codec.integer(position, "o", low=0, high=MAX_OFFSET)
-    window = codec.integer(position, "w", low=1, high=MAX_WINDOW) if "w" in position else 0
-    return Cursor(pit=pit, offset=offset, after=after, window=window)
+    return Cursor(window=window, offset=offset, pit=pit, after=after)

@@ -7,8 +7,10 @@ from uuid import UUID
 
 from myaiserv.resources import Resources
 from myaiserv.search.cache import ResultCache
+from myaiserv.search.cursor import signing_key
 from myaiserv.search.service import SearchService
 from myaiserv.search.store import SearchStore
+from myaiserv.search.window import WindowStore
 
 
 def search_store(resources: Resources) -> SearchStore:
@@ -25,7 +27,11 @@ def search_service(resources: Resources, tenant_id: UUID) -> SearchService:
     return SearchService(
         store=search_store(resources),
         cache=ResultCache(resources.redis, settings.redis.namespace, settings.search.cache_ttl_s),
+        windows=WindowStore(
+            resources.redis, settings.redis.namespace, settings.search.pit_keep_alive
+        ),
         embedder=resources.embedder,
         settings=settings.search,
+        cursor_key=signing_key(settings),
         tenant_id=tenant_id,
     )

@@ -1,41 +1,58 @@
 """From Elasticsearch's answers to one page of search results (pure functions): fuse the
-lists, slice the page, count, shape each hit, and say where the next page starts."""
+lists, count, keep the window later pages slice, shape each hit."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from myaiserv.search import fusion
-from myaiserv.search.cursor import Cursor
 from myaiserv.search.plan import Plan
 from myaiserv.search.schemas import FacetBucket, HistogramBucket, Hit, SearchResponse, Total
+from myaiserv.search.window import Entry, Window, entry_of
 
 Responses = dict[str, dict[str, Any]]  # each body's response, by the body's name
 
 
-def shape(
-    plan: Plan,
-    responses: Responses,
-    *,
-    offset: int,
-    depth: int,
-    pit: str | None,
-    fingerprint: str,
-) -> SearchResponse:
-    """The page starting at ``offset`` of a windowed search's fused list (``depth``: the
-    window each list was read to), or the page Elasticsearch sorted. There is a next page
-    only within a point in time (``pit``)."""
+def window(plan: Plan, responses: Responses, *, depth: int) -> tuple[list[fusion.Fused], Window]:
+    """A first page's answers as the fused window (in order) and what is kept of it for
+    later pages: its order, the total, the facets. ``more``: a bm25 or browsing search
+    has hits past the window (``depth`` hits were read)."""
     fused = ranked(plan, responses)
-    page = fused[offset : offset + plan.size] if plan.windowed else fused
-    cursor = next_cursor(plan, responses, len(fused), offset=offset, depth=depth, pit=pit)
     summary = responses.get("summary")
-    return SearchResponse(
-        mode=plan.mode if plan.has_text else "bm25",
-        hits=[hit(entry, plan) for entry in page],
-        total=total(responses, len(fused) if plan.windowed else 0),
+    counted = total(responses, len(fused) if plan.windowed else 0)
+    kept = Window(
+        entries=[entry_of(f) for f in fused],
+        total=counted,
         facets=facets(summary, plan),
         histogram=histogram(summary, plan),
-        next_cursor=cursor.encode(fingerprint) if cursor else None,
+        more=not plan.windowed and len(fused) >= depth and counted.value > len(fused),
+    )
+    return fused, kept
+
+
+def restored(entries: list[Entry], answer: dict[str, Any]) -> list[fusion.Fused]:
+    """A later page: the window's entries in their order, each with its hit as read again
+    by id (an entry deleted since is left out)."""
+    by_key = {fusion.hit_key(h): h for h in _hits(answer)}
+    out = []
+    for e in entries:
+        found = by_key.get(f"{e.kind}/{e.id}")
+        if found is not None:
+            out.append(fusion.Fused(e.key, found, e.score, dict(e.ranks), dict(e.scores)))
+    return out
+
+
+def response(
+    plan: Plan, hits: list[fusion.Fused], kept: Window, cursor: str | None
+) -> SearchResponse:
+    """Every page reports the first page's total, facets and histogram."""
+    return SearchResponse(
+        mode=plan.mode if plan.has_text else "bm25",
+        hits=[hit(entry, plan) for entry in hits],
+        total=kept.total,
+        facets=kept.facets,
+        histogram=kept.histogram,
+        next_cursor=cursor,
     )
 
 
@@ -43,7 +60,7 @@ def ranked(plan: Plan, responses: Responses) -> list[fusion.Fused]:
     """The hits in their final order: the lists fused (hybrid) or as they came, one hit
     per document when collapsing."""
     if not plan.windowed:
-        return fusion.single("bm25" if plan.has_text else "browse", _hits(responses["page"]))
+        return fusion.single(_single_name(plan), _hits(responses["page"]))
     key = fusion.document_key if plan.collapse else fusion.hit_key
     lists: dict[str, list[fusion.Hit]] = {
         name: fusion.dedupe(_hits(responses[name]), key)
@@ -56,18 +73,13 @@ def ranked(plan: Plan, responses: Responses) -> list[fusion.Fused]:
     return fusion.single(name, hits)
 
 
-def next_cursor(
-    plan: Plan, responses: Responses, fused: int, *, offset: int, depth: int, pit: str | None
-) -> Cursor | None:
-    """Where the next page starts, if there is one: the offset into the same window, or
-    the sort values of the page's last hit."""
-    if pit is None:
-        return None
-    if plan.windowed:
-        end = offset + plan.size
-        return Cursor(pit, offset=end, window=depth) if end < fused else None
-    hits = _hits(responses["page"])
-    return Cursor(pit, after=hits[-1]["sort"]) if len(hits) == plan.size else None
+def _single_name(plan: Plan) -> str:
+    return "bm25" if plan.has_text else "browse"
+
+
+def beyond(plan: Plan, answer: dict[str, Any]) -> list[fusion.Fused]:
+    """A page past the window, as Elasticsearch sorted it."""
+    return fusion.single(_single_name(plan), _hits(answer))
 
 
 def total(responses: Responses, fused: int) -> Total:

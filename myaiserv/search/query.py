@@ -154,23 +154,14 @@ def summary_body(plan: Plan, vector: list[float] | None, k: int) -> dict[str, An
     return body
 
 
-def page_bodies(
-    plan: Plan,
-    vector: list[float] | None,
-    *,
-    depth: int,
-    after: list[Any] | None = None,
-    in_pit: bool = False,
-) -> dict[str, dict[str, Any]]:
-    """The bodies of one page, by name, for one ``_msearch``.
+def page_bodies(plan: Plan, vector: list[float] | None, *, depth: int) -> dict[str, dict[str, Any]]:
+    """The bodies of a search's first page, by name, for one ``_msearch``: its window.
 
-    Windowed searches (vector, hybrid, collapsed bm25) read the same ``depth`` of hits
-    from each list on every page: fusing deeper lists would reorder the fused list, so
-    paging is exact only if every page fuses the same window. Other searches read one
-    page sorted by score (or newest first, without text), continuing ``after`` the last
-    hit; within a point in time (``in_pit``) ``_shard_doc``, the cheapest total order,
-    breaks ties. ``summary``: the total and aggregations, when facets or a histogram are
-    asked for."""
+    Windowed searches (vector, hybrid, collapsed bm25) read ``depth`` hits from each list
+    and fuse them; other searches read ``depth`` hits sorted by score (or newest first,
+    without text). The window's order is what later pages slice (``search.window``), so
+    paging is exact. ``summary``: the total and aggregations, when facets or a histogram
+    are asked for."""
     bodies: dict[str, dict[str, Any]] = {}
     if plan.windowed:
         if plan.mode in ("bm25", "hybrid"):
@@ -178,12 +169,39 @@ def page_bodies(
         if plan.mode in ("vector", "hybrid"):
             bodies["vector"] = knn_body(plan, vector or [], depth)
     else:
-        page = bm25_body(plan, plan.size) if plan.has_text else browse_body(plan, plan.size)
-        first = {"_score": "desc"} if plan.has_text else {"updated_at": "desc"}
-        page["sort"] = [first, {"_shard_doc": "asc"}] if in_pit else [first]
-        if after:
-            page["search_after"] = after
+        page = bm25_body(plan, depth) if plan.has_text else browse_body(plan, depth)
+        page["sort"] = [_first_sort(plan)]
         bodies["page"] = page
     if plan.facets or plan.histogram:
         bodies["summary"] = summary_body(plan, vector, depth)
     return bodies
+
+
+def _first_sort(plan: Plan) -> dict[str, str]:
+    return {"_score": "desc"} if plan.has_text else {"updated_at": "desc"}
+
+
+def hits_body(plan: Plan, ids: list[str]) -> dict[str, Any]:
+    """A later page's hits, read again by id (their order is the stored window's); the
+    highlights are made as on the first page."""
+    body: dict[str, Any] = {
+        "query": {"bool": {"filter": [*plan.filters, {"ids": {"values": ids}}]}},
+        "size": len(ids),
+        "_source": _source(plan),
+    }
+    if hl := highlight(plan):
+        body["highlight"] = hl
+    return body
+
+
+def beyond_body(plan: Plan, window: list[str], after: list[Any] | None) -> dict[str, Any]:
+    """A bm25 (or browsing) page past the window, within a point in time: the search's
+    hits less the window's, sorted as the window was, ``_shard_doc`` (the cheapest total
+    order) breaking ties, continuing ``after`` the last hit."""
+    body = bm25_body(plan, plan.size) if plan.has_text else browse_body(plan, plan.size)
+    body["query"]["bool"]["must_not"] = [{"ids": {"values": window}}]
+    body["track_total_hits"] = False  # the total is the first page's
+    body["sort"] = [_first_sort(plan), {"_shard_doc": "asc"}]
+    if after:
+        body["search_after"] = after
+    return body

@@ -5,10 +5,13 @@ Modes: ``bm25`` (text), ``vector`` (approximate kNN on the embedding) and ``hybr
 (both lists fused with reciprocal rank fusion). Without query text, a search lists the
 entries that match its filters, newest first.
 
-Paging reads every page from one point in time (opened with the first page), so hits are
-returned exactly once even while documents are being added. bm25 pages with
-``search_after`` without a depth limit; vector and hybrid take the same ``window`` of hits
-from each list on every page, fuse them, and slice the page out of the fused list.
+Paging holds no Elasticsearch search context between requests: the first page reads the
+``window`` of each list from the live indices and fuses it, and when there is another page
+keeps the window's order in Redis behind a signed cursor (``search.window``); later pages
+slice it and read their hits by id, so each hit comes exactly once, in one order, even
+while documents are added. Vector and hybrid end with the window; bm25 and browsing go on
+past it within a point in time that the first page past the window opens (excluding the
+window's hits) and the last closes, so only clients that page that deep hold one.
 
 The service only orchestrates: ``plan`` (checks), ``cache``, ``store`` (every
 Elasticsearch call and its failures), ``query`` (bodies), ``page`` (fusion and shaping).
@@ -16,7 +19,6 @@ Elasticsearch call and its failures), ``query`` (bodies), ``page`` (fusion and s
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 from uuid import UUID
@@ -26,14 +28,15 @@ import msgspec
 from myaiserv import metrics
 from myaiserv.config import SearchSettings
 from myaiserv.embeddings.cache import CachedEmbedder
-from myaiserv.kit.cursor import fingerprint
+from myaiserv.kit.cursor import InvalidCursorError, fingerprint
 from myaiserv.search import cache as result_cache
 from myaiserv.search import page
 from myaiserv.search import query as q
-from myaiserv.search.cursor import Cursor, decode
+from myaiserv.search.cursor import Cursor, CursorExpiredError, decode
 from myaiserv.search.plan import Plan, plan_of
 from myaiserv.search.schemas import SearchRequest, SearchResponse
-from myaiserv.search.store import SearchStore
+from myaiserv.search.store import Answers, SearchStore
+from myaiserv.search.window import Window, WindowStore
 
 
 class SearchService:
@@ -42,12 +45,16 @@ class SearchService:
         *,
         store: SearchStore,
         cache: result_cache.ResultCache,
+        windows: WindowStore,
         embedder: CachedEmbedder,
         settings: SearchSettings,
+        cursor_key: bytes,
         tenant_id: UUID,
     ) -> None:
         self.store = store
         self.cache = cache
+        self.windows = windows
+        self.cursor_key = cursor_key
         self.embedder = embedder
         self.settings = settings
         self.tenant_id = str(tenant_id)
@@ -59,7 +66,7 @@ class SearchService:
         """The response body (JSON) and the cache outcome: hit, miss or bypass."""
         plan = self.plan(req)
         request, paging_fp = self._fingerprinted(req)
-        cursor = decode(req.cursor, paging_fp) if req.cursor else None
+        cursor = decode(req.cursor, paging_fp, self.cursor_key) if req.cursor else None
         cacheable = req.cursor is None and use_cache and self.settings.cache_ttl_s > 0
         key = None
         if cacheable:
@@ -98,53 +105,87 @@ class SearchService:
         self, plan: Plan, cursor: Cursor | None, fp: str, *, paging: bool = True
     ) -> SearchResponse:
         """One page: the first, or the one ``cursor`` points to. ``paging=False``: the
-        first page only, read from the live indices (no point in time is opened, no
-        cursor returned)."""
+        first page only (no window is kept, no cursor returned)."""
         started = time.perf_counter()
-        vector, pit = await self._vector_and_pit(plan, cursor, paging=paging)
-        if plan.needs_vector:
-            metrics.SEARCH_STAGE.labels("embed", plan.mode).observe(time.perf_counter() - started)
-        # A cursor's pages all read the window its first page read.
-        depth = cursor.window if cursor and cursor.window else plan.window
-        bodies = q.page_bodies(
-            plan, vector, depth=depth, after=cursor.after if cursor else None, in_pit=bool(pit)
-        )
-        sent = time.perf_counter()
-        answers = await self.store.msearch(bodies, plan.kinds, pit, paging=cursor is not None)
-        received = time.perf_counter()
-        metrics.SEARCH_STAGE.labels("elasticsearch", plan.label).observe(received - sent)
-        metrics.SEARCH_ES_TOOK.labels(plan.label).observe(answers.took_ms / 1000)
-        response = page.shape(
-            plan,
-            answers.by_name,
-            offset=cursor.offset if cursor else 0,
-            depth=depth,
-            pit=answers.pit,
-            fingerprint=fp,
-        )
-        if response.next_cursor is None and answers.pit is not None:
-            await self.store.close_pit(answers.pit)
-        done = time.perf_counter()
-        metrics.SEARCH_STAGE.labels("fusion", plan.label).observe(done - received)
-        metrics.SEARCH_STAGE.labels("total", plan.label).observe(done - started)
+        if cursor is None:
+            response = await self._first(plan, fp, paging=paging)
+        else:
+            kept = await self.windows.get(self.tenant_id, cursor.window)
+            if kept is None:
+                raise CursorExpiredError
+            if cursor.offset < len(kept.entries):
+                response = await self._within(plan, cursor, kept, fp)
+            else:
+                response = await self._beyond(plan, cursor, kept, fp)
+        metrics.SEARCH_STAGE.labels("total", plan.label).observe(time.perf_counter() - started)
         return response
 
-    async def _vector_and_pit(
-        self, plan: Plan, cursor: Cursor | None, *, paging: bool
-    ) -> tuple[list[float] | None, str | None]:
-        """The query's embedding (when the mode needs one) and the point in time to read
-        (the cursor's, or a new one for a first page that may be paged), the point in
-        time opened while the query is embedded."""
-        opening = None
-        if paging and cursor is None:
-            opening = asyncio.ensure_future(self.store.open_pit(plan.kinds))
+    async def _first(self, plan: Plan, fp: str, *, paging: bool) -> SearchResponse:
+        """Read the window from the live indices (no point in time), fuse it, and keep it
+        in Redis when there is another page."""
+        started = time.perf_counter()
+        vector = None
+        if plan.needs_vector:
+            vector = (await self.embedder.encode_query(plan.query)).tolist()
+            metrics.SEARCH_STAGE.labels("embed", plan.mode).observe(time.perf_counter() - started)
+        depth = plan.window if paging or plan.windowed else plan.size
+        answers = await self._msearch(plan, q.page_bodies(plan, vector, depth=depth), None)
+        received = time.perf_counter()
+        fused, kept = page.window(plan, answers.by_name, depth=depth)
+        metrics.SEARCH_STAGE.labels("fusion", plan.label).observe(time.perf_counter() - received)
+        cursor = None
+        if paging and (len(fused) > plan.size or kept.more):
+            token = await self.windows.put(self.tenant_id, kept)
+            if token is not None:
+                cursor = Cursor(token, offset=plan.size).encode(fp, self.cursor_key)
+        return page.response(plan, fused[: plan.size], kept, cursor)
+
+    async def _within(self, plan: Plan, cursor: Cursor, kept: Window, fp: str) -> SearchResponse:
+        """A page inside the stored window: its entries, read again by id."""
+        end = cursor.offset + plan.size
+        entries = kept.entries[cursor.offset : end]
+        body = q.hits_body(plan, [e.id for e in entries])
+        answers = await self._msearch(plan, {"hits": body}, None)
+        hits = page.restored(entries, answers.by_name["hits"])
+        following = min(end, len(kept.entries))
+        more = end < len(kept.entries) or kept.more
+        token = Cursor(cursor.window, offset=following).encode(fp, self.cursor_key)
+        return page.response(plan, hits, kept, token if more else None)
+
+    async def _beyond(self, plan: Plan, cursor: Cursor, kept: Window, fp: str) -> SearchResponse:
+        """A bm25 or browsing page past the window: within a point in time, opened by the
+        first such page (only clients that page this deep hold one) and closed by the
+        last."""
+        if not kept.more:
+            raise InvalidCursorError
+        pit = cursor.pit or await self.store.open_pit(plan.kinds)
+        body = q.beyond_body(plan, kept.ids(), cursor.after)
         try:
-            vector = None
-            if plan.needs_vector:
-                vector = (await self.embedder.encode_query(plan.query)).tolist()
-            pit = cursor.pit if cursor else (await opening if opening else None)
-        except BaseException:
-            if opening is not None:
-                opening.cancel()
+            answers = await self._msearch(plan, {"page": body}, pit, paging=cursor.pit is not None)
+        except Exception:
+            if cursor.pit is None:  # opened for this page: nobody else will close it
+                await self.store.close_pit(pit)
             raise
-        return vector, pit
+        answer = answers.by_name["page"]
+        hits = page.beyond(plan, answer)
+        last = answer["hits"]["hits"][-1]["sort"] if len(hits) == plan.size else None
+        if last is None:
+            if answers.pit is not None:
+                await self.store.close_pit(answers.pit)
+            return page.response(plan, hits, kept, None)
+        following = Cursor(cursor.window, cursor.offset, pit=answers.pit, after=last)
+        return page.response(plan, hits, kept, following.encode(fp, self.cursor_key))
+
+    async def _msearch(
+        self,
+        plan: Plan,
+        bodies: dict[str, dict[str, Any]],
+        pit: str | None,
+        *,
+        paging: bool = False,
+    ) -> Answers:
+        sent = time.perf_counter()
+        answers = await self.store.msearch(bodies, plan.kinds, pit, paging=paging)
+        metrics.SEARCH_STAGE.labels("elasticsearch", plan.label).observe(time.perf_counter() - sent)
+        metrics.SEARCH_ES_TOOK.labels(plan.label).observe(answers.took_ms / 1000)
+        return answers

@@ -332,9 +332,24 @@ async def test_cursor_pages_every_hit_once_while_documents_are_added(
             page = await search(api, **body, cursor=page["next_cursor"])
         assert len(seen) == len(set(seen)), mode
         assert len(seen) == 23 + (4 * ["bm25", "hybrid", "vector"].index(mode)), mode
+    # bm25 goes on past its window (here 7 hits) within a point in time opened by the first
+    # page past it: every hit once, the window's, then the rest (with one added while the
+    # window was paged); every page reports the first page's total.
+    body = {"query": "harbour logbook", "mode": "bm25", "size": 3, "window": 7}
+    page = await search(api, **body, kinds=["documents"])
+    await load(api, resources, [{"title": "Later", "text": "Harbour logbook, later."}])
+    seen, names = [], []
+    while True:
+        seen += [h["id"] for h in page["hits"]]
+        names += titles(page)
+        assert page["total"] == {"value": 35, "relation": "eq"}
+        if not page["next_cursor"]:
+            break
+        page = await search(api, **body, kinds=["documents"], cursor=page["next_cursor"])
+    assert len(seen) == len(set(seen)) == 36 and "Later" in names[7:]
     # Browsing (no text) pages too, newest first.
     browse = await search(api, kinds=["documents"], filters={"type": ["chunk"]}, size=50)
-    assert browse["total"]["value"] == 23 + 12
+    assert browse["total"]["value"] == 23 + 12 + 1
 
 
 async def test_cached_page_is_not_served_after_a_newer_write(
@@ -547,18 +562,31 @@ async def test_processes_starting_at_once_on_a_fresh_cluster_create_one_index_pe
 async def test_an_expired_cursor_is_a_410_naming_the_cursor(
     api: AsyncTestClient, resources: Resources, corpus
 ):
+    body = {"query": "the", "mode": "bm25", "kinds": ["documents"], "size": 1}
+    cursor = (await search(api, **body))["next_cursor"]
+    # The window behind the cursor goes away (as after its keep-alive).
+    prefix = resources.settings.redis.namespace
+    keys = [k async for k in resources.redis.scan_iter(match=f"{prefix}:window:*")]
+    assert keys
+    await resources.redis.delete(*keys)
+    resp = await api.post("/v1/search", json={**body, "cursor": cursor})
+    assert resp.status_code == 410, resp.text
+    assert resp.json()["errors"] == [{"field": "cursor", "message": "expired"}]
+    # So does the point in time of a page past the window.
+    body = {**body, "window": 1}
+    second = await search(api, **body, cursor=(await search(api, **body))["next_cursor"])
+    await resources.es.close_point_in_time(id=_position(second["next_cursor"])["p"])
+    resp = await api.post("/v1/search", json={**body, "cursor": second["next_cursor"]})
+    assert resp.status_code == 410, resp.text
+
+
+def _position(cursor: str) -> dict[str, Any]:
+    """What a (signed) cursor holds; tests read it, clients need not."""
     import base64
     import json
 
-    body = {"query": "the", "mode": "bm25", "kinds": ["documents"], "size": 1}
-    page = await search(api, **body)
-    cursor = page["next_cursor"]
-    # The point in time behind the cursor goes away (as after its keep-alive).
-    pit = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["p"]
-    await resources.es.close_point_in_time(id=pit)
-    resp = await api.post("/v1/search", json={**body, "cursor": cursor})
-    assert resp.status_code == 410, resp.text
-    assert "cursor" in resp.text
+    payload = cursor.partition(".")[0]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
 
 
 async def test_redis_down_means_no_cache_not_an_error(

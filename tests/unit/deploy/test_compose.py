@@ -42,7 +42,11 @@ NGINX_CONF = ROOT / "docker" / "nginx.conf"
 ENV_EXAMPLE = ROOT / ".env.example"
 MONITORING = ROOT / "monitoring"
 
-SECRETS = {"POSTGRES_PASSWORD": "pg-secret-for-test", "GRAFANA_ADMIN_PASSWORD": "gf-secret"}
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-secret-for-test",
+    "GRAFANA_ADMIN_PASSWORD": "gf-secret",
+    "MYAISERV_SEARCH__CURSOR_SECRET": "cursor-secret",
+}
 ES_NODES = ("es01", "es02", "es03")
 REDIS_REPLICAS = ("redis-replica-1", "redis-replica-2")
 REDIS_SENTINELS = ("redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3")
@@ -228,7 +232,8 @@ def test_compose_config_is_valid(tmp_path: Path) -> None:
 def test_compose_refuses_to_start_without_the_secrets(tmp_path: Path) -> None:
     result = compose(env_file(tmp_path, {}), "config", "-q")
     assert result.returncode != 0
-    assert re.search(r"set (POSTGRES_PASSWORD|GRAFANA_ADMIN_PASSWORD) in \.env", result.stderr)
+    required = "POSTGRES_PASSWORD|GRAFANA_ADMIN_PASSWORD|MYAISERV_SEARCH__CURSOR_SECRET"
+    assert re.search(rf"set ({required}) in \.env", result.stderr)
 
 
 def test_compose_file_format_works_with_both_compose_generations(raw: dict[str, Any]) -> None:

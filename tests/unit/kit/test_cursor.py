@@ -78,3 +78,23 @@ def test_integer_positions_are_checked(value: object):
     with pytest.raises(InvalidCursorError):
         codec.integer({"n": value}, "n", low=1, high=10)
     assert codec.integer({"n": 10}, "n", low=1, high=10) == 10
+
+
+def test_a_signed_cursor_is_refused_if_edited_or_signed_with_another_key():
+    key = b"server key"
+    token = codec.encode({"o": 3}, bound_to="fp", key=key)
+    payload, dot, signature = token.partition(".")
+    assert dot and len(signature) == 43  # HMAC-SHA256, base64url
+    assert codec.decode(token, bound_to="fp", key=key) == {"o": 3}
+    edited = codec.encode({"o": 4}, bound_to="fp").partition(".")[0]
+    for forged in (f"{edited}.{signature}", f"{payload}.{signature[:-1]}A"):
+        with pytest.raises(codec.TamperedCursorError) as caught:
+            codec.decode(forged, bound_to="fp", key=key)
+        assert (caught.value.status_code, caught.value.field) == (400, "cursor")
+    with pytest.raises(codec.TamperedCursorError):
+        codec.decode(token, bound_to="fp", key=b"another key")
+    # Not signed at all, or not ours: the usual 422.
+    for other in (payload, f".{signature}", "garbage!"):
+        with pytest.raises(InvalidCursorError) as refused:
+            codec.decode(other, bound_to="fp", key=key)
+        assert refused.value.status_code == 422

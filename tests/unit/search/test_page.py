@@ -1,5 +1,5 @@
-"""From Elasticsearch's answers (as dicts) to a page: fusion, slicing, totals, hits,
-facets, histograms and the next cursor."""
+"""From Elasticsearch's answers (as dicts) to a page: fusion, the window kept for later
+pages, totals, hits, facets and histograms."""
 
 from __future__ import annotations
 
@@ -9,14 +9,11 @@ import msgspec
 import pytest
 
 from myaiserv.config import SearchSettings
-from myaiserv.kit import cursor as codec
 from myaiserv.search import page
-from myaiserv.search.cursor import Cursor, decode
 from myaiserv.search.fusion import single
 from myaiserv.search.plan import Plan, plan_of
 from myaiserv.search.schemas import FacetBucket, HistogramBucket, SearchRequest, Total
-
-FP = codec.fingerprint("t1", {"query": "x"})
+from myaiserv.search.window import Entry, Window
 
 
 def plan(**body: Any) -> Plan:
@@ -45,31 +42,50 @@ def ids(response) -> list[str]:
     return [h.id for h in response.hits]
 
 
-def test_a_hybrid_page_is_sliced_from_the_fused_window_and_points_past_itself():
+def test_a_hybrid_first_page_is_the_head_of_the_fused_window_kept_for_later_pages():
     p = plan(query="x", size=2)
     answers = {
         "bm25": answer([hit("a", 9.0), hit("b", 8.0), hit("c", 7.0)], total=30),
         "vector": answer([hit("c", 0.9), hit("d", 0.8)]),
     }
-    first = page.shape(p, answers, offset=0, depth=100, pit="pit-1", fingerprint=FP)
+    fused, kept = page.window(p, answers, depth=100)
+    first = page.response(p, fused[:2], kept, "next")
     assert ids(first) == ["c", "a"]  # c is in both lists
     c = first.hits[0]
     assert (c.ranks, c.scores) == ({"bm25": 3, "vector": 1}, {"bm25": 7.0, "vector": 0.9})
     assert c.score == round(1 / 63 + 1 / 61, 6)
     assert first.total == Total(value=30, relation="gte")  # a lower bound
-    assert decode(first.next_cursor, FP) == Cursor("pit-1", offset=2, window=100)
+    assert first.next_cursor == "next"
+    assert [(e.kind, e.id) for e in kept.entries] == [("documents", i) for i in "cabd"]
+    assert kept.entries[0] == Entry(
+        "documents/c", "documents", "c", 1 / 63 + 1 / 61, c.ranks, {"bm25": 7.0, "vector": 0.9}
+    )
+    assert not kept.more  # hybrid ends with its window
+    # The window survives Redis's encoding as it was.
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(kept), type=Window) == kept
 
-    last = page.shape(p, answers, offset=2, depth=100, pit="pit-2", fingerprint=FP)
-    assert ids(last) == ["b", "d"] and last.next_cursor is None
+
+def test_a_later_page_is_the_windows_order_with_its_hits_read_again():
+    p = plan(query="x", size=2)
+    answers = {"bm25": answer([hit("a", 9.0), hit("b", 8.0), hit("c", 7.0)], total=3)}
+    _, kept = page.window(plan(query="x", mode="bm25", collapse=True), answers, depth=10)
+    # Read again by id, in Elasticsearch's order, one deleted since (a).
+    again = answer([hit("c", None, highlight={"text": ["<mark>c</mark>"]}), hit("b", None)])
+    later = page.restored(kept.entries, again)
+    assert [(f.hit["_id"], f.score) for f in later] == [("b", 8.0), ("c", 7.0)]
+    shaped = page.response(p, later, kept, None)
+    assert shaped.hits[1].highlights == {"text": ["<mark>c</mark>"]}
+    assert shaped.hits[0].ranks == {"bm25": 2} and shaped.total == kept.total
 
 
-def test_without_a_point_in_time_there_is_no_next_page():
-    p = plan(query="x", size=1)
-    answers = {"bm25": answer([hit("a")]), "vector": answer([hit("b")])}
-    assert page.shape(p, answers, offset=0, depth=10, pit=None, fingerprint=FP).next_cursor is None
+def test_bm25_and_browsing_say_whether_hits_lie_past_the_window():
     p = plan(query="x", mode="bm25", size=1)
-    answers = {"page": answer([{**hit("a"), "sort": [1.0, 5]}], total=9)}
-    assert page.shape(p, answers, offset=0, depth=10, pit=None, fingerprint=FP).next_cursor is None
+    hits = [hit("a", 3.0), hit("b", 2.0)]
+    assert page.window(p, {"page": answer(hits, 40)}, depth=2)[1].more
+    assert not page.window(p, {"page": answer(hits, 2)}, depth=2)[1].more
+    assert not page.window(p, {"page": answer(hits, 40)}, depth=3)[1].more
+    past = page.beyond(p, answer([{**hit("c", 1.0), "sort": [1.0, 4]}]))
+    assert [(f.hit["_id"], f.ranks) for f in past] == [("c", {"bm25": 1})]
 
 
 def test_collapsing_keeps_one_hit_per_document():
@@ -79,37 +95,26 @@ def test_collapsing_keeps_one_hit_per_document():
             [hit("d1:0", document="d1"), hit("d1:3", document="d1"), hit("d2:0", document="d2")]
         )
     }
-    response = page.shape(p, answers, offset=0, depth=10, pit=None, fingerprint=FP)
+    fused, kept = page.window(p, answers, depth=10)
+    response = page.response(p, fused, kept, None)
     assert ids(response) == ["d1:0", "d2:0"]
+    assert [e.id for e in kept.entries] == ["d1:0", "d2:0"]
     assert response.hits[0].ranks == {"vector": 1} and response.mode == "vector"
 
 
-def test_a_bm25_page_is_elasticsearchs_order_and_continues_after_its_last_hit():
+def test_a_bm25_page_is_elasticsearchs_order_with_its_total():
     p = plan(query="x", mode="bm25", size=2)
-    hits = [{**hit("a", 3.0), "sort": [3.0, 11]}, {**hit("b", 2.0), "sort": [2.0, 4]}]
-    response = page.shape(
-        p, {"page": answer(hits, 40, "gte")}, offset=0, depth=100, pit="p", fingerprint=FP
-    )
+    hits = [hit("a", 3.0), hit("b", 2.0)]
+    fused, kept = page.window(p, {"page": answer(hits, 40, "gte")}, depth=100)
+    response = page.response(p, fused, kept, None)
     assert ids(response) == ["a", "b"] and response.hits[1].ranks == {"bm25": 2}
     assert response.total == Total(value=40, relation="gte")
-    assert decode(response.next_cursor, FP) == Cursor("p", after=[2.0, 4])
-    # A short page is the last.
-    short = page.shape(
-        p, {"page": answer(hits[:1], 1)}, offset=0, depth=100, pit="p", fingerprint=FP
-    )
-    assert short.next_cursor is None
 
 
 def test_browsing_reports_bm25_mode_and_zero_scores():
     p = plan(filters={"tags": ["a"]})
-    response = page.shape(
-        p,
-        {"page": answer([{**hit("a", None), "sort": [1]}], 1)},
-        offset=0,
-        depth=100,
-        pit=None,
-        fingerprint=FP,
-    )
+    fused, kept = page.window(p, {"page": answer([hit("a", None)], 1)}, depth=100)
+    response = page.response(p, fused, kept, None)
     assert response.mode == "bm25"
     assert (response.hits[0].score, response.hits[0].ranks) == (0.0, {"browse": 1})
 

@@ -169,7 +169,7 @@ def test_summary_aggregates_over_what_the_search_reads(mode, text, query, knn):
 
 def test_a_hybrid_page_reads_the_same_window_of_both_lists():
     p = docs(query="cells", facets=["tags"])
-    bodies = q.page_bodies(p, VECTOR, depth=40, in_pit=True)
+    bodies = q.page_bodies(p, VECTOR, depth=40)
     assert bodies == {
         "bm25": q.bm25_body(p, 40),
         "vector": q.knn_body(p, VECTOR, 40),
@@ -187,24 +187,36 @@ def test_single_list_windows(mode: str, collapse: bool, name: str):
     assert "sort" not in bodies[name] and "search_after" not in bodies[name]
 
 
-def test_a_bm25_page_is_sorted_by_score_and_continues_after_the_last_hit():
+def test_a_bm25_first_page_reads_its_window_sorted_by_score():
     p = docs(query="cells", mode="bm25", size=3)
-    first = q.page_bodies(p, None, depth=100, in_pit=True)
-    assert first == {
-        "page": {**q.bm25_body(p, 3), "sort": [{"_score": "desc"}, {"_shard_doc": "asc"}]}
-    }
-    after = [1.5, 42]
-    nxt = q.page_bodies(p, None, depth=100, after=after, in_pit=True)["page"]
-    assert nxt["search_after"] == after
-    # Without a point in time (retrieval for RAG), _shard_doc does not exist.
-    assert q.page_bodies(p, None, depth=100)["page"]["sort"] == [{"_score": "desc"}]
+    first = q.page_bodies(p, None, depth=100)
+    assert first == {"page": {**q.bm25_body(p, 100), "sort": [{"_score": "desc"}]}}
+    assert "pit" not in first["page"] and "search_after" not in first["page"]
+
+
+def test_pages_past_the_window_leave_it_out_and_continue_after_the_last_hit():
+    p = docs(query="cells", mode="bm25", size=3)
+    body = q.beyond_body(p, ["a", "b"], None)
+    assert body["size"] == 3 and "search_after" not in body
+    assert body["query"]["bool"]["must"] == [q.text_query(p)]
+    assert body["query"]["bool"]["filter"] == p.filters
+    assert body["query"]["bool"]["must_not"] == [{"ids": {"values": ["a", "b"]}}]
+    assert body["sort"] == [{"_score": "desc"}, {"_shard_doc": "asc"}]
+    assert q.beyond_body(p, ["a"], [1.5, 42])["search_after"] == [1.5, 42]
+    browsing = q.beyond_body(docs(filters={"tags": ["bio"]}, size=4), ["a"], None)
+    assert browsing["sort"] == [{"updated_at": "desc"}, {"_shard_doc": "asc"}]
+
+
+def test_a_later_page_reads_its_hits_by_id_with_the_tenant_filter_and_highlights():
+    p = docs(query="cells")
+    body = q.hits_body(p, ["a", "b"])
+    assert body["query"] == {"bool": {"filter": [*p.filters, {"ids": {"values": ["a", "b"]}}]}}
+    assert body["size"] == 2 and body["highlight"] == q.highlight(p)
+    assert body["_source"] == q.bm25_body(p, 1)["_source"]
 
 
 def test_browsing_is_newest_first():
     p = docs(filters={"tags": ["bio"]}, size=4, histogram={})
-    bodies = q.page_bodies(p, None, depth=100, in_pit=True)
-    assert bodies["page"] == {
-        **q.browse_body(p, 4),
-        "sort": [{"updated_at": "desc"}, {"_shard_doc": "asc"}],
-    }
+    bodies = q.page_bodies(p, None, depth=100)
+    assert bodies["page"] == {**q.browse_body(p, 100), "sort": [{"updated_at": "desc"}]}
     assert bodies["summary"] == q.summary_body(p, None, 100)
