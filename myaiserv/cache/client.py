@@ -8,8 +8,12 @@ from myaiserv.config import Settings
 
 
 def create_redis_client(settings: Settings) -> Redis:
+    password = settings.redis.password
     return Redis.from_url(
         settings.redis_url,
+        # Credentials in the URL are used as they are (settings refuse both at once).
+        username=settings.redis.username,
+        password=password.get_secret_value() if password is not None else None,
         socket_timeout=settings.redis.socket_timeout_s,
         socket_connect_timeout=settings.redis.connect_timeout_s,
         health_check_interval=30,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import secrets
 import sys
 from pathlib import Path
 
@@ -12,9 +14,7 @@ from myaiserv.kit.cli import fail
 from myaiserv.stack.config import (
     DEFAULT_STACK_DIR,
     SERVICES,
-    ElasticsearchConfig,
     PostgresConfig,
-    RedisConfig,
     StackConfig,
 )
 from myaiserv.stack.manager import Stack, write_env_file
@@ -56,6 +56,12 @@ def stack() -> None:
 )
 @click.option("--web-port", type=int, default=None, help="nginx's port [18000].")
 @click.option(
+    "--secure/--no-secure",
+    default=None,
+    help="Elasticsearch with x-pack security (TLS, a user for MyAIServ) and Redis with a "
+    "password, written into the env file [off].",
+)
+@click.option(
     "--services",
     default=None,
     help=f"Comma-separated subset of {','.join(SERVICES)} [all].",
@@ -78,6 +84,7 @@ def up(
     redis_port: int | None,
     web_instances: int | None,
     web_port: int | None,
+    secure: bool | None,
     services: str | None,
     env_file: Path,
 ) -> None:
@@ -88,18 +95,20 @@ def up(
     """
     config = StackConfig.load(stack_dir) or StackConfig(dir=stack_dir)
     es = config.elasticsearch
-    config.elasticsearch = ElasticsearchConfig(
+    config.elasticsearch = dataclasses.replace(
+        es,
         version=es_version or es.version,
         nodes=es_nodes or es.nodes,
         http_port=es_http_port or es.http_port,
         transport_port=es_transport_port or es.transport_port,
         heap=es_heap or es.heap,
-        cluster_name=es.cluster_name,
     )
     if pg_port:
         config.postgres = PostgresConfig(**{**vars(config.postgres), "port": pg_port})
     if redis_port:
-        config.redis = RedisConfig(port=redis_port)
+        config.redis = dataclasses.replace(config.redis, port=redis_port)
+    if secure is not None:
+        secure_stack(config, secure)
     if web_instances is not None:
         config.web.instances = web_instances
     if web_port:
@@ -126,6 +135,15 @@ def up(
         f"stack: up in {stack_dir}"
         + (f", URLs written to {env_file}" if str(env_file) != "-" else "")
     )
+
+
+def secure_stack(config: StackConfig, on: bool) -> None:
+    """Turn security on (passwords made once, then kept in stack.json) or off."""
+    config.elasticsearch.security = on
+    config.elasticsearch.password = (
+        (config.elasticsearch.password or secrets.token_urlsafe(18)) if on else ""
+    )
+    config.redis.password = (config.redis.password or secrets.token_urlsafe(18)) if on else ""
 
 
 @stack.command()

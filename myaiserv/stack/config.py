@@ -35,6 +35,12 @@ class ElasticsearchConfig:
     transport_port: int = 19300
     heap: str = "512m"
     cluster_name: str = "myaiserv-local"
+    # x-pack security (`stack up --secure`): TLS on HTTP and transport, and a file-realm
+    # user for MyAIServ whose role reaches only the `{index_prefix}-*` indices.
+    security: bool = False
+    user: str = "myaiserv"
+    password: str = ""
+    index_prefix: str = "myaiserv"
 
     def http_ports(self) -> list[int]:
         return [self.http_port + i for i in range(self.nodes)]
@@ -46,7 +52,8 @@ class ElasticsearchConfig:
         return [f"node-{i + 1}" for i in range(self.nodes)]
 
     def urls(self) -> list[str]:
-        return [f"http://127.0.0.1:{p}" for p in self.http_ports()]
+        scheme = "https" if self.security else "http"
+        return [f"{scheme}://127.0.0.1:{p}" for p in self.http_ports()]
 
 
 @dataclass
@@ -66,6 +73,7 @@ class PostgresConfig:
 @dataclass
 class RedisConfig:
     port: int = 63790
+    password: str = ""  # requirepass (`stack up --secure`); empty: none
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -107,9 +115,21 @@ class StackConfig:
             env["DATABASE_URL"] = self.postgres.url()
         if "redis" in self.services:
             env["REDIS_URL"] = self.redis.url()
+            if self.redis.password:
+                env["MYAISERV_REDIS__PASSWORD"] = self.redis.password
         if "elasticsearch" in self.services:
-            env["ES_URL"] = ",".join(self.elasticsearch.urls())
+            es = self.elasticsearch
+            env["ES_URL"] = ",".join(es.urls())
+            if es.security:
+                env["MYAISERV_ES__USERNAME"] = es.user
+                env["MYAISERV_ES__PASSWORD"] = es.password
+                env["MYAISERV_ES__CA_CERTS"] = str(self.es_ca_certs)
         return env
+
+    @property
+    def es_ca_certs(self) -> Path:
+        """The CA that signed the secured nodes' certificates (made by `stack up --secure`)."""
+        return (self.dir / "elasticsearch" / "certs" / "ca.crt").resolve()
 
     def infra_json(self) -> str:
         """The servers' settings: what may not change while they run (the web tier may)."""
@@ -141,3 +161,4 @@ class StackConfig:
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_path.write_text(self.to_json() + "\n")
+        self.state_path.chmod(0o600)  # it may hold the stack's passwords

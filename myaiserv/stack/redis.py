@@ -36,13 +36,26 @@ def find_redis_server() -> Path:
     return Path(path)
 
 
-def ping(port: int, timeout: float = 1.0) -> bool:
+def ping(port: int, timeout: float = 1.0, password: str = "") -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            if password:
+                sock.sendall(resp_command("AUTH", password))
+                if not sock.recv(64).startswith(b"+OK"):
+                    return False
             sock.sendall(b"PING\r\n")
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def resp_command(*args: str) -> bytes:
+    """A command in Redis's protocol (an array of bulk strings: any byte may appear)."""
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode()
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 class RedisService:
@@ -80,6 +93,7 @@ class RedisService:
                     "appendonly no",
                     "maxmemory 256mb",
                     "maxmemory-policy allkeys-lru",
+                    *([f"requirepass {self.config.password}"] if self.config.password else []),
                 ]
             )
             + "\n"
@@ -88,7 +102,10 @@ class RedisService:
         return conf
 
     def running(self) -> bool:
-        return pid_alive(read_pid(self.pidfile)) and ping(self.config.port)
+        return pid_alive(read_pid(self.pidfile)) and self.ping()
+
+    def ping(self) -> bool:
+        return ping(self.config.port, password=self.config.password)
 
     def start(self) -> None:
         if self.running():
@@ -97,7 +114,7 @@ class RedisService:
         conf = self._write_config()
         run([find_redis_server(), conf.resolve()], run_as=self.run_as)
         try:
-            wait_until(lambda: ping(self.config.port), timeout=30, interval=0.2, what="Redis")
+            wait_until(self.ping, timeout=30, interval=0.2, what="Redis")
         except StackError as exc:
             raise StackError(f"{exc}\n{tail(self.log)}") from exc
 
