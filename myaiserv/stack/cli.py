@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import secrets
 import sys
 from pathlib import Path
 
@@ -108,7 +107,7 @@ def up(
     if redis_port:
         config.redis = dataclasses.replace(config.redis, port=redis_port)
     if secure is not None:
-        secure_stack(config, secure)
+        config.secure(secure)
     if web_instances is not None:
         config.web.instances = web_instances
     if web_port:
@@ -135,15 +134,6 @@ def up(
         f"stack: up in {stack_dir}"
         + (f", URLs written to {env_file}" if str(env_file) != "-" else "")
     )
-
-
-def secure_stack(config: StackConfig, on: bool) -> None:
-    """Turn security on (passwords made once, then kept in stack.json) or off."""
-    config.elasticsearch.security = on
-    config.elasticsearch.password = (
-        (config.elasticsearch.password or secrets.token_urlsafe(18)) if on else ""
-    )
-    config.redis.password = (config.redis.password or secrets.token_urlsafe(18)) if on else ""
 
 
 @stack.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -125,6 +126,13 @@ class StackConfig:
                 env["MYAISERV_ES__PASSWORD"] = es.password
                 env["MYAISERV_ES__CA_CERTS"] = str(self.es_ca_certs)
         return env
+
+    def secure(self, on: bool) -> None:
+        """Security on (passwords made once, then kept in stack.json) or off."""
+        es, redis = self.elasticsearch, self.redis
+        es.security = on
+        es.password = (es.password or secrets.token_urlsafe(18)) if on else ""
+        redis.password = (redis.password or secrets.token_urlsafe(18)) if on else ""
 
     @property
     def es_ca_certs(self) -> Path:
