@@ -126,14 +126,14 @@ def up(
     for note in notes:
         click.echo(f"stack: {note}", err=True)
     env = config.env()
-    if str(env_file) != "-":
+    to_file = str(env_file) != "-"
+    if to_file:
         write_env_file(env_file, env)
     for key, value in env.items():
-        click.echo(f"{key}={value}")
-    click.echo(
-        f"stack: up in {stack_dir}"
-        + (f", URLs written to {env_file}" if str(env_file) != "-" else "")
-    )
+        # Passwords go to the file, not the terminal (or a CI log); with '-', stdout is all.
+        shown = "***" if to_file and key.endswith("PASSWORD") else value
+        click.echo(f"{key}={shown}")
+    click.echo(f"stack: up in {stack_dir}" + (f", URLs written to {env_file}" if to_file else ""))
 
 
 @stack.command()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from myaiserv.stack import es_security
 from myaiserv.stack.config import StackConfig
+from myaiserv.stack.manager import write_env_file
 from myaiserv.stack.redis import resp_command
 
 
@@ -29,7 +30,9 @@ def test_secure_makes_passwords_once_and_writes_them_into_the_env(tmp_path: Path
     assert env["REDIS_URL"] == "redis://127.0.0.1:63790/0"  # no password in the URL
 
     config.save()
-    assert config.state_path.stat().st_mode & 0o077 == 0  # passwords: the owner's only
+    write_env_file(tmp_path / ".env", env)
+    for private in (config.state_path, tmp_path / ".env"):
+        assert private.stat().st_mode & 0o077 == 0  # passwords: the owner's only
     loaded = StackConfig.load(config.dir)
     assert loaded is not None and loaded.env() == env
 
