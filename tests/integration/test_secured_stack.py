@@ -18,6 +18,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch, AuthenticationException, AuthorizationException
 from litestar.testing import AsyncTestClient
 from pydantic import SecretStr
+from sqlalchemy import text
 
 from myaiserv.app import create_app
 from myaiserv.config import Settings
@@ -27,7 +28,7 @@ from myaiserv.resources import Resources, open_resources
 from myaiserv.stack.config import StackConfig
 from myaiserv.stack.manager import Stack, write_env_file
 from tests.integration.test_stack import _free_block
-from tests.support import drain, make_tenant
+from tests.support import drain, eventually, make_tenant
 
 pytestmark = pytest.mark.slow
 
@@ -141,9 +142,15 @@ async def test_a_wrong_password_is_a_503_naming_the_dependency(
         es=wrong if dependency == "elasticsearch" else None,
         redis=wrong if dependency == "redis" else None,
     )
+    tenant = await make_tenant(secured_resources)
     caplog.set_level(logging.DEBUG)
     async with AsyncTestClient(app=create_app(bad, embedder=embedder)) as client:
         resp = await client.get("/ready")
+        # Searches: a 503 without Elasticsearch; without Redis, served uncached.
+        searched = await client.post(
+            "/v1/search", json={"query": "anything"}, headers=tenant.headers
+        )
+    assert searched.status_code == (503 if dependency == "elasticsearch" else 200), searched.text
     assert resp.status_code == 503, resp.text
     body = resp.json()
     assert body["failing"] == [dependency]
@@ -156,5 +163,40 @@ async def test_a_wrong_password_is_a_503_naming_the_dependency(
     }[dependency]
     assert right is not None
     for secret in (wrong, right.get_secret_value()):
-        assert secret not in resp.text
+        assert secret not in resp.text and secret not in searched.text
         assert secret not in caplog.text
+
+
+async def test_an_indexer_refused_by_elasticsearch_keeps_the_writes_for_later(
+    secured_settings: Settings, secured_resources: Resources, embedder
+) -> None:
+    from indexers.worker import Worker
+
+    tenant = await make_tenant(secured_resources)
+    bad = with_passwords(secured_settings, es=f"wrong-{os.urandom(6).hex()}")
+    app = create_app(secured_settings, embedder=embedder)
+    async with AsyncTestClient(app=app) as client:
+        client.headers.update(tenant.headers)
+        written = await client.post("/v1/documents", json={"title": "Later", "text": "Ferns."})
+        assert written.status_code == 201, written.text
+        async with open_resources(bad, embedder=embedder) as refused:
+            assert await Worker(refused, name="refused").drain(max_seconds=10) == 0
+        async with secured_resources.sessionmaker() as session:
+            pending = await session.scalar(
+                text("SELECT count(*) FROM outbox WHERE tenant_id = :t"), {"t": tenant.id}
+            )
+            dead = await session.scalar(
+                text("SELECT count(*) FROM dead_letters WHERE tenant_id = :t"), {"t": tenant.id}
+            )
+        assert (pending, dead) == (1, 0)
+        # Right password again: the write is indexed and found.
+        await eventually(lambda: drain_found(client, secured_resources), within=120)
+        found = await client.post("/v1/search", json={"query": "ferns", "kinds": ["documents"]})
+        assert [h["fields"]["title"] for h in found.json()["hits"]] == ["Later"]
+
+
+async def drain_found(client: AsyncTestClient, resources: Resources) -> bool:
+    """The refused batch comes due again after its backoff; drain until it is indexed."""
+    await drain(resources)
+    found = await client.post("/v1/search", json={"query": "ferns", "kinds": ["documents"]})
+    return bool(found.json()["hits"])
