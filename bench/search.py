@@ -194,9 +194,9 @@ async def main() -> None:
             await client.close()
         print(table(relevance), flush=True)
 
-        from redis.asyncio import Redis
+        from myaiserv.cache.client import create_redis_client
 
-        redis = Redis.from_url(settings.redis_url)
+        redis = create_redis_client(settings)
         headers = {"Authorization": f"Bearer {key}"}
         bodies = [{"query": t} for t in queries]
         async with (
