@@ -2,7 +2,8 @@
 x-pack security (TLS, a user whose role reaches only its index prefix) and Redis with a
 password, both started here (`StackConfig.secure`) on free ports beside the session's
 stack, with the credentials read from the .env file the stack writes. A wrong password is
-a 503 on /ready naming the dependency, with no secret in the answer or the logs."""
+a 503 on /ready naming the dependency, with no secret in the answer or the logs, and an
+indexer the cluster refuses keeps its writes for when the password is right."""
 
 from __future__ import annotations
 
