@@ -31,6 +31,7 @@ from bench.common import bench_settings, peak_rss_mb, prepare_database
 from bench.search import CISI
 from indexers.ingest import documents_from_collection
 from myaiserv.auth.service import TenantService
+from myaiserv.cache.client import create_redis_client
 from myaiserv.config import Settings
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.db.models import OutboxEvent
@@ -44,8 +45,6 @@ PREFIX = "bench"
 
 
 async def reset_index_and_cache(settings: Settings) -> None:
-    from myaiserv.cache.client import create_redis_client
-
     es = create_es_client(settings)
     try:
         found = await es.options(ignore_status=404).indices.get(index=f"{PREFIX}-*")

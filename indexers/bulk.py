@@ -76,6 +76,8 @@ def classify(op: str, item: dict[str, Any]) -> tuple[str, str, str]:
         return OK, "stale", ""  # a newer version is already indexed
     if status == 404 and op == "delete":
         return OK, "absent", ""
+    if status in (401, 403):  # our credentials or role, not the document: the operator's fix
+        return RETRY, "refused_credentials", reason
     if status in RETRYABLE_STATUS or etype in {
         "es_rejected_execution_exception",
         "unavailable_shards_exception",

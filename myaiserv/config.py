@@ -15,6 +15,7 @@ section after another, so one file answers "what can I configure, and to what".
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -39,6 +41,11 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 def _seed(name: str) -> Any:
     """Accept both ``MYAISERV_<NAME>`` and the seed's plain ``<NAME>``."""
     return AliasChoices(f"MYAISERV_{name}", name)
+
+
+def _unset_if_blank(value: Any) -> Any:
+    """An optional credential given as an empty variable (a Compose pass-through) is unset."""
+    return None if value == "" else value
 
 
 class DatabaseSettings(BaseModel):
@@ -60,6 +67,37 @@ class ElasticsearchSettings(BaseModel):
     )
     replicas: int = Field(0, ge=0, le=5, description="Replicas of new indices (1 on a cluster).")
     vector_index_type: Literal["hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat"] = "hnsw"
+    username: str | None = Field(
+        None, description="User for HTTP basic authentication (with password; security on)."
+    )
+    password: SecretStr | None = Field(None, description="That user's password.")
+    api_key: SecretStr | None = Field(
+        None,
+        description="An API key (the `encoded` value Elasticsearch returns), instead of a "
+        "username and password.",
+    )
+    ca_certs: str | None = Field(
+        None,
+        description="PEM file of the CA that signed the nodes' HTTP certificates (https "
+        "URLs); unset: the system's and certifi's CAs.",
+    )
+    verify_certs: bool = Field(
+        True, description="Verify the nodes' certificates on https (off only to diagnose)."
+    )
+
+    _blank = field_validator("username", "password", "api_key", "ca_certs", mode="before")(
+        _unset_if_blank
+    )
+
+    @model_validator(mode="after")
+    def _credentials(self) -> ElasticsearchSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("USERNAME and PASSWORD go together")
+        if self.api_key is not None and self.username is not None:
+            raise ValueError("set API_KEY or USERNAME/PASSWORD, not both")
+        if self.ca_certs is not None and not Path(self.ca_certs).is_file():
+            raise ValueError(f"CA_CERTS: no file {self.ca_certs!r}")
+        return self
 
 
 class BackupSettings(BaseModel):
@@ -379,6 +417,16 @@ class RedisSettings(BaseModel):
         description="Prefix of every key MyAIServ keeps in Redis (caches, rate limits, index "
         "generations, quotas); deployments sharing one Redis database use different ones.",
     )
+    username: str | None = Field(
+        None, description="ACL user (Redis 6+); unset: the `default` user (requirepass)."
+    )
+    password: SecretStr | None = Field(
+        None,
+        description="requirepass, or the ACL user's password. REDIS_URL may hold them "
+        "instead (redis://user:password@host); both at once is refused.",
+    )
+
+    _blank = field_validator("username", "password", mode="before")(_unset_if_blank)
 
 
 class Settings(BaseSettings):
@@ -487,6 +535,19 @@ class Settings(BaseSettings):
         db = parts.path.lstrip("/")
         if parts.scheme != "unix" and db and not db.isdigit():
             raise ValueError(f"the database {db!r} is not a number")
+        return value
+
+    @field_validator("redis")
+    @classmethod
+    def _redis_credentials_in_one_place(
+        cls, value: RedisSettings, info: ValidationInfo
+    ) -> RedisSettings:
+        url = urlsplit(info.data.get("redis_url", ""))
+        if (url.username or url.password) and (value.username or value.password):
+            raise ValueError(
+                "REDIS_URL holds credentials and MYAISERV_REDIS__USERNAME/PASSWORD are set "
+                "too; give them in one place"
+            )
         return value
 
     @field_validator("es_url", mode="before")

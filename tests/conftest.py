@@ -40,6 +40,12 @@ def stack() -> Stack:
 @pytest.fixture(scope="session")
 def settings(stack: Stack) -> Settings:
     cfg = stack.config
+    if cfg.elasticsearch.security or cfg.redis.password:
+        pytest.fail(
+            f"the stack in {cfg.dir} is secured (`stack up --secure`): the tests run on an "
+            "unsecured one (`stack down`, `stack up --no-secure`); test_secured_stack.py "
+            "starts a secured pair of its own"
+        )
     tag = uuid.uuid4().hex[:8]
     # A database of this session's own: test sessions may run side by side.
     database = f"{cfg.postgres.database}{TEST_DATABASE_SUFFIX}_{uuid.uuid4().hex[:8]}"

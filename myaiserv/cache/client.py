@@ -20,8 +20,12 @@ from myaiserv.config import Settings
 
 
 def create_redis_client(settings: Settings) -> Redis:
+    password = settings.redis.password
     return redis_for_url(
         settings.redis_url,
+        # Credentials in the URL are used as they are (settings refuse both at once).
+        username=settings.redis.username,
+        password=password.get_secret_value() if password is not None else None,
         socket_timeout=settings.redis.socket_timeout_s,
         socket_connect_timeout=settings.redis.connect_timeout_s,
         health_check_interval=30,
@@ -49,13 +53,11 @@ def redis_for_url(url: str, **options: Any) -> Redis:
         list(target.sentinels),
         sentinel_kwargs={k: v for k, v in options.items() if k.startswith("socket_")},
     )
+    # As with redis:// URLs (redis-py's from_url), credentials in the URL win.
+    in_url = {"username": target.username, "password": target.password}
+    options.update({key: value for key, value in in_url.items() if value is not None})
     client: Redis = sentinel.master_for(
-        target.master_name,
-        redis_class=SentinelMaster,
-        db=target.db,
-        username=target.username,
-        password=target.password,
-        **options,
+        target.master_name, redis_class=SentinelMaster, db=target.db, **options
     )
     return client
 

@@ -44,6 +44,8 @@ def failure(status: int, error: Any, *, paging: bool = False) -> AppError:
         return DependencyUnavailableError("elasticsearch", MISSING_INDICES)
     if status == 429:
         return DependencyUnavailableError("elasticsearch", "the search cluster is overloaded")
+    if status in (401, 403):  # our credentials or role: the operator's to fix, not the client's
+        return DependencyUnavailableError("elasticsearch", "the search cluster refused our user")
     if status >= 500 or kind.endswith("unavailable_shards_exception"):
         return DependencyUnavailableError("elasticsearch", "the search failed on the cluster")
     return AppError(f"search failed: {kind}")

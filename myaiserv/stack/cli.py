@@ -13,7 +13,6 @@ from myaiserv.kit.cli import fail
 from myaiserv.stack.config import (
     DEFAULT_STACK_DIR,
     SERVICES,
-    ElasticsearchConfig,
     PostgresConfig,
     StackConfig,
 )
@@ -65,6 +64,12 @@ def stack() -> None:
 )
 @click.option("--web-port", type=int, default=None, help="nginx's port [18000].")
 @click.option(
+    "--secure/--no-secure",
+    default=None,
+    help="Elasticsearch with x-pack security (TLS, a user for MyAIServ) and Redis with a "
+    "password, written into the env file [off].",
+)
+@click.option(
     "--services",
     default=None,
     help=f"Comma-separated subset of {','.join(SERVICES)} [all].",
@@ -89,6 +94,7 @@ def up(
     redis_sentinel_port: int | None,
     web_instances: int | None,
     web_port: int | None,
+    secure: bool | None,
     services: str | None,
     env_file: Path,
 ) -> None:
@@ -99,13 +105,13 @@ def up(
     """
     config = StackConfig.load(stack_dir) or StackConfig(dir=stack_dir)
     es = config.elasticsearch
-    config.elasticsearch = ElasticsearchConfig(
+    config.elasticsearch = replace(
+        es,
         version=es_version or es.version,
         nodes=es_nodes or es.nodes,
         http_port=es_http_port or es.http_port,
         transport_port=es_transport_port or es.transport_port,
         heap=es_heap or es.heap,
-        cluster_name=es.cluster_name,
     )
     if pg_port:
         config.postgres = PostgresConfig(**{**vars(config.postgres), "port": pg_port})
@@ -115,6 +121,8 @@ def up(
         config.redis = replace(config.redis, replicas=redis_replicas)
     if redis_sentinel_port:
         config.redis = replace(config.redis, sentinel_port=redis_sentinel_port)
+    if secure is not None:
+        config.secure(secure)
     if web_instances is not None:
         config.web.instances = web_instances
     if web_port:
@@ -133,14 +141,14 @@ def up(
     for note in notes:
         click.echo(f"stack: {note}", err=True)
     env = config.env()
-    if str(env_file) != "-":
+    to_file = str(env_file) != "-"
+    if to_file:
         write_env_file(env_file, env)
     for key, value in env.items():
-        click.echo(f"{key}={value}")
-    click.echo(
-        f"stack: up in {stack_dir}"
-        + (f", URLs written to {env_file}" if str(env_file) != "-" else "")
-    )
+        # Passwords go to the file, not the terminal (or a CI log); with '-', stdout is all.
+        shown = "***" if to_file and key.endswith("PASSWORD") else value
+        click.echo(f"{key}={shown}")
+    click.echo(f"stack: up in {stack_dir}" + (f", URLs written to {env_file}" if to_file else ""))
 
 
 @stack.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,12 @@ class ElasticsearchConfig:
     transport_port: int = 19300
     heap: str = "512m"
     cluster_name: str = "myaiserv-local"
+    # x-pack security (`stack up --secure`): TLS on HTTP and transport, and a file-realm
+    # user for MyAIServ whose role reaches only the `{index_prefix}-*` indices.
+    security: bool = False
+    user: str = "myaiserv"
+    password: str = ""
+    index_prefix: str = "myaiserv"
 
     def http_ports(self) -> list[int]:
         return [self.http_port + i for i in range(self.nodes)]
@@ -46,7 +53,8 @@ class ElasticsearchConfig:
         return [f"node-{i + 1}" for i in range(self.nodes)]
 
     def urls(self) -> list[str]:
-        return [f"http://127.0.0.1:{p}" for p in self.http_ports()]
+        scheme = "https" if self.security else "http"
+        return [f"{scheme}://127.0.0.1:{p}" for p in self.http_ports()]
 
 
 @dataclass
@@ -87,6 +95,8 @@ class RedisConfig:
 
     def sentinel_ports(self) -> list[int]:
         return [self.sentinel_port + i for i in range(self.sentinels)] if self.replicas else []
+
+    password: str = ""  # requirepass (`stack up --secure`); empty: none
 
     def url(self, db: int = 0) -> str:
         if not self.replicas:
@@ -131,9 +141,28 @@ class StackConfig:
             env["DATABASE_URL"] = self.postgres.url()
         if "redis" in self.services:
             env["REDIS_URL"] = self.redis.url()
+            if self.redis.password:
+                env["MYAISERV_REDIS__PASSWORD"] = self.redis.password
         if "elasticsearch" in self.services:
-            env["ES_URL"] = ",".join(self.elasticsearch.urls())
+            es = self.elasticsearch
+            env["ES_URL"] = ",".join(es.urls())
+            if es.security:
+                env["MYAISERV_ES__USERNAME"] = es.user
+                env["MYAISERV_ES__PASSWORD"] = es.password
+                env["MYAISERV_ES__CA_CERTS"] = str(self.es_ca_certs)
         return env
+
+    def secure(self, on: bool) -> None:
+        """Security on (passwords made once, then kept in stack.json) or off."""
+        es, redis = self.elasticsearch, self.redis
+        es.security = on
+        es.password = (es.password or secrets.token_urlsafe(18)) if on else ""
+        redis.password = (redis.password or secrets.token_urlsafe(18)) if on else ""
+
+    @property
+    def es_ca_certs(self) -> Path:
+        """The CA that signed the secured nodes' certificates (made by `stack up --secure`)."""
+        return (self.dir / "elasticsearch" / "certs" / "ca.crt").resolve()
 
     def infra_json(self) -> str:
         """The servers' settings: what may not change while they run (the web tier may)."""
@@ -165,3 +194,4 @@ class StackConfig:
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_path.write_text(self.to_json() + "\n")
+        self.state_path.chmod(0o600)  # it may hold the stack's passwords

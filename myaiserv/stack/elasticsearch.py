@@ -7,10 +7,12 @@ node of the stack; each node has its own config, data, logs and ports.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -18,6 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, cast
 
+from myaiserv.stack import es_security
 from myaiserv.stack.config import ES_ARTIFACT, ElasticsearchConfig, cache_dir
 from myaiserv.stack.process import (
     RunAs,
@@ -127,6 +130,11 @@ class ElasticsearchService:
         """Where every node may write snapshots (ES's ``path.repo``)."""
         return self.root / "snapshots"
 
+    @property
+    def certs_dir(self) -> Path:
+        """The CA and node certificate of a secured stack (`StackConfig.es_ca_certs`)."""
+        return self.root / "certs"
+
     def pidfile(self, name: str) -> Path:
         return self.node_dir(name) / "es.pid"
 
@@ -174,12 +182,16 @@ class ElasticsearchService:
             "network.host": "127.0.0.1",
             "http.port": cfg.http_ports()[index],
             "transport.port": cfg.transport_ports()[index],
-            "xpack.security.enabled": False,
             # Snapshots (`myaiserv backup`) go to a shared-filesystem repository here.
             "path.repo": [str(self.snapshot_dir.resolve())],
             # A developer's disk filling up must not turn indices read-only under them.
             "cluster.routing.allocation.disk.threshold_enabled": False,
         }
+        if cfg.security:
+            settings |= es_security.node_settings()
+            es_security.configure_node(self.home, conf, self.certs_dir, cfg, java_home)
+        else:
+            settings["xpack.security.enabled"] = False
         if cfg.nodes == 1:
             settings["discovery.type"] = "single-node"
         else:
@@ -210,6 +222,8 @@ class ElasticsearchService:
             return
         self.install()
         java_home = find_java_home()
+        if self.config.security:
+            es_security.make_certificates(self.home, self.certs_dir, java_home)
         launches: list[tuple[str, subprocess.Popen[str]]] = []
         for i, name in enumerate(self.config.node_names()):
             if pid_alive(read_pid(self.pidfile(name))):
@@ -265,9 +279,15 @@ class ElasticsearchService:
 
     def _get(self, path: str, timeout: float = 5.0) -> object:
         """The first node's answer as parsed JSON; None when none answers."""
+        headers, context = {}, None
+        if self.config.security:
+            token = base64.b64encode(f"{self.config.user}:{self.config.password}".encode())
+            headers["Authorization"] = f"Basic {token.decode()}"
+            context = ssl.create_default_context(cafile=self.certs_dir / "ca.crt")
         for url in self.config.urls():
+            request = urllib.request.Request(url + path, headers=headers)  # noqa: S310
             try:
-                with urllib.request.urlopen(url + path, timeout=timeout) as resp:  # noqa: S310
+                with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:  # noqa: S310
                     return cast(object, json.loads(resp.read()))
             except (urllib.error.URLError, OSError, ValueError):
                 continue

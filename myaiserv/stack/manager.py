@@ -136,3 +136,5 @@ def write_env_file(path: Path, values: dict[str, str]) -> None:
         out.append("# Local stack URLs, written by `myaiserv stack up`.")
     out += [f"{key}={value}" for key, value in remaining.items()]
     path.write_text("\n".join(out) + "\n")
+    if any(key.endswith("PASSWORD") for key in values):
+        path.chmod(0o600)

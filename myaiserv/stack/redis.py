@@ -71,29 +71,43 @@ def parse_reply(buf: bytes, pos: int = 0) -> tuple[Reply, int]:
     raise ValueError(f"not a RESP reply: {buf[:40]!r}")
 
 
-def command(port: int, *args: str, timeout: float = 1.0) -> Reply:
-    """One command to the server on ``port`` (standard library only: the stack is managed
-    before the application's imports); None when nothing answers."""
-    payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+def resp_command(*args: str) -> bytes:
+    """A command in Redis's protocol (an array of bulk strings: any byte may appear)."""
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode()
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def command(port: int, *args: str, timeout: float = 1.0, password: str = "") -> Reply:
+    """One command to the server on ``port``, after AUTH when ``password`` is given
+    (standard library only: the stack is managed before the application's imports); the
+    command's reply, or None when nothing answers."""
+    payload = (resp_command("AUTH", password) if password else b"") + resp_command(*args)
+    replies: list[Reply] = []
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(payload.encode())
-            buf = b""
+            sock.sendall(payload)
+            buf, pos = b"", 0
             while True:
                 chunk = sock.recv(65536)
                 if not chunk:
                     return None
                 buf += chunk
                 try:
-                    return parse_reply(buf)[0]
+                    while len(replies) < (2 if password else 1):
+                        reply, pos = parse_reply(buf, pos)
+                        replies.append(reply)
                 except IndexError:
                     continue
+                return replies[-1]
     except (OSError, ValueError):
         return None
 
 
-def ping(port: int, timeout: float = 1.0) -> bool:
-    return command(port, "PING", timeout=timeout) == "PONG"
+def ping(port: int, timeout: float = 1.0, password: str = "") -> bool:
+    return command(port, "PING", timeout=timeout, password=password) == "PONG"
 
 
 class RedisService:
@@ -145,6 +159,8 @@ class RedisService:
             "maxmemory 256mb",
             "maxmemory-policy allkeys-lru",
         ]
+        if self.config.password:  # `stack up --secure`; replicas authenticate to the primary
+            lines += [f"requirepass {self.config.password}", f"masterauth {self.config.password}"]
         if port != primary:
             lines.append(f"replicaof 127.0.0.1 {primary}")
         conf = self._folder(port) / "redis.conf"
@@ -167,6 +183,7 @@ class RedisService:
                     f"sentinel down-after-milliseconds {name} {cfg.down_after_ms}",
                     f"sentinel failover-timeout {name} {cfg.failover_timeout_ms}",
                     f"sentinel parallel-syncs {name} 1",
+                    *([f"sentinel auth-pass {name} {cfg.password}"] if cfg.password else []),
                 ]
             )
             + "\n"
@@ -179,9 +196,18 @@ class RedisService:
         ports = self.config.node_ports() + self.config.sentinel_ports()
         return [p for p in ports if pid_alive(read_pid(self.pidfile_of(p)))]
 
+    def node_command(self, port: int, *args: str) -> Reply:
+        """A command to a Redis server (with the stack's password; Sentinels take none)."""
+        return command(port, *args, password=self.config.password)
+
+    def answering(self, port: int) -> bool:
+        if port in self.config.sentinel_ports():
+            return ping(port)
+        return ping(port, password=self.config.password)
+
     def running(self) -> bool:
         ports = self.config.node_ports() + self.config.sentinel_ports()
-        return len(self.running_nodes()) == len(ports) and all(ping(p) for p in ports)
+        return len(self.running_nodes()) == len(ports) and all(map(self.answering, ports))
 
     def master_port(self) -> int | None:
         """The primary's port as the running Sentinels name it (None without Sentinels)."""
@@ -192,7 +218,7 @@ class RedisService:
         return None
 
     def role(self, port: int) -> str:
-        reply = command(port, "ROLE")
+        reply = self.node_command(port, "ROLE")
         return str(reply[0]) if isinstance(reply, list) and reply else "down"
 
     def _sentinel_state(self, port: int) -> dict[str, str]:
@@ -205,7 +231,7 @@ class RedisService:
         """Every node replicates from ``primary`` and every Sentinel knows them all and its
         peers: a failover can happen from here on."""
         for port in self.config.node_ports():
-            reply = command(port, "ROLE")
+            reply = self.node_command(port, "ROLE")
             if not isinstance(reply, list) or not reply:
                 return False
             if port != primary and reply[:4] != ["slave", "127.0.0.1", primary, "connected"]:
@@ -242,7 +268,7 @@ class RedisService:
                 run([server, conf.resolve(), "--sentinel"], run_as=self.run_as)
         try:
             wait_until(
-                lambda: all(ping(p) for p in cfg.node_ports() + cfg.sentinel_ports()),
+                lambda: all(map(self.answering, cfg.node_ports() + cfg.sentinel_ports())),
                 timeout=30,
                 interval=0.2,
                 what="Redis",
@@ -268,7 +294,7 @@ class RedisService:
         if self.config.replicas:
             report["nodes"] = {str(p): self.role(p) for p in self.config.node_ports()}
             report["sentinels"] = {
-                str(p): "up" if ping(p) else "down" for p in self.config.sentinel_ports()
+                str(p): "up" if self.answering(p) else "down" for p in self.config.sentinel_ports()
             }
             report["primary"] = self.master_port()
         return report

@@ -31,6 +31,8 @@ def api_error(status: int, error: dict | str) -> elasticsearch.ApiError:
         (503, {"type": "search_phase_execution_exception"}, "the search failed on the cluster"),
         (400, {"type": "unavailable_shards_exception"}, "the search failed on the cluster"),
         (503, "cluster_block_exception", "the search failed on the cluster"),
+        (401, {"type": "security_exception"}, "the search cluster refused our user"),
+        (403, {"type": "security_exception"}, "the search cluster refused our user"),
     ],
 )
 def test_the_clusters_failures_are_a_503_saying_when_to_retry(status, error, detail):
