@@ -130,7 +130,7 @@ class Recorder:
             return
         metrics.LLM_TOKENS.labels(provider, model, "prompt").inc(answer.usage.prompt_tokens)
         metrics.LLM_TOKENS.labels(provider, model, "completion").inc(answer.usage.completion_tokens)
-        metrics.LLM_COST.labels(str(self.tenant_id), provider, model).inc(cost)
+        metrics.LLM_COST.labels(provider, model).inc(cost)
         if answer.ttft_ms is not None:
             metrics.LLM_TTFT.labels(provider, model).observe(answer.ttft_ms / 1000)
 
