@@ -108,6 +108,14 @@ class EmbeddingSettings(BaseModel):
         "~/.cache/myaiserv/onnx",
         description="Where exported ONNX files are kept (named by the weights' digest).",
     )
+    max_input_chars: int = Field(
+        32_000,
+        ge=1,
+        le=1_000_000,
+        description="Longest text one /v1/embeddings input may be, in characters (a 422 "
+        "naming input[i] above it). The model reads the first 256 tokens of each; the cap "
+        "bounds what a request makes the tokenizer read.",
+    )
 
 
 class IndexingSettings(BaseModel):

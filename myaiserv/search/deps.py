@@ -25,7 +25,7 @@ def search_service(resources: Resources, tenant_id: UUID) -> SearchService:
     return SearchService(
         store=search_store(resources),
         cache=ResultCache(resources.redis, settings.redis.namespace, settings.search.cache_ttl_s),
-        embedder=resources.embedder,
+        embedder=resources.embedder.for_tenant(tenant_id),
         settings=settings.search,
         tenant_id=tenant_id,
     )
