@@ -112,8 +112,8 @@ class EmbeddingSettings(BaseModel):
         32_000,
         ge=1,
         le=1_000_000,
-        description="Longest text one /v1/embeddings input may be, in characters (a 422 "
-        "naming input[i] above it). The model reads the first 256 tokens of each; the cap "
+        description="Longest text one /v1/embeddings input may be, in characters (above "
+        "it, a 400 naming input[i]). The model reads the first 256 tokens of each; the cap "
         "bounds what a request makes the tokenizer read.",
     )
 
@@ -436,6 +436,12 @@ class Settings(BaseSettings):
                         f"llm alias {name!r}: no provider {provider!r} serves model {model!r}"
                     )
         return self
+
+    def urls(self) -> list[str]:
+        """Every URL in the settings that may carry credentials (``user:password@``):
+        logs scrub their passwords."""
+        providers = [p.base_url for p in self.llm.providers if p.base_url]
+        return [self.database_url, self.redis_url, *self.es_url, *providers]
 
     @field_validator("database_url")
     @classmethod
