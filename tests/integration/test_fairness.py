@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -23,10 +19,9 @@ from prometheus_client import REGISTRY
 from myaiserv.app import create_app
 from myaiserv.config import EmbeddingSettings, Settings
 from myaiserv.embeddings.model import Embedder
-from myaiserv.evaluation.harness import free_port
 from myaiserv.rag.embeddings import MAX_EMBEDDING_INPUTS
 from myaiserv.resources import Resources
-from tests.support import ROOT, TenantKey, eventually, make_tenant, process_env
+from tests.support import TenantKey, eventually, make_tenant, served
 
 pytestmark = pytest.mark.integration
 
@@ -45,48 +40,6 @@ async def embedded_by(http: httpx.AsyncClient) -> float:
     text = (await http.get("/metrics")).text
     found = re.search(r"^myaiserv_embedding_items_total ([0-9.e+]+)$", text, re.MULTILINE)
     return float(found[1]) if found else 0.0
-
-
-@contextlib.contextmanager
-def serving(settings: Settings, folder: Path, **env: str) -> Iterator[tuple[str, Path]]:
-    """``myaiserv serve`` as a real process on these settings (``env``: more variables);
-    its base URL and the file its output goes to. Waits until it answers HTTP."""
-    port = free_port()
-    variables = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-        "PYTHONPATH": str(ROOT),
-        **process_env(settings),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        **env,
-    }
-    output = folder / "serve.log"
-    with output.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "myaiserv", "serve"],
-            env=variables,
-            cwd=folder,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while proc.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                httpx.get(f"{url}/health", timeout=5)
-                break
-            time.sleep(0.3)
-        assert proc.poll() is None, output.read_text()[-3000:]
-        yield url, output
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:  # still embedding a batch nobody waits for
-            proc.kill()
-            proc.wait(timeout=20)
 
 
 @pytest.fixture
@@ -125,7 +78,7 @@ async def test_a_search_is_not_queued_behind_a_maximal_embeddings_request(
     filler = "the harbour logbook records tides, winds and every ship that called " * 40
     texts = [f"{i} {uuid.uuid4().hex} {filler}"[:CAP] for i in range(MAX_EMBEDDING_INPUTS)]
     cap = {"MYAISERV_EMBEDDING__MAX_INPUT_CHARS": str(CAP)}
-    with serving(settings, tmp_path, **cap) as (url, _):
+    with served(settings, tmp_path, **cap) as (url, _):
         async with httpx.AsyncClient(base_url=url, headers=tenant.headers, timeout=600) as http:
             before = await embedded_by(http)
             batch = asyncio.create_task(http.post("/v1/embeddings", json={"input": texts}))
