@@ -338,6 +338,19 @@ class RateLimitSettings(BaseModel):
         description="Redis down: serve without limits (True, the default: the cache and "
         "limits are an optimisation, not a gate) or answer 503 (False).",
     )
+    auth_failures_per_address: int = Field(
+        30,
+        ge=0,
+        description="Refused API keys per client address per minute; past it, every "
+        "request from that address is a 429 until the minute ends, before any key is "
+        "checked (0: no limit). Requests without a key do not count.",
+    )
+    auth_failures_per_prefix: int = Field(
+        10,
+        ge=0,
+        description="Refused keys per key prefix per minute (guesses at one key from many "
+        "addresses); past it, that prefix is a 429 until the minute ends (0: no limit).",
+    )
 
 
 class QuotaSettings(BaseModel):

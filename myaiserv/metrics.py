@@ -45,6 +45,12 @@ AUTH_FAILURES = Counter(
     "audit log keeps a sample.",
     ["reason"],
 )
+AUTH_THROTTLED = Counter(
+    "myaiserv_auth_throttled_total",
+    "Requests refused (429) because their address or key prefix had too many failed "
+    "authentications this minute, by scope (address, prefix).",
+    ["scope"],
+)
 QUOTA_REFUSALS = Counter(
     "myaiserv_quota_refusals_total",
     "LLM calls refused because a tenant's daily quota was used up, by quota.",

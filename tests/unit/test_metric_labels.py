@@ -21,6 +21,7 @@ ALLOWED = {
     "method": "HTTP methods",
     "status": "HTTP status codes, or an outcome word",
     "reason": "refusal and failure reasons named in our code",
+    "scope": "what a throttle counts by (address, prefix)",
     "quota": "the quota names",
     "stage": "search stages",
     "mode": "search modes",
