@@ -14,6 +14,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 import indexers
 import myaiserv
+from indexers.metrics import reason_label
 
 # label -> where its values come from (each a closed set)
 ALLOWED = {
@@ -63,3 +64,10 @@ def test_every_registered_metric_is_one_the_scan_saw() -> None:
     scanned = {metric._name for _, metric in _metrics()}
     ours = {family.name for family in REGISTRY.collect() if family.name.startswith("myaiserv_")}
     assert ours <= scanned, f"registered outside a module's top level: {ours - scanned}"
+
+
+def test_free_text_from_a_remote_error_is_folded() -> None:
+    assert reason_label("mapper_parsing_exception") == "mapper_parsing_exception"
+    assert reason_label("http_429") == "http_429"
+    assert reason_label("failed to parse field [year] of type [long]") == "other"
+    assert reason_label("x" * 65) == "other"
