@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -22,6 +23,15 @@ BATCH_SECONDS = Histogram(
 )
 
 
+# Elasticsearch's error types (mapper_parsing_exception) and http_<status>; anything else
+# (an error given as free text) is not a label value.
+_REASON = re.compile(r"^[a-z0-9_]{1,64}$")
+
+
+def reason_label(reason: str) -> str:
+    return reason if _REASON.match(reason) else "other"
+
+
 def record_batch(result: Any) -> None:
     if result.claimed == 0:
         return
@@ -30,5 +40,5 @@ def record_batch(result: Any) -> None:
     ROWS.labels("dead").inc(result.dead)
     DEAD_LETTERS.inc(result.dead)
     for reason, count in result.failures.items():
-        BULK_FAILURES.labels(reason).inc(count)
+        BULK_FAILURES.labels(reason_label(reason)).inc(count)
     BATCH_SECONDS.observe(result.seconds)

@@ -172,5 +172,5 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
 def create_app_from_env() -> Litestar:
     """Entry point for ASGI servers (``uvicorn --factory``): settings from the environment."""
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, urls=settings.urls())
     return create_app(settings)

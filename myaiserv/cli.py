@@ -47,7 +47,7 @@ def serve(host: str | None, port: int | None, workers: int | None, reload: bool)
 
     from myaiserv.logging import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, urls=settings.urls())
     uvicorn.run(
         "myaiserv.app:create_app_from_env",
         factory=True,

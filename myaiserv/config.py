@@ -148,6 +148,14 @@ class EmbeddingSettings(BaseModel):
         "~/.cache/myaiserv/onnx",
         description="Where exported ONNX files are kept (named by the weights' digest).",
     )
+    max_input_chars: int = Field(
+        32_000,
+        ge=1,
+        le=1_000_000,
+        description="Longest text one /v1/embeddings input may be, in characters (above "
+        "it, a 400 naming input[i]). The model reads the first 256 tokens of each; the cap "
+        "bounds what a request makes the tokenizer read.",
+    )
 
 
 class IndexingSettings(BaseModel):
@@ -381,6 +389,19 @@ class RateLimitSettings(BaseModel):
         description="Redis down: serve without limits (True, the default: the cache and "
         "limits are an optimisation, not a gate) or answer 503 (False).",
     )
+    auth_failures_per_address: int = Field(
+        30,
+        ge=0,
+        description="Refused API keys per client address per minute; past it, every "
+        "request from that address is a 429 until the minute ends, before any key is "
+        "checked (0: no limit). Requests without a key do not count.",
+    )
+    auth_failures_per_prefix: int = Field(
+        10,
+        ge=0,
+        description="Refused keys per key prefix per minute (guesses at one key from many "
+        "addresses); past it, that prefix is a 429 until the minute ends (0: no limit).",
+    )
 
 
 class QuotaSettings(BaseModel):
@@ -490,6 +511,12 @@ class Settings(BaseSettings):
                         f"llm alias {name!r}: no provider {provider!r} serves model {model!r}"
                     )
         return self
+
+    def urls(self) -> list[str]:
+        """Every URL in the settings that may carry credentials (``user:password@``):
+        logs scrub their passwords."""
+        providers = [p.base_url for p in self.llm.providers if p.base_url]
+        return [self.database_url, self.redis_url, *self.es_url, *providers]
 
     @field_validator("database_url")
     @classmethod

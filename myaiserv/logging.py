@@ -1,21 +1,27 @@
 """Structured logs: JSON lines when stderr is not a terminal, readable columns when it is.
 
 The standard library's loggers (uvicorn, litestar, sqlalchemy, elasticsearch) are routed
-through the same processors, so one process writes one format.
+through the same processors, so one process writes one format. Every line is scrubbed of
+registered secrets and of the credentials of any URL in it (``scheme://user:password@``),
+in messages, values and tracebacks alike.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import structlog
 
 # Values that must never reach a log line (provider API keys, once read); per process.
 _SECRETS: set[str] = set()
 REDACTED = "[REDACTED]"
+# The userinfo of a URL: "user:password@" (the password redacted) or "token@" (all of it).
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<info>[^\s/?#@]+)@")
 
 
 def register_secret(value: str | None) -> None:
@@ -24,18 +30,47 @@ def register_secret(value: str | None) -> None:
         _SECRETS.add(value)
 
 
+def register_url_credentials(urls: Iterable[str]) -> None:
+    """Scrub the passwords of these URLs (DATABASE_URL, REDIS_URL, ...) even where one
+    appears outside its URL (a driver's message)."""
+    for url in urls:
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            continue
+        if password:
+            register_secret(password)
+            register_secret(unquote(password))
+
+
+def _userinfo(match: re.Match[str]) -> str:
+    user, colon, _ = match["info"].partition(":")
+    return f"{match['scheme']}{user}:{REDACTED}@" if colon else f"{match['scheme']}{REDACTED}@"
+
+
 def redact(text: str) -> str:
+    """``text`` without registered secrets or URL credentials."""
+    if "@" in text:
+        text = _USERINFO.sub(_userinfo, text)
     for secret in _SECRETS:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
 
 
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value
+
+
 def _redact_secrets(_: object, __: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
-    if _SECRETS:
-        for key, value in event_dict.items():
-            if isinstance(value, str):
-                event_dict[key] = redact(value)
+    for key, value in event_dict.items():
+        event_dict[key] = _redacted(value)
     return event_dict
 
 
@@ -47,7 +82,12 @@ _SHARED: list[structlog.types.Processor] = [
 ]
 
 
-def configure_logging(level: str = "INFO", *, json_logs: bool | None = None) -> None:
+def configure_logging(
+    level: str = "INFO", *, json_logs: bool | None = None, urls: Iterable[str] = ()
+) -> None:
+    """One format for the process; ``urls``: the settings' URLs, whose passwords are
+    scrubbed wherever they appear."""
+    register_url_credentials(urls)
     if json_logs is None:
         json_logs = not sys.stderr.isatty()
     renderer: structlog.types.Processor = (

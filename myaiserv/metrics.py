@@ -6,7 +6,10 @@ every worker's samples, so one scrape covers the whole instance. Gauges say how 
 merge (``multiprocess_mode``).
 
 Label values are bounded: routes are templates (``/v1/runs/{run_id:uuid}``), never raw
-paths; tenants appear only on the LLM cost counter (the per-tenant cost-spike alert).
+paths; providers and models come from the settings. No tenant, key or other value a
+client chooses is ever a label (``tests/unit/test_metric_labels.py`` holds the allowed
+label names): per-tenant figures are in the runs index (``POST /v1/runs/search``
+aggregations) and the quotas.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ AUTH_FAILURES = Counter(
     "Refused API keys by reason (missing, malformed, invalid, revoked, expired); the "
     "audit log keeps a sample.",
     ["reason"],
+)
+AUTH_THROTTLED = Counter(
+    "myaiserv_auth_throttled_total",
+    "Requests refused (429) because their address or key prefix had too many failed "
+    "authentications this minute, by scope (address, prefix).",
+    ["scope"],
 )
 QUOTA_REFUSALS = Counter(
     "myaiserv_quota_refusals_total",
@@ -83,8 +92,8 @@ LLM_TOKENS = Counter(
 )
 LLM_COST = Counter(
     "myaiserv_llm_cost_usd_total",
-    "LLM cost in USD from the price table, by tenant, provider and model.",
-    ["tenant", "provider", "model"],
+    "LLM cost in USD from the price table, by provider and model.",
+    ["provider", "model"],
 )
 LLM_DURATION = Histogram(
     "myaiserv_llm_request_duration_seconds",

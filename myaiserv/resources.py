@@ -73,7 +73,8 @@ async def open_resources(
         [k.get_secret_value() for k in settings.secrets.keys],
         ttl_s=settings.secrets.cache_ttl_s,
     )
-    llm = ProviderRegistry(settings.llm, cached, secrets)
+    # The extractive provider cannot name a tenant: it embeds without the cache.
+    llm = ProviderRegistry(settings.llm, cached.uncached(), secrets)
     try:
         yield Resources(
             settings=settings,

@@ -1,20 +1,23 @@
 """Helpers the tests share (fixtures stay in conftest.py): tenants and their keys, SQL
 on the server's admin database, draining the outbox as an indexer would, a web tier on
-free ports, and polling for recovery."""
+free ports, a server process, and polling for recovery."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -151,3 +154,45 @@ async def eventually(
             return True
         await asyncio.sleep(interval)
     return await probe()
+
+
+@contextlib.contextmanager
+def served(settings: Settings, folder: Path, **env: str) -> Iterator[tuple[str, Path]]:
+    """``myaiserv serve`` as a real process on these settings (``env``: more variables);
+    its base URL and the file its output goes to. Waits until it answers HTTP."""
+    port = free_port()
+    variables = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "PYTHONPATH": str(ROOT),
+        **process_env(settings),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        **env,
+    }
+    output = folder / "serve.log"
+    with output.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "myaiserv", "serve"],
+            env=variables,
+            cwd=folder,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(f"{url}/health", timeout=5)
+                break
+            time.sleep(0.3)
+        assert proc.poll() is None, output.read_text()[-3000:]
+        yield url, output
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # still embedding a batch nobody waits for
+            proc.kill()
+            proc.wait(timeout=20)

@@ -2,9 +2,11 @@
 
 Events that record a change are written with the session of that change, so both commit
 or neither does. Failed authentications have no transaction of their own to ride on and
-can be triggered by anyone, so they are sampled: the first failure per client address
-and reason in each minute is written (the counter ``myaiserv_auth_failures_total``
-counts them all).
+can be triggered by anyone, so they are written in bulk: the first failure per client
+address and reason in each minute, and one ``auth.throttled`` event when an address or a
+key prefix reaches its limit of failures for the minute (``auth/throttle.py``); the
+counters ``myaiserv_auth_failures_total`` and ``myaiserv_auth_throttled_total`` count
+every one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ log = get_logger(__name__)
 KEY_CREATED = "key.created"
 KEY_REVOKED = "key.revoked"
 AUTH_FAILED = "auth.failed"
+AUTH_THROTTLED = "auth.throttled"
 TENANT_CREATED = "tenant.created"
 QUOTA_SET = "tenant.quota_set"
 PROMPT_LABEL_SET = "prompt.label_set"
@@ -118,24 +121,60 @@ async def record_auth_failure(
     """Write a failed authentication if it is the first of its kind this minute. Never
     raises: the caller is answering 401 whatever happens here."""
     try:
-        if not await sampler.first_in_window(ip or "-", reason):
-            return
+        first = await sampler.first_in_window(ip or "-", reason)
+    except Exception as exc:  # noqa: BLE001 - a failed sample must not fail the request
+        log.warning("audit write failed", action=AUTH_FAILED, error=str(exc)[:200])
+        return
+    if first:
+        details = {
+            "reason": reason,
+            "sampled": f"first per address and reason per {AUTH_FAILURE_WINDOW_S} s",
+        }
+        await _write_failure(
+            sessionmaker, AUTH_FAILED, path, ip, prefix, tenant_id, details=details
+        )
+
+
+async def record_auth_throttled(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    scope: str,
+    failures: int,
+    ip: str | None,
+    path: str,
+    prefix: str | None,
+    tenant_id: UUID | None,
+) -> None:
+    """Write that an address or key prefix reached its limit of failures this minute
+    (once per window: the failure that reached it). Never raises."""
+    details = {"scope": scope, "failures": failures, "window_s": AUTH_FAILURE_WINDOW_S}
+    await _write_failure(sessionmaker, AUTH_THROTTLED, path, ip, prefix, tenant_id, details=details)
+
+
+async def _write_failure(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    action: str,
+    path: str,
+    ip: str | None,
+    prefix: str | None,
+    tenant_id: UUID | None,
+    *,
+    details: dict[str, Any],
+) -> None:
+    try:
         async with sessionmaker() as session, session.begin():
             add(
                 session,
-                AUTH_FAILED,
+                action,
                 actor=f"key:{prefix}" if prefix else ANONYMOUS,
                 tenant_id=tenant_id,
                 outcome="failure",
                 target=path,
                 ip=ip,
-                details={
-                    "reason": reason,
-                    "sampled": f"first per address and reason per {AUTH_FAILURE_WINDOW_S} s",
-                },
+                details=details,
             )
-    except Exception as exc:  # noqa: BLE001 - a failed sample must not fail the request
-        log.warning("audit write failed", action=AUTH_FAILED, error=str(exc)[:200])
+    except Exception as exc:  # noqa: BLE001 - the caller is refusing the request anyway
+        log.warning("audit write failed", action=action, error=str(exc)[:200])
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Authentication for /v1: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 
 The tenant always comes from the key, never from the request. Scopes are enforced per
-route by ``requires(scope)`` guards.
+route by ``requires(scope)`` guards. Refused keys are throttled per address and per key
+prefix (``throttle.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from myaiserv.audit import log as audit
 from myaiserv.auth import keys, ratelimit
 from myaiserv.auth.principal import Principal
 from myaiserv.auth.repository import ApiKeyRepository
+from myaiserv.auth.throttle import AuthThrottle
 from myaiserv.kit.deps import client_ip
 from myaiserv.resources import Resources
 
@@ -63,6 +65,7 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
                 "An API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'."
             )
         prefix = keys.split_prefix(plaintext)
+        await _throttle(resources).check_address(client_ip(connection) or "-")
         if prefix is None:
             await _refuse(connection, resources, "malformed", None, None)
             raise NotAuthorizedException("The API key is malformed.")
@@ -100,6 +103,11 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=row.prefix)
 
 
+def _throttle(resources: Resources) -> AuthThrottle:
+    settings = resources.settings
+    return AuthThrottle(resources.redis, settings.redis.namespace, settings.rate_limits)
+
+
 async def _refuse(
     connection: ASGIConnection[Any, Any, Any, Any],
     resources: Resources,
@@ -107,16 +115,34 @@ async def _refuse(
     prefix: str | None,
     tenant_id: UUID | None,
 ) -> None:
+    """Count, throttle and audit a refused key (a missing one is not throttled); raises
+    the 429 to answer instead of a 401 when the key's prefix is past its limit."""
     metrics.AUTH_FAILURES.labels(reason).inc()
+    ip, path = client_ip(connection), connection.scope.get("path", "")
     await audit.record_auth_failure(
         resources.sessionmaker,
         resources.audit_sampler,
         reason=reason,
-        ip=client_ip(connection),
-        path=connection.scope.get("path", ""),
+        ip=ip,
+        path=path,
         prefix=prefix,
         tenant_id=tenant_id,
     )
+    if reason == "missing":
+        return
+    counted = await _throttle(resources).failed(ip or "-", prefix)
+    for tripped in counted.tripped:
+        await audit.record_auth_throttled(
+            resources.sessionmaker,
+            scope=tripped.scope,
+            failures=tripped.limit,
+            ip=ip,
+            path=path,
+            prefix=prefix,
+            tenant_id=tenant_id if tripped.scope == "prefix" else None,
+        )
+    if counted.refusal is not None:
+        raise counted.refusal
 
 
 def requires(scope: str) -> Guard:

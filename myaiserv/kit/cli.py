@@ -56,7 +56,7 @@ def run(job: Job[T], *, reported: tuple[type[Exception], ...] = ()) -> T:
     from myaiserv.logging import configure_logging
 
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, urls=settings.urls())
     try:
         return asyncio.run(job(settings))
     except reported as exc:

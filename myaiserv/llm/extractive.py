@@ -10,6 +10,7 @@ so nobody mistakes it for a generative model.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -62,7 +63,8 @@ class ExtractiveProvider:
     ) -> Completion:
         question = question_of(messages)
         candidates = [(p.n, s) for p in passages for s in sentences(p.text)]
-        prompt_tokens = self._tokens([m.content for m in messages])
+        # Counting tokens is CPU work on the tokenizer: off the event loop.
+        prompt_tokens = await asyncio.to_thread(self._tokens, [m.content for m in messages])
         chosen: list[tuple[int, str]] = []
         if question.strip() and candidates:
             vectors = await self.embedder.encode([question] + [s for _, s in candidates])
@@ -77,17 +79,24 @@ class ExtractiveProvider:
                     continue
                 picked.append(i)
             chosen = [candidates[i] for i in picked]
+        text, finish, tokens = await asyncio.to_thread(self._compose, chosen, params.max_tokens)
+        return Completion(text, Usage(prompt_tokens, tokens), finish)
+
+    def _compose(
+        self, chosen: list[tuple[int, str]], max_tokens: int | None
+    ) -> tuple[str, str, int]:
+        """The answer from the chosen sentences within ``max_tokens``: its text, finish
+        reason and tokens."""
         finish = "stop"
         parts: list[str] = []
         for n, sentence in chosen:
             part = f"{sentence} [{n}]"
-            too_long = self._tokens([" ".join([*parts, part])]) > (params.max_tokens or 1 << 30)
-            if too_long:
+            if self._tokens([" ".join([*parts, part])]) > (max_tokens or 1 << 30):
                 finish = "length"
                 break
             parts.append(part)
         text = " ".join(parts) if parts else NO_ANSWER
-        return Completion(text, Usage(prompt_tokens, self._tokens([text])), finish)
+        return text, finish, self._tokens([text])
 
     async def complete(
         self,

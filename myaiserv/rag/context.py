@@ -7,6 +7,7 @@ Everything here but ``Retriever`` is a pure function of its arguments.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -247,4 +248,4 @@ class Retriever:
         if request.search_plan is None:
             return Grounding()
         found = await self.search.retrieve(request.search_plan)
-        return ground(found, request.retrieval_options, self.budget, count)
+        return await asyncio.to_thread(ground, found, request.retrieval_options, self.budget, count)

@@ -1,8 +1,14 @@
 """``/v1/embeddings``: OpenAI-compatible embeddings from the same local model the indexers
-use, so a client's vectors are comparable with the index's."""
+use, so a client's vectors are comparable with the index's.
+
+A request is bounded before any work: at most ``MAX_EMBEDDING_INPUTS`` texts of at most
+``max_input_chars`` each. Its texts queue behind searches' query embeddings (see
+``embeddings/scheduler.py``), and counting their tokens runs off the event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -16,7 +22,7 @@ from myaiserv.rag.schemas import Embedding, EmbeddingList, EmbeddingsRequest, Em
 MAX_EMBEDDING_INPUTS = 2048
 
 
-def _texts(data: EmbeddingsRequest) -> list[str]:
+def _texts(data: EmbeddingsRequest, max_chars: int) -> list[str]:
     inputs = [data.input] if isinstance(data.input, str) else data.input
     if not inputs:
         raise InvalidInputError("input", "give at least one text")
@@ -27,6 +33,10 @@ def _texts(data: EmbeddingsRequest) -> list[str]:
             raise NotSupportedError(f"input[{i}]", "only strings are supported (not token arrays)")
         if not text or "\x00" in text:
             raise InvalidInputError(f"input[{i}]", "must be non-empty text without NUL")
+        if len(text) > max_chars:
+            raise InvalidInputError(
+                f"input[{i}]", f"{len(text)} characters; at most {max_chars} per input"
+            )
     return inputs
 
 
@@ -37,19 +47,20 @@ def _encoded(vector: Any, encoding_format: str) -> str | list[float]:
 
 
 class EmbeddingService:
-    def __init__(self, embedder: CachedEmbedder) -> None:
+    def __init__(self, embedder: CachedEmbedder, *, max_input_chars: int) -> None:
         self.embedder = embedder
+        self.max_input_chars = max_input_chars
 
     async def embed(self, data: EmbeddingsRequest) -> EmbeddingList:
         """OpenAI's embeddings response for the request's texts."""
         model = self.embedder.embedder
         if data.model not in (None, model.model_id):
             raise ModelNotFoundError(data.model, [model.model_id])
-        texts = _texts(data)
+        texts = _texts(data, self.max_input_chars)
         if data.dimensions not in (None, model.info.dims):
             raise NotSupportedError("dimensions", f"this model has {model.info.dims}")
         vectors = await self.embedder.encode(texts)
-        tokens = sum(model.count_tokens(texts))
+        tokens = sum(await asyncio.to_thread(model.count_tokens, texts))
         items = [
             Embedding(object="embedding", index=i, embedding=_encoded(v, data.encoding_format))
             for i, v in enumerate(vectors)

@@ -9,6 +9,7 @@ nothing is written.
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 from redis.asyncio import Redis
@@ -150,7 +151,8 @@ class Preparer:
         rows = await ConversationService(session, self.tenant_id).history(
             conversation_id, limit=HISTORY_ROWS
         )
-        return context.recent_turns(
+        return await asyncio.to_thread(
+            context.recent_turns,
             [(row.role, row.content) for row in rows],
             self.settings.history_token_budget,
             self.count_tokens,

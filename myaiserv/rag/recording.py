@@ -9,6 +9,7 @@ it never hides the provider's error from the client.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -70,13 +71,11 @@ class Recorder:
             return 0.0
         return target.cost_usd(answer.usage.prompt_tokens, answer.usage.completion_tokens)
 
-    def _turn(self, request: ChatRequest, answer: Answer) -> list[NewMessage]:
+    async def _turn(self, request: ChatRequest, answer: Answer) -> list[NewMessage]:
+        # Counting tokens is CPU work on the tokenizer: off the event loop.
+        question_tokens = await asyncio.to_thread(tokens, self.count_tokens, [request.question])
         return [
-            NewMessage(
-                "user",
-                request.question,
-                token_count=tokens(self.count_tokens, [request.question]),
-            ),
+            NewMessage("user", request.question, token_count=question_tokens),
             NewMessage(
                 "assistant",
                 answer.text or EMPTY_ANSWER,
@@ -113,7 +112,7 @@ class Recorder:
             )
             if request.conversation_id is not None:
                 await ConversationService(session, self.tenant_id).add_messages(
-                    request.conversation_id, self._turn(request, answer)
+                    request.conversation_id, await self._turn(request, answer)
                 )
         if not answer.cached:
             await self.quotas.add(answer.usage.total_tokens, cost)
@@ -130,7 +129,7 @@ class Recorder:
             return
         metrics.LLM_TOKENS.labels(provider, model, "prompt").inc(answer.usage.prompt_tokens)
         metrics.LLM_TOKENS.labels(provider, model, "completion").inc(answer.usage.completion_tokens)
-        metrics.LLM_COST.labels(str(self.tenant_id), provider, model).inc(cost)
+        metrics.LLM_COST.labels(provider, model).inc(cost)
         if answer.ttft_ms is not None:
             metrics.LLM_TTFT.labels(provider, model).observe(answer.ttft_ms / 1000)
 

@@ -16,6 +16,7 @@ generates.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -101,8 +102,13 @@ class RagService:
             yield await self.recorder.record(request, cached)
             return
         grounding = await self._ground(request)
-        messages = provider_messages(
-            request, grounding.passages, self.max_input_tokens, self.count_tokens
+        # Counting tokens is CPU work on the tokenizer: off the event loop.
+        messages = await asyncio.to_thread(
+            provider_messages,
+            request,
+            grounding.passages,
+            self.max_input_tokens,
+            self.count_tokens,
         )
         passages = list(grounding.passages)
         try:
@@ -117,7 +123,7 @@ class RagService:
                 if isinstance(item, Delta):
                     yield item
                     continue
-                answer = self._answer(item, grounding, messages)
+                answer = await asyncio.to_thread(self._answer, item, grounding, messages)
                 await self.cache.put(key, answer)
                 yield await self.recorder.record(request, answer)
         except GenerationFailedError as failed:

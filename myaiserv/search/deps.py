@@ -30,7 +30,7 @@ def search_service(resources: Resources, tenant_id: UUID) -> SearchService:
         windows=WindowStore(
             resources.redis, settings.redis.namespace, settings.search.pit_keep_alive
         ),
-        embedder=resources.embedder,
+        embedder=resources.embedder.for_tenant(tenant_id),
         settings=settings.search,
         cursor_key=signing_key(settings),
         tenant_id=tenant_id,
