@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from myaiserv.llm.breaker import BreakerState, CircuitBreaker
+from myaiserv.kit.breaker import BreakerState, CircuitBreaker
 
 
 class Clock:
@@ -104,3 +104,23 @@ def test_late_failures_do_not_extend_the_cool_down(clock: Clock) -> None:
 def test_rejects_nonsense_settings(failures: int, reset_s: float) -> None:
     with pytest.raises(ValueError, match="failures must be"):
         CircuitBreaker(failures, reset_s)
+
+
+def test_each_change_of_state_is_told_once(clock: Clock) -> None:
+    seen: list[BreakerState] = []
+    breaker = CircuitBreaker(2, 10.0, clock=clock, on_change=seen.append)
+    breaker.record_failure()
+    breaker.record_success()
+    assert seen == []  # closed all along: nothing to tell
+    breaker.record_failure()
+    breaker.record_failure()
+    breaker.record_failure()  # already open: no news
+    clock.now += 10.0
+    assert breaker.allow()
+    breaker.record_success()
+    assert seen == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
+
+
+def test_state_codes_are_ordered_by_severity() -> None:
+    codes = [s.code for s in (BreakerState.CLOSED, BreakerState.HALF_OPEN, BreakerState.OPEN)]
+    assert codes == [0, 1, 2]
