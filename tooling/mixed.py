@@ -189,6 +189,7 @@ class FaultWindow:
     healthy_end: int  # outcomes before the dependency was stopped
     outage_end: int  # outcomes before it was started again
     recovered: bool  # traffic all succeeded again afterwards
+    recovered_s: float  # from the dependency's return until then
 
 
 async def inject_fault(
@@ -200,8 +201,9 @@ async def inject_fault(
     outage_s: float = 6.0,
     recovery_s: float = 120.0,
 ) -> FaultWindow:
-    """With ``load`` running: healthy traffic, ``stop()`` (a dependency), an outage,
-    ``start()``, then wait until the last 10 requests all succeeded (and 2 s more)."""
+    """With ``load`` running: healthy traffic, ``stop()`` (a dependency: stopped, or hung),
+    an outage, ``start()``, then wait until the last 10 requests all succeeded (and 2 s
+    more)."""
     await asyncio.sleep(healthy_s)
     healthy_end = len(load.outcomes)
     await asyncio.to_thread(stop)
@@ -210,13 +212,14 @@ async def inject_fault(
     finally:
         outage_end = len(load.outcomes)
         await asyncio.to_thread(start)
-    deadline = time.monotonic() + recovery_s
+    back = time.monotonic()
     recovered = False
-    while time.monotonic() < deadline:
+    while time.monotonic() < back + recovery_s:
         recent = load.outcomes[-10:]
         if len(recent) == 10 and all(o.status in (200, 201) for o in recent):
             recovered = True
             break
         await asyncio.sleep(0.5)
+    recovered_s = time.monotonic() - back
     await asyncio.sleep(2.0)
-    return FaultWindow(healthy_end, outage_end, recovered)
+    return FaultWindow(healthy_end, outage_end, recovered, recovered_s)

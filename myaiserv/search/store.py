@@ -144,6 +144,8 @@ class SearchStore:
 
     async def check(self, kinds: list[Kind]) -> None:
         """Refuse (503) indices that cannot serve this instance (see ``IndexGuard``)."""
+        if not self.guard.due(kinds):
+            return  # checked a moment ago: no round trip, nothing to tell the breaker
         async with self._round_trip():
             await self.guard.check(self.es, kinds)
 
