@@ -74,7 +74,11 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def local_stack_config() -> StackConfig:
-    return StackConfig.load(ROOT / ".stack") or StackConfig()
+    """The local stack: ROOT/.stack, or the folder MYAISERV_STACK_DIR names (as for the
+    tests: a stack of one's own, for the benchmarks that stop or hang its servers)."""
+    return StackConfig.load(Path(os.environ.get("MYAISERV_STACK_DIR", ROOT / ".stack"))) or (
+        StackConfig()
+    )
 
 
 def web_tier(env: dict[str, str], root: Path, instances: int, *, indexers: int = 1) -> WebService:

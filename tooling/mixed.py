@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import uuid
 from collections import Counter
@@ -223,3 +224,27 @@ async def inject_fault(
     recovered_s = time.monotonic() - back
     await asyncio.sleep(2.0)
     return FaultWindow(healthy_end, outage_end, recovered, recovered_s)
+
+
+BREAKER_LINE = re.compile(
+    r'^myaiserv_dependency_breaker_state\{dependency="(\w+)"\} (\S+)$', re.MULTILINE
+)
+
+
+async def breaker_states(http: httpx.AsyncClient) -> dict[str, int]:
+    """The instance's circuit breakers (0 closed, 1 half-open, 2 open) as its /metrics
+    says; empty when it does not answer."""
+    try:
+        resp = await http.get("/metrics", timeout=10)
+    except httpx.HTTPError:
+        return {}
+    return {name: int(float(value)) for name, value in BREAKER_LINE.findall(resp.text)}
+
+
+async def watch_breaker(http: httpx.AsyncClient, dependency: str, seen: list[int]) -> None:
+    """Append the dependency's breaker state to ``seen`` every half second, until cancelled."""
+    while True:
+        state = (await breaker_states(http)).get(dependency)
+        if state is not None:
+            seen.append(state)
+        await asyncio.sleep(0.5)

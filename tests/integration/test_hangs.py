@@ -12,7 +12,6 @@ every acknowledged write is in PostgreSQL and found by a search."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import Counter
 from collections.abc import Iterator
 
@@ -26,7 +25,7 @@ from myaiserv.stack.web import WebService
 from tests.integration.test_faults import ALLOWED_DURING, unhandled_errors
 from tests.integration.test_indexing import assert_index_matches_database
 from tests.support import eventually, make_tenant, web_tier
-from tooling.mixed import MixedLoad, inject_fault, reconcile
+from tooling.mixed import MixedLoad, breaker_states, inject_fault, reconcile, watch_breaker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -91,28 +90,6 @@ def web(stack: Stack, settings: Settings, resources, tmp_path_factory) -> Iterat
         yield service
     finally:
         service.stop()
-
-
-BREAKER_LINE = re.compile(
-    r'^myaiserv_dependency_breaker_state\{dependency="(\w+)"\} (\S+)$', re.MULTILINE
-)
-
-
-async def breaker_states(http: httpx.AsyncClient) -> dict[str, int]:
-    """The instance's breaker gauge, as its /metrics says (empty when it does not answer)."""
-    try:
-        resp = await http.get("/metrics", timeout=10)
-    except httpx.HTTPError:
-        return {}
-    return {name: int(float(value)) for name, value in BREAKER_LINE.findall(resp.text)}
-
-
-async def watch_breaker(http: httpx.AsyncClient, dependency: str, seen: list[int]) -> None:
-    while True:
-        state = (await breaker_states(http)).get(dependency)
-        if state is not None:
-            seen.append(state)
-        await asyncio.sleep(0.5)
 
 
 @pytest.mark.parametrize("dependency", ["redis", "elasticsearch", "postgres"])
