@@ -440,6 +440,8 @@ def _load(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
 
 
 def _reliability(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    if "faults_detail" not in r:  # only bench.hangs has run (its own section: _hangs)
+        return []
     lines = [
         "## Faults under load",
         "",
