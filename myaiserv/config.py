@@ -78,8 +78,8 @@ class ElasticsearchSettings(BaseModel):
     search_timeout_s: float = Field(
         5.0,
         gt=0,
-        description="One deadline for all of a search's Elasticsearch round trips, retries "
-        "included (503 with Retry-After past it).",
+        description="One time budget for all of a search's Elasticsearch round trips "
+        "together, the client's retries included (503 with Retry-After past it).",
     )
     breaker_failures: int = Field(
         3, ge=1, description="Consecutive failures that open Elasticsearch's circuit (503s)."

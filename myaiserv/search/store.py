@@ -7,8 +7,8 @@ client, an alias or an ``elasticsearch`` exception. How a failure reads to a cli
 
 - unreachable, timed out, overloaded (429), failing (5xx, unavailable shards): 503 with
   Retry-After; the indices missing (404): 503 naming the fix;
-- no answer before the search's deadline (``search_timeout_s``: one for all of its round
-  trips, the client's retries included), or Elasticsearch's circuit open after repeated
+- no answer within the search's budget (``search_timeout_s``: one for all of its round
+  trips together, the client's retries included), or Elasticsearch's circuit open after repeated
   failures: 503 with Retry-After, at once while the circuit is open;
 - a point in time gone while paging with a cursor: ``CursorExpiredError`` (410);
 - any other refusal of a body we built: 400 naming Elasticsearch's error type.
@@ -108,22 +108,30 @@ class SearchStore:
         breaker: CircuitBreaker,
         timeout_s: float,
     ) -> None:
-        """One store per request: its deadline, ``timeout_s`` after its first round trip,
-        bounds all of them."""
+        """One store per request: all its round trips together, the client's retries
+        included, may take ``timeout_s`` (time spent elsewhere, e.g. embedding the query
+        while a point in time opens, is not counted)."""
         self.es = es
         self.indices = indices
         self.guard = guard
         self.pit_keep_alive = pit_keep_alive
         self.breaker = breaker
         self.timeout_s = timeout_s
-        self._deadline: float | None = None
+        self._spent_s = 0.0
 
-    def _bounded(self) -> contextlib.AbstractAsyncContextManager[None]:
-        if self._deadline is None:
-            self._deadline = asyncio.get_running_loop().time() + self.timeout_s
-        return bounded(
-            self.breaker, deadline=self._deadline, is_failure=unavailable, refuse=refused
-        )
+    @contextlib.asynccontextmanager
+    async def _bounded(self) -> AsyncIterator[None]:
+        """One round trip, through the breaker, within what is left of the budget."""
+        clock = asyncio.get_running_loop().time
+        started = clock()
+        deadline = started + max(0.0, self.timeout_s - self._spent_s)
+        try:
+            async with bounded(
+                self.breaker, deadline=deadline, is_failure=unavailable, refuse=refused
+            ):
+                yield
+        finally:
+            self._spent_s += clock() - started
 
     @contextlib.asynccontextmanager
     async def _round_trip(self, *, paging: bool = False) -> AsyncIterator[None]:
