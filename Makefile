@@ -10,7 +10,7 @@ STACK_ARGS ?=
 VENV_STAMP := .venv/.installed
 PEERS_STAMP := bench/peers/.venv/.installed
 
-.PHONY: help install system-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scale bench-load bench-reliability bench-failover bench-security bench-peers eval lint clean
+.PHONY: help install system-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-peers eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
@@ -18,7 +18,7 @@ help:
 	@echo "make bench        run the benchmarks; writes bench/REPORT.md and bench/results.json"
 	@echo "                  and plots, MyAIServ beside LangChain and Haystack (bench-ingest,"
 	@echo "                  bench-search, bench-search-sustained, bench-peers, bench-vectors,"
-	@echo "                  bench-scale, bench-load, bench-reliability, bench-failover,"
+	@echo "                  bench-scale, bench-load, bench-reliability, bench-failover, bench-hangs,"
 	@echo "                  bench-security: one of them)"
 	@echo "make eval         relevance (nDCG@10, MAP, Recall@100) on ../shared/data/cisi"
 	@echo "make stack-up     start Elasticsearch, PostgreSQL and Redis locally (STACK_ARGS=...)"
@@ -52,7 +52,7 @@ run: migrate
 	POETRY="$(POETRY)" PORT="$(PORT)" bash scripts/run.sh
 
 # One run, every figure: the report and plots are rewritten from this run's figures only.
-bench: bench-fresh bench-ingest bench-search bench-search-sustained bench-peers bench-vectors bench-scale bench-load bench-reliability bench-failover bench-security
+bench: bench-fresh bench-ingest bench-search bench-search-sustained bench-peers bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security
 
 bench-fresh:
 	rm -f bench/results.json bench/REPORT.md bench/plots/*.png
@@ -86,6 +86,11 @@ bench-reliability: migrate
 # SIGKILLs the primary of a Redis group of its own (the stack's Redis is left alone).
 bench-failover: migrate
 	$(POETRY) run python -m bench.failover
+
+# Hangs (SIGSTOP) the local stack's Redis, Elasticsearch and PostgreSQL in turn: run it
+# alone, after bench-reliability (whose section it adds to).
+bench-hangs: migrate
+	$(POETRY) run python -m bench.hangs
 
 bench-security: migrate
 	$(POETRY) run python -m bench.security

@@ -466,7 +466,7 @@ def _load(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
 
 
 def _reliability(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
-    if "faults_detail" not in r:
+    if "faults_detail" not in r:  # only bench.hangs has run (its own section: _hangs)
         return []
     lines = [
         "## Faults under load",
@@ -527,6 +527,40 @@ def _failover(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _hangs(results: dict[str, Any]) -> list[str]:
+    hangs = _get(results, "reliability.hang") or {}
+    deps = [d for d in ("redis", "elasticsearch", "postgres") if d in hangs]
+    if not deps:
+        return []
+    lines = [
+        "## Hung dependencies under load",
+        "",
+        (
+            "| dependency hung | p50 during, ms | p99 during, ms | longest request, ms | "
+            "answers during the hang | unexpected answers | breaker opened | recovered in, s |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for dep in deps:
+        h = hangs[dep]
+        during = ", ".join(f"{k}: {v}" for k, v in h["answers_during_hang"].items())
+        lines.append(
+            f"| {dep} ({h['hang_s']:g} s) | {h['p50_ms']:.0f} | {h['p99_ms']:.0f} | "
+            f"{h['max_ms']:.0f} | {during} | "
+            f"{h['unexpected_answers'] + h['503_without_retry_after']} | "
+            f"{h['breaker_opened']} | {h['recovered_s']:g} |"
+        )
+    how = _get(results, "_method.reliability.hang.how") or ""
+    return [
+        *lines,
+        "",
+        f"Acknowledged writes {hangs['acknowledged_writes']}, lost {hangs['lost_writes']}.",
+        "",
+        f"How: {how}",
+        "",
+    ]
+
+
 def _security(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     return [
         "## Security",
@@ -574,6 +608,7 @@ RENDERERS = [
     _section("load", _load),
     _section("reliability", _reliability),
     _failover,
+    _hangs,
     _section("security", _security),
 ]
 

@@ -51,14 +51,49 @@ def _unset_if_blank(value: Any) -> Any:
 class DatabaseSettings(BaseModel):
     pool_size: int = Field(10, ge=1, le=200)
     max_overflow: int = Field(10, ge=0, le=200)
-    connect_timeout_s: float = Field(5.0, gt=0)
-    statement_timeout_ms: int = Field(30_000, ge=0)
+    connect_timeout_s: float = Field(3.0, gt=0)
+    statement_timeout_ms: int = Field(
+        5_000,
+        ge=0,
+        description="The server cancels a statement after this (0: never). Keep it under "
+        "command_timeout_s, so the server, not the client, ends a slow statement.",
+    )
+    # A hung server (connections accepted, nothing answered): what each wait may cost.
+    command_timeout_s: float = Field(
+        6.0,
+        gt=0,
+        description="Longest wait for one answer from PostgreSQL (client side: bounds a "
+        "server that accepts connections and answers nothing).",
+    )
+    pool_timeout_s: float = Field(
+        2.0, gt=0, description="Longest wait for a pooled connection when all are in use."
+    )
+    breaker_failures: int = Field(
+        3, ge=1, description="Consecutive failures that open PostgreSQL's circuit (503s)."
+    )
+    breaker_reset_s: float = Field(5.0, gt=0, description="Open circuit's cool-down.")
     echo: bool = False
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> DatabaseSettings:
+        if self.statement_timeout_ms and self.statement_timeout_ms >= self.command_timeout_s * 1000:
+            raise ValueError("statement_timeout_ms must be under command_timeout_s")
+        return self
 
 
 class ElasticsearchSettings(BaseModel):
     request_timeout_s: float = Field(10.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
+    search_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="One time budget for all of a search's Elasticsearch round trips "
+        "together, the client's retries included (503 with Retry-After past it).",
+    )
+    breaker_failures: int = Field(
+        3, ge=1, description="Consecutive failures that open Elasticsearch's circuit (503s)."
+    )
+    breaker_reset_s: float = Field(5.0, gt=0, description="Open circuit's cool-down.")
     index_prefix: str = Field("myaiserv", pattern=r"^[a-z0-9][a-z0-9_-]*$")
     text_analyzer: str = Field(
         "standard",
@@ -430,8 +465,18 @@ class SecretSettings(BaseModel):
 
 
 class RedisSettings(BaseModel):
-    socket_timeout_s: float = Field(1.0, gt=0)
-    connect_timeout_s: float = Field(1.0, gt=0)
+    # Redis holds caches and counters only: a slow answer is worth less than none.
+    socket_timeout_s: float = Field(
+        0.25,
+        gt=0,
+        description="Longest wait for Redis's answer; a command (retries included) never "
+        "takes longer than this and connect_timeout_s together.",
+    )
+    connect_timeout_s: float = Field(0.25, gt=0)
+    breaker_failures: int = Field(
+        3, ge=1, description="Consecutive failures that open Redis's circuit (caches skipped)."
+    )
+    breaker_reset_s: float = Field(5.0, gt=0, description="Open circuit's cool-down.")
     namespace: str = Field(
         "myaiserv",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",

@@ -113,6 +113,13 @@ READY = Gauge(
     ["dependency"],
     multiprocess_mode="livemin",
 )
+DEPENDENCY_BREAKER = Gauge(
+    "myaiserv_dependency_breaker_state",
+    "Circuit breaker of a datastore: 0 closed, 1 half-open (probing), 2 open (skipped or "
+    "refused at once); the worst of the instance's workers.",
+    ["dependency"],
+    multiprocess_mode="livemax",
+)
 ES_CLUSTER_STATUS = Gauge(
     "myaiserv_es_cluster_status",
     "Elasticsearch cluster health at the last readiness check: 0 green, 1 yellow, 2 red.",

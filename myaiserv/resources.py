@@ -20,6 +20,7 @@ from myaiserv.config import Settings
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.embeddings.cache import CachedEmbedder
 from myaiserv.embeddings.model import Embedder
+from myaiserv.health.breakers import DependencyBreakers
 from myaiserv.llm.registry import ProviderRegistry
 from myaiserv.search.client import create_es_client
 from myaiserv.search.guard import IndexGuard
@@ -40,6 +41,7 @@ class Resources:
     llm: ProviderRegistry
     secrets: SecretResolver
     audit_sampler: AuthFailureSampler
+    breakers: DependencyBreakers
 
 
 def index_options(settings: Settings) -> IndexOptions:
@@ -62,12 +64,13 @@ async def open_resources(
     owned = embedder is None
     model = embedder or Embedder.from_settings(settings.embedding)
     info = await model.aload()
+    breakers = DependencyBreakers.from_settings(settings)
     engine = create_engine(settings)
     es = create_es_client(settings)
-    redis = create_redis_client(settings)
+    redis = create_redis_client(settings, breakers.redis)
     indices = IndexManager(es, settings.es.index_prefix, info, index_options(settings))
     cached = CachedEmbedder(model, redis, ttl_s=settings.embedding.cache_ttl_s)
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = create_sessionmaker(engine, breakers.postgres)
     secrets = SecretResolver(
         sessionmaker,
         [k.get_secret_value() for k in settings.secrets.keys],
@@ -88,6 +91,7 @@ async def open_resources(
             llm=llm,
             secrets=secrets,
             audit_sampler=AuthFailureSampler(redis, settings.redis.namespace),
+            breakers=breakers,
         )
     finally:
         await llm.aclose()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import uuid
 from collections import Counter
@@ -189,6 +190,7 @@ class FaultWindow:
     healthy_end: int  # outcomes before the dependency was stopped
     outage_end: int  # outcomes before it was started again
     recovered: bool  # traffic all succeeded again afterwards
+    recovered_s: float  # from the dependency's return until then
 
 
 async def inject_fault(
@@ -200,8 +202,9 @@ async def inject_fault(
     outage_s: float = 6.0,
     recovery_s: float = 120.0,
 ) -> FaultWindow:
-    """With ``load`` running: healthy traffic, ``stop()`` (a dependency), an outage,
-    ``start()``, then wait until the last 10 requests all succeeded (and 2 s more)."""
+    """With ``load`` running: healthy traffic, ``stop()`` (a dependency: stopped, or hung),
+    an outage, ``start()``, then wait until the last 10 requests all succeeded (and 2 s
+    more)."""
     await asyncio.sleep(healthy_s)
     healthy_end = len(load.outcomes)
     await asyncio.to_thread(stop)
@@ -210,13 +213,38 @@ async def inject_fault(
     finally:
         outage_end = len(load.outcomes)
         await asyncio.to_thread(start)
-    deadline = time.monotonic() + recovery_s
+    back = time.monotonic()
     recovered = False
-    while time.monotonic() < deadline:
+    while time.monotonic() < back + recovery_s:
         recent = load.outcomes[-10:]
         if len(recent) == 10 and all(o.status in (200, 201) for o in recent):
             recovered = True
             break
         await asyncio.sleep(0.5)
+    recovered_s = time.monotonic() - back
     await asyncio.sleep(2.0)
-    return FaultWindow(healthy_end, outage_end, recovered)
+    return FaultWindow(healthy_end, outage_end, recovered, recovered_s)
+
+
+BREAKER_LINE = re.compile(
+    r'^myaiserv_dependency_breaker_state\{dependency="(\w+)"\} (\S+)$', re.MULTILINE
+)
+
+
+async def breaker_states(http: httpx.AsyncClient) -> dict[str, int]:
+    """The instance's circuit breakers (0 closed, 1 half-open, 2 open) as its /metrics
+    says; empty when it does not answer."""
+    try:
+        resp = await http.get("/metrics", timeout=10)
+    except httpx.HTTPError:
+        return {}
+    return {name: int(float(value)) for name, value in BREAKER_LINE.findall(resp.text)}
+
+
+async def watch_breaker(http: httpx.AsyncClient, dependency: str, seen: list[int]) -> None:
+    """Append the dependency's breaker state to ``seen`` every half second, until cancelled."""
+    while True:
+        state = (await breaker_states(http)).get(dependency)
+        if state is not None:
+            seen.append(state)
+        await asyncio.sleep(0.5)

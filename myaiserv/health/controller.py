@@ -26,13 +26,15 @@ class HealthController(Controller):
     async def metrics(self, resources: NamedDependency[Resources]) -> Response[bytes]:
         """The instance's metrics in the Prometheus text format (every worker's, in
         multiprocess mode). Each scrape first runs the readiness checks, so
-        ``myaiserv_dependency_up`` and ``myaiserv_es_cluster_status`` are current."""
+        ``myaiserv_dependency_up``, ``myaiserv_dependency_breaker_state`` and
+        ``myaiserv_es_cluster_status`` are current."""
         from myaiserv.metrics import exposition
 
         await ReadinessService(
             es=resources.es,
             engine=resources.engine,
             redis=resources.redis,
+            breakers=resources.breakers,
             timeout_s=resources.settings.readiness_timeout_s,
         ).check()
 
@@ -60,6 +62,7 @@ class HealthController(Controller):
             es=resources.es,
             engine=resources.engine,
             redis=resources.redis,
+            breakers=resources.breakers,
             timeout_s=resources.settings.readiness_timeout_s,
         )
         results = await service.check()

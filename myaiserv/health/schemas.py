@@ -15,6 +15,9 @@ class Check(msgspec.Struct, kw_only=True):
     status: Literal["ok", "down"]
     latency_ms: float
     detail: str
+    # This process's circuit for the dependency: open means requests skip it (Redis) or
+    # are refused at once with 503 (Elasticsearch, PostgreSQL).
+    breaker: Literal["closed", "half_open", "open"]
 
 
 class Ready(msgspec.Struct, kw_only=True):

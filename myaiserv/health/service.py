@@ -14,6 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from myaiserv import metrics
+from myaiserv.health.breakers import DependencyBreakers
+from myaiserv.kit.breaker import BreakerState
 
 
 @dataclass
@@ -22,22 +24,31 @@ class CheckResult:
     ok: bool
     latency_ms: float
     detail: str
+    breaker: BreakerState
 
     def as_dict(self) -> dict[str, object]:
         return {
             "status": "ok" if self.ok else "down",
             "latency_ms": round(self.latency_ms, 1),
             "detail": self.detail,
+            "breaker": self.breaker.value,
         }
 
 
 class ReadinessService:
     def __init__(
-        self, *, es: AsyncElasticsearch, engine: AsyncEngine, redis: Redis, timeout_s: float
+        self,
+        *,
+        es: AsyncElasticsearch,
+        engine: AsyncEngine,
+        redis: Redis,
+        breakers: DependencyBreakers,
+        timeout_s: float,
     ) -> None:
         self.es = es
         self.engine = engine
         self.redis = redis
+        self.breakers = breakers
         self.timeout_s = timeout_s
 
     async def _elasticsearch(self) -> str:
@@ -68,7 +79,8 @@ class ReadinessService:
             detail, ok = f"no answer within {self.timeout_s:g}s", False
         except Exception as exc:  # noqa: BLE001 - any failure is the check's answer
             detail, ok = f"{type(exc).__name__}: {exc}"[:300], False
-        return CheckResult(name, ok, (time.perf_counter() - started) * 1000, detail)
+        breaker = self.breakers.states()[name]
+        return CheckResult(name, ok, (time.perf_counter() - started) * 1000, detail, breaker)
 
     async def check(self) -> list[CheckResult]:
         results = list(

@@ -21,6 +21,7 @@ import httpx
 import openai
 
 from myaiserv.config import ProviderSettings
+from myaiserv.kit.breaker import BreakerState, CircuitBreaker
 from myaiserv.llm.base import (
     ChatMessage,
     Completion,
@@ -29,7 +30,6 @@ from myaiserv.llm.base import (
     Passage,
     ProviderError,
 )
-from myaiserv.llm.breaker import BreakerState, CircuitBreaker
 from myaiserv.llm.openai_wire import FAILURES, chat_request, classify, to_completion, to_deltas
 from myaiserv.logging import get_logger, register_secret
 from myaiserv.secrets.box import SecretsError

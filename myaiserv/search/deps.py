@@ -19,6 +19,8 @@ def search_store(resources: Resources) -> SearchStore:
         resources.indices,
         resources.index_guard,
         pit_keep_alive=resources.settings.search.pit_keep_alive,
+        breaker=resources.breakers.elasticsearch,
+        timeout_s=resources.settings.es.search_timeout_s,
     )
 
 

@@ -25,11 +25,16 @@ class IndexGuard:
         self.indices = indices
         self._checked: dict[str, float] = {}
 
-    async def check(self, es: AsyncElasticsearch, kinds: list[Kind]) -> None:
+    def due(self, kinds: list[Kind]) -> list[Kind]:
+        """The kinds whose check is due (none: ``check`` makes no round trip)."""
         now = time.monotonic()
-        due = [k for k in kinds if now - self._checked.get(k, float("-inf")) >= GUARD_TTL_S]
+        return [k for k in kinds if now - self._checked.get(k, float("-inf")) >= GUARD_TTL_S]
+
+    async def check(self, es: AsyncElasticsearch, kinds: list[Kind]) -> None:
+        due = self.due(kinds)
         if not due:
             return
+        now = time.monotonic()
         indices = self.indices
         aliases = ",".join(indices.alias(k) for k in due)
         # Elasticsearch's errors (the indices missing: a 404) are the store's to translate.

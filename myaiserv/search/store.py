@@ -7,20 +7,26 @@ client, an alias or an ``elasticsearch`` exception. How a failure reads to a cli
 
 - unreachable, timed out, overloaded (429), failing (5xx, unavailable shards): 503 with
   Retry-After; the indices missing (404): 503 naming the fix;
+- no answer within the search's budget (``search_timeout_s``: one for all of its round
+  trips together, the client's retries included), or Elasticsearch's circuit open after repeated
+  failures: 503 with Retry-After, at once while the circuit is open;
 - a point in time gone while paging with a cursor: ``CursorExpiredError`` (410);
 - any other refusal of a body we built: 400 naming Elasticsearch's error type.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
+import math
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from myaiserv.errors import AppError, DependencyUnavailableError
+from myaiserv.kit.breaker import CircuitBreaker, bounded
 from myaiserv.logging import get_logger
 from myaiserv.search.cursor import CursorExpiredError
 from myaiserv.search.guard import IndexGuard
@@ -64,6 +70,21 @@ def translated(*, paging: bool = False) -> Iterator[None]:
         raise DependencyUnavailableError("elasticsearch") from exc
 
 
+def unavailable(exc: BaseException) -> bool:
+    """Elasticsearch did not answer, or answered that it cannot serve (5xx, 429)."""
+    if isinstance(exc, TransportError):
+        return True
+    return isinstance(exc, ApiError) and (exc.meta.status >= 500 or exc.meta.status == 429)
+
+
+def refused(retry_after_s: float) -> DependencyUnavailableError:
+    return DependencyUnavailableError(
+        "elasticsearch",
+        "the search cluster is not answering; searches are refused until it does",
+        retry_after_s=max(1, math.ceil(retry_after_s)),
+    )
+
+
 @dataclass(frozen=True)
 class Answers:
     """One ``_msearch``: each body's response by name, and the point in time to go on
@@ -86,31 +107,70 @@ class SearchStore:
         guard: IndexGuard,
         *,
         pit_keep_alive: str,
+        breaker: CircuitBreaker,
+        timeout_s: float,
     ) -> None:
+        """One store per request: all its round trips together, the client's retries
+        included, may take ``timeout_s`` (time spent elsewhere, e.g. embedding the query
+        while a point in time opens, is not counted)."""
         self.es = es
         self.indices = indices
         self.guard = guard
         self.pit_keep_alive = pit_keep_alive
+        self.breaker = breaker
+        self.timeout_s = timeout_s
+        self._spent_s = 0.0
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self) -> AsyncIterator[None]:
+        """One round trip, through the breaker, within what is left of the budget."""
+        clock = asyncio.get_running_loop().time
+        started = clock()
+        deadline = started + max(0.0, self.timeout_s - self._spent_s)
+        try:
+            async with bounded(
+                self.breaker, deadline=deadline, is_failure=unavailable, refuse=refused
+            ):
+                yield
+        finally:
+            self._spent_s += clock() - started
+
+    @contextlib.asynccontextmanager
+    async def _round_trip(self, *, paging: bool = False) -> AsyncIterator[None]:
+        """One call to Elasticsearch: through the breaker, within the deadline, its
+        failures translated."""
+        try:
+            with translated(paging=paging):
+                async with self._bounded():
+                    yield
+        except TimeoutError as exc:
+            log.warning("elasticsearch gave no answer in time", timeout_s=self.timeout_s)
+            raise DependencyUnavailableError(
+                "elasticsearch", f"the search cluster gave no answer within {self.timeout_s:g}s"
+            ) from exc
 
     def _aliases(self, kinds: list[Kind]) -> str:
         return ",".join(self.indices.alias(k) for k in kinds)
 
     async def check(self, kinds: list[Kind]) -> None:
         """Refuse (503) indices that cannot serve this instance (see ``IndexGuard``)."""
-        with translated():
+        if not self.guard.due(kinds):
+            return  # checked a moment ago: no round trip, nothing to tell the breaker
+        async with self._round_trip():
             await self.guard.check(self.es, kinds)
 
     async def open_pit(self, kinds: list[Kind]) -> str:
-        with translated():
+        async with self._round_trip():
             resp = await self.es.open_point_in_time(
                 index=self._aliases(kinds), keep_alive=self.pit_keep_alive
             )
         return str(resp["id"])
 
     async def close_pit(self, pit: str) -> None:
-        # Expired or unreachable: either way nothing is left to release.
-        with contextlib.suppress(ApiError, TransportError):
-            await self.es.close_point_in_time(id=pit)
+        # Expired, unreachable or out of time: either way nothing is left to release.
+        with contextlib.suppress(ApiError, TransportError, AppError, TimeoutError):
+            async with self._bounded():
+                await self.es.close_point_in_time(id=pit)
 
     async def msearch(
         self,
@@ -128,7 +188,7 @@ class SearchStore:
                 searches += [{"index": self._aliases(kinds)}, body]
             else:
                 searches += [{}, {**body, "pit": {"id": pit, "keep_alive": self.pit_keep_alive}}]
-        with translated(paging=paging):
+        async with self._round_trip(paging=paging):
             resp = await self.es.msearch(searches=searches)
         by_name = dict(zip(bodies, resp["responses"], strict=True))
         for result in by_name.values():
@@ -140,7 +200,7 @@ class SearchStore:
     async def search(self, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
         """One search over a kind's alias. No partial results: totals and aggregations
         are exact or an error."""
-        with translated():
+        async with self._round_trip():
             resp = await self.es.search(
                 index=self.indices.alias(kind), body=body, allow_partial_search_results=False
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -11,7 +12,13 @@ from pathlib import Path
 from myaiserv.stack.config import SERVICES, StackConfig
 from myaiserv.stack.elasticsearch import ElasticsearchService
 from myaiserv.stack.postgres import PostgresService
-from myaiserv.stack.process import StackError, ensure_traversable, service_user
+from myaiserv.stack.process import (
+    StackError,
+    ensure_traversable,
+    read_pid,
+    service_user,
+    signal_tree,
+)
 from myaiserv.stack.redis import RedisService
 from myaiserv.stack.web import WebService
 
@@ -103,6 +110,27 @@ class Stack:
     def stop(self, name: str) -> None:
         with self._locked():
             self.service(name).stop()
+
+    def pause(self, name: str) -> None:
+        """Hang a server (SIGSTOP it and every process it started, e.g. PostgreSQL's
+        postmaster and backends): it accepts connections and answers nothing, as a
+        server stuck on a dead disk or a long GC pause does. ``resume`` thaws it."""
+        for pid in self._server_pids(name):
+            signal_tree(pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        for pid in self._server_pids(name):
+            signal_tree(pid, signal.SIGCONT)
+
+    def _server_pids(self, name: str) -> list[int | None]:
+        service = self.service(name)
+        if isinstance(service, ElasticsearchService):
+            return [read_pid(service.pidfile(node)) for node in service.running_nodes()]
+        if isinstance(service, PostgresService):
+            return [read_pid(service.data / "postmaster.pid")]
+        if isinstance(service, RedisService):
+            return [read_pid(service.pidfile)]
+        raise StackError(f"{name} cannot be paused")
 
     @staticmethod
     def _running(service: Service) -> bool:

@@ -159,6 +159,40 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (from /proc), parents before children."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop(0)
+        tree.append(current)
+        todo += children.get(current, [])
+    return tree
+
+
+def signal_tree(pid: int | None, sig: signal.Signals) -> None:
+    """Send ``sig`` to ``pid`` and every descendant: SIGSTOP freezes a server (its kernel
+    still accepts connections, nothing answers), SIGCONT thaws it. Parents are signalled
+    first, so a stopped parent forks no child that escapes."""
+    if not pid_alive(pid):
+        raise StackError(f"process {pid} is not running")
+    assert pid is not None
+    for member in process_tree(pid):
+        try:
+            os.kill(member, sig)
+        except ProcessLookupError:
+            continue
+
+
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -22,6 +22,9 @@ async def test_ready_when_all_dependencies_answer(client: AsyncTestClient) -> No
     assert {name: check["status"] for name, check in body["checks"].items()} == dict.fromkeys(
         DEPENDENCIES, "ok"
     )
+    assert {name: check["breaker"] for name, check in body["checks"].items()} == dict.fromkeys(
+        DEPENDENCIES, "closed"
+    )
     assert response.headers["x-instance"] == "test"
 
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from myaiserv.config import ProviderSettings
+from myaiserv.kit.breaker import BreakerState
 from myaiserv.llm.base import ChatMessage, Delta, GenerationParams, ProviderError, Usage
-from myaiserv.llm.breaker import BreakerState
 from myaiserv.llm.openai_provider import OpenAIProvider
 from tests.fakes.openai_server import FakeOpenAIServer
 

@@ -262,3 +262,25 @@ def test_readme_blocks_are_rewritten_from_new_results() -> None:
         "<!-- /bench:relevance -->\nrest\n"
     )
     assert report.with_readme_blocks(rewritten, results) == rewritten
+
+
+def test_hung_dependencies_get_a_row_each_and_are_skipped_without_figures() -> None:
+    hang = {
+        "hang_s": 30.0,
+        "p50_ms": 3.9,
+        "p99_ms": 8016.5,
+        "max_ms": 8479.3,
+        "recovered_s": 1.0,
+        "answers_during_hang": {"201": 2, "503": 367},
+        "unexpected_answers": 0,
+        "503_without_retry_after": 0,
+        "breaker_opened": True,
+    }
+    results = {
+        "reliability": {"hang": {"postgres": hang, "acknowledged_writes": 9, "lost_writes": 0}}
+    }
+    text = report.render(results)
+    assert "## Hung dependencies under load" in text
+    assert "| postgres (30 s) | 4 | 8016 | 8479 | 201: 2, 503: 367 | 0 | True | 1 |" in text
+    assert "Acknowledged writes 9, lost 0." in text
+    assert "Hung dependencies" not in report.render({})

@@ -3,10 +3,9 @@ asks the Sentinels for it (no connection is made here)."""
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
 from redis.asyncio.sentinel import SentinelConnectionPool
 
-from myaiserv.cache.client import SentinelMaster, create_redis_client
+from myaiserv.cache.client import GuardedRedis, SentinelMaster, create_redis_client
 from myaiserv.config import Settings
 
 
@@ -19,7 +18,7 @@ async def test_a_sentinel_url_gives_the_primary_through_the_sentinels() -> None:
         _settings("redis+sentinel://app:s3cret-pass@s1:26390,s2:26391/mymaster/2")
     )
     try:
-        assert isinstance(client, SentinelMaster)
+        assert isinstance(client, SentinelMaster) and client.guard is not None
         pool = client.connection_pool
         assert isinstance(pool, SentinelConnectionPool)
         assert pool.is_master and pool.service_name == "mymaster"
@@ -47,7 +46,7 @@ async def test_a_sentinel_url_gives_the_primary_through_the_sentinels() -> None:
 async def test_a_plain_url_gives_one_server() -> None:
     client = create_redis_client(_settings("redis://cache:6380/3"))
     try:
-        assert type(client) is Redis
+        assert type(client) is GuardedRedis and client.guard is not None
         kwargs = client.connection_pool.connection_kwargs
         assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("cache", 6380, 3)
     finally:

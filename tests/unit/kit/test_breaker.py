@@ -1,10 +1,14 @@
-"""The circuit breaker's state machine, on a clock the tests move."""
+"""The circuit breaker's state machine, on a clock the tests move, and the bounded call
+through it."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
-from myaiserv.llm.breaker import BreakerState, CircuitBreaker
+from myaiserv.kit.breaker import BreakerState, CircuitBreaker, bounded
 
 
 class Clock:
@@ -104,3 +108,85 @@ def test_late_failures_do_not_extend_the_cool_down(clock: Clock) -> None:
 def test_rejects_nonsense_settings(failures: int, reset_s: float) -> None:
     with pytest.raises(ValueError, match="failures must be"):
         CircuitBreaker(failures, reset_s)
+
+
+def test_each_change_of_state_is_told_once(clock: Clock) -> None:
+    seen: list[BreakerState] = []
+    breaker = CircuitBreaker(2, 10.0, clock=clock, on_change=seen.append)
+    breaker.record_failure()
+    breaker.record_success()
+    assert seen == []  # closed all along: nothing to tell
+    breaker.record_failure()
+    breaker.record_failure()
+    breaker.record_failure()  # already open: no news
+    clock.now += 10.0
+    assert breaker.allow()
+    breaker.record_success()
+    assert seen == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
+
+
+def test_state_codes_are_ordered_by_severity() -> None:
+    codes = [s.code for s in (BreakerState.CLOSED, BreakerState.HALF_OPEN, BreakerState.OPEN)]
+    assert codes == [0, 1, 2]
+
+
+class RefusedError(Exception):
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+
+
+def call(breaker: CircuitBreaker, deadline: float | None = None) -> Any:
+    return bounded(
+        breaker,
+        deadline=deadline,
+        is_failure=lambda exc: isinstance(exc, ConnectionError),
+        refuse=RefusedError,
+    )
+
+
+async def test_a_bounded_call_past_its_deadline_is_a_failure(clock: Clock) -> None:
+    breaker = CircuitBreaker(1, 10.0, clock=clock)
+    with pytest.raises(TimeoutError):
+        async with call(breaker, asyncio.get_running_loop().time() + 0.01):
+            await asyncio.sleep(10)
+    assert breaker.state is BreakerState.OPEN
+
+
+async def test_an_open_circuit_refuses_at_once_saying_when_to_retry(clock: Clock) -> None:
+    breaker = opened(clock, failures=1)
+    clock.now += 4.0
+    with pytest.raises(RefusedError) as refused:
+        async with call(breaker):
+            pytest.fail("the call went through an open circuit")
+    assert refused.value.retry_after_s == 6.0
+
+
+async def test_an_error_answer_is_a_success_and_no_answer_a_failure(clock: Clock) -> None:
+    breaker = CircuitBreaker(2, 10.0, clock=clock)
+    with pytest.raises(ConnectionError):
+        async with call(breaker):
+            raise ConnectionError
+    with pytest.raises(KeyError):  # the dependency answered: "no such thing"
+        async with call(breaker):
+            raise KeyError("missing")
+    with pytest.raises(ConnectionError):
+        async with call(breaker):
+            raise ConnectionError
+    assert breaker.state is BreakerState.CLOSED  # not two failures in a row
+
+
+async def test_a_cancelled_call_is_not_recorded(clock: Clock) -> None:
+    breaker = CircuitBreaker(1, 10.0, clock=clock)
+    started = asyncio.Event()
+
+    async def waits() -> None:
+        async with call(breaker):
+            started.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(waits())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert breaker.state is BreakerState.CLOSED
