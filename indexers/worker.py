@@ -27,19 +27,21 @@ from dataclasses import dataclass, field
 import asyncpg
 import elasticsearch
 from redis.exceptions import RedisError
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from indexers import metrics
-from indexers.bulk import OK, POISON, write
+from indexers.building import build_isolated
+from indexers.bulk import write
+from indexers.settle import apply, entity_of, sort_rows, written_versions
 from indexers.sources import Builder, Entity, Pending
-from myaiserv.db.models import DeadLetter, IndexBuild, OutboxEvent
+from myaiserv.db.models import IndexBuild, OutboxEvent
 from myaiserv.db.outbox import CHANNEL, DELETE, OutboxRepository
 from myaiserv.logging import get_logger
 from myaiserv.resources import Resources
 from myaiserv.search.cache import bump_generations
-from myaiserv.search.kinds import INDEX_OF, KINDS, Kind, stored_entity_kind, stored_kind
+from myaiserv.search.kinds import INDEX_OF, KINDS, Kind, stored_kind
 
 log = get_logger("indexers.worker")
 LAG_REPORT_EVERY_S = 5.0
@@ -68,10 +70,6 @@ async def _first_of(*events: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-def backoff_seconds(attempts: int) -> float:
-    return min(60.0, 0.5 * 2.0 ** min(attempts, 8))
 
 
 class Worker:
@@ -132,7 +130,7 @@ class Worker:
                 return result
             pending: dict[Entity, Pending] = {}
             for row in claimed:
-                entity = Entity(stored_entity_kind(row.kind), row.entity_id)
+                entity = entity_of(row)
                 p = pending.setdefault(entity, Pending(entity))
                 if row.op == DELETE:
                     p.delete_version = max(p.delete_version or 0, row.version)
@@ -143,66 +141,22 @@ class Worker:
                 self.settings,
                 await self.targets(session),
             )
-            actions = await builder.build(list(pending.values()))
+            actions, unbuilt = await build_isolated(session, builder, list(pending.values()))
             result.actions = len(actions)
             outcomes = await write(self.resources.es, actions)
+            outcomes.update(unbuilt)
+            for outcome in outcomes.values():
+                for reason in outcome.failures:
+                    result.failures[reason] = result.failures.get(reason, 0) + 1
 
-            done, retry, dead = [], [], []
-            for row in claimed:
-                outcome = outcomes.get(Entity(stored_entity_kind(row.kind), row.entity_id))
-                if outcome is None or outcome.status == OK:
-                    done.append(row)
-                elif outcome.status == POISON or (
-                    outcome.reason != "unavailable"
-                    and (row.attempts + 1 >= self.settings.indexing.max_attempts)
-                ):
-                    dead.append((row, outcome))
-                else:
-                    retry.append((row, outcome))
-                if outcome is not None:
-                    for reason in outcome.failures:
-                        result.failures[reason] = result.failures.get(reason, 0) + 1
-
-            if done:
+            cfg = self.settings.indexing
+            settlement = sort_rows(claimed, outcomes, cfg)
+            if settlement.done:
                 await self.publish(
-                    {(str(r.tenant_id), INDEX_OF[stored_entity_kind(r.kind)]) for r in done}
+                    {(str(r.tenant_id), INDEX_OF[entity_of(r).kind]) for r in settlement.done}
                 )
-                await session.execute(
-                    delete(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in done]))
-                )
-            for row, outcome in retry:
-                # An unavailable cluster is not the row's fault: it does not use up attempts.
-                attempts = row.attempts + (0 if outcome.reason == "unavailable" else 1)
-                await session.execute(
-                    update(OutboxEvent)
-                    .where(OutboxEvent.id == row.id)
-                    .values(
-                        attempts=attempts,
-                        last_error=f"{outcome.reason}: {outcome.error}"[:2000],
-                        available_at=func.now()
-                        + text(f"interval '{backoff_seconds(row.attempts):.3f} seconds'"),
-                    )
-                )
-            if dead:
-                await session.execute(
-                    insert(DeadLetter),
-                    [
-                        {
-                            "tenant_id": row.tenant_id,
-                            "kind": row.kind,
-                            "entity_id": row.entity_id,
-                            "op": row.op,
-                            "version": row.version,
-                            "reason": (outcome.reason or "unknown")[:64],
-                            "error": outcome.error or "",
-                            "attempts": row.attempts + 1,
-                        }
-                        for row, outcome in dead
-                    ],
-                )
-                await session.execute(
-                    delete(OutboxEvent).where(OutboxEvent.id.in_([r.id for r, _ in dead]))
-                )
+            await apply(session, settlement, written_versions(claimed, actions), cfg)
+            done, retry, dead = settlement.done, settlement.retry, settlement.dead
             result.indexed, result.retried, result.dead = len(done), len(retry), len(dead)
         result.seconds = time.perf_counter() - started
         metrics.record_batch(result)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, get_args
 from uuid import UUID, uuid4
 
 from sqlalchemy import (
@@ -31,6 +31,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from myaiserv.db.base import Base
 from myaiserv.search.kinds import EntityKind
 
+# Where a record's current version stands with the index: written and not yet settled by
+# an indexer, acknowledged by Elasticsearch, or dead-lettered (``index_error`` says why).
+IndexStatus = Literal["pending", "indexed", "failed"]
+INDEX_STATUSES: tuple[IndexStatus, ...] = get_args(IndexStatus)
+
 
 def _now_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
@@ -48,6 +53,11 @@ class TenantRecord:
     version: Mapped[int] = mapped_column(BigInteger, server_default="1")
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = _now_column()
+    # Set by writes (pending) and by the indexer when it settles *this* version (see
+    # ``myaiserv.db.index_state``); a settlement of an older version changes nothing.
+    index_status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    index_error: Mapped[str | None] = mapped_column(Text)
+    index_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Tenant(Base):

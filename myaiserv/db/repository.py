@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from myaiserv.db.index_state import pending_values
 from myaiserv.db.models import TenantRecord
 from myaiserv.db.outbox import Change, OutboxRepository
 from myaiserv.errors import NotFoundError
@@ -106,10 +107,12 @@ class RecordRepository(Generic[RecordT]):
         await self.record([self.deleted(entity_id, version)])
 
     async def touch(self, entity: RecordT) -> None:
-        """``entity`` changed: one version up, written now, flushed (constraint errors
-        surface here) and reloaded, and its outbox row written."""
+        """``entity`` changed: one version up, written now, pending in the index, flushed
+        (constraint errors surface here) and reloaded, and its outbox row written."""
         entity.version += 1
         entity.updated_at = func.now()  # the database's clock, as every write's
+        for column, value in pending_values().items():
+            setattr(entity, column, value)
         await self.session.flush()
         await self.session.refresh(entity)
         await self.record([self.upserted(entity.id, entity.version)])

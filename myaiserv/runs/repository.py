@@ -6,6 +6,7 @@ from uuid import UUID
 
 from sqlalchemy import func, select, update
 
+from myaiserv.db.index_state import pending_values
 from myaiserv.db.models import Conversation, Prompt, PromptVersion, Run
 from myaiserv.db.repository import RecordRepository
 
@@ -47,7 +48,12 @@ class RunRepository(RecordRepository[Run]):
         rows = await self.session.execute(
             update(Run)
             .where(Run.conversation_id == conversation_id, Run.tenant_id == self.tenant_id)
-            .values(conversation_id=None, version=Run.version + 1, updated_at=func.now())
+            .values(
+                conversation_id=None,
+                version=Run.version + 1,
+                updated_at=func.now(),
+                **pending_values(),
+            )
             .returning(Run.id, Run.version)
         )
         return [(rid, int(version)) for rid, version in rows]
