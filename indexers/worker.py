@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import elasticsearch
-from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,11 +35,11 @@ from indexers.building import build_isolated
 from indexers.bulk import write
 from indexers.settle import apply, entity_of, sort_rows, written_versions
 from indexers.sources import Builder, Entity, Pending
+from myaiserv.db.generations import bump
 from myaiserv.db.models import IndexBuild, OutboxEvent
 from myaiserv.db.outbox import CHANNEL, DELETE, OutboxRepository
 from myaiserv.logging import get_logger
 from myaiserv.resources import Resources
-from myaiserv.search.cache import bump_generations
 from myaiserv.search.kinds import INDEX_OF, KINDS, Kind, stored_kind
 
 log = get_logger("indexers.worker")
@@ -152,9 +151,9 @@ class Worker:
             cfg = self.settings.indexing
             settlement = sort_rows(claimed, outcomes, cfg)
             if settlement.done:
-                await self.publish(
-                    {(str(r.tenant_id), INDEX_OF[entity_of(r).kind]) for r in settlement.done}
-                )
+                written = {(str(r.tenant_id), INDEX_OF[entity_of(r).kind]) for r in settlement.done}
+                await self.publish(written)
+                await bump(session, written)  # commits with the settlement, or not at all
             await apply(session, settlement, written_versions(claimed, actions), cfg)
             done, retry, dead = settlement.done, settlement.retry, settlement.dead
             result.indexed, result.retried, result.dead = len(done), len(retry), len(dead)
@@ -171,10 +170,9 @@ class Worker:
         return result
 
     async def publish(self, written: set[tuple[str, Kind]]) -> None:
-        """Make the batch's writes searchable (refresh), then bump the (tenant, kind)
-        generations that key cached result pages: from now on no cached page older than
-        these writes can be served. Redis down only delays invalidation to the cache TTL
-        (and the API serves no cache while Redis is down)."""
+        """Make the batch's writes searchable (refresh) before their settlement bumps the
+        (tenant, kind) generations that key cached result pages: once it commits, no
+        cached page older than these writes can be served."""
         aliases = sorted({self.resources.indices.alias(kind) for _, kind in written})
         try:
             await self.resources.es.indices.refresh(index=",".join(aliases))
@@ -182,10 +180,6 @@ class Worker:
             log.warning("refresh failed", error=str(exc)[:300])
         except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as exc:
             log.warning("refresh failed", error=str(exc)[:300])
-        try:
-            await bump_generations(self.resources.redis, self.settings.redis.namespace, written)
-        except (RedisError, OSError) as exc:
-            log.warning("could not bump cache generations", error=str(exc)[:300])
 
     async def lag(self) -> tuple[int, float]:
         async with self.resources.sessionmaker() as session:

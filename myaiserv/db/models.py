@@ -239,6 +239,19 @@ class DeadLetter(Base):
     created_at: Mapped[datetime] = _now_column()
 
 
+class IndexGeneration(Base):
+    """The generation of one tenant's (or, ``*``, every tenant's) entries of an index kind:
+    a fresh random value each time writes to it were settled. Cached result pages are keyed
+    by it (``myaiserv.db.generations``); random rather than a counter, so a database
+    restored from a backup can never bring back a value an older page was keyed by."""
+
+    __tablename__ = "index_generations"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    generation: Mapped[UUID] = mapped_column(server_default=func.gen_random_uuid())
+
+
 class IndexBuild(Base):
     """A concrete index being built by a reindex: indexers write to it as well as to the
     alias until the alias is swapped, so no change made during the backfill is missed."""

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.db.index_state import pending_values
-from myaiserv.db.models import TenantRecord
+from myaiserv.db.models import IndexStatus, TenantRecord
 from myaiserv.db.outbox import Change, OutboxRepository
 from myaiserv.errors import NotFoundError
 from myaiserv.kit.pagination import page_of, paginate
@@ -59,10 +59,16 @@ class RecordRepository(Generic[RecordT]):
         return found
 
     async def page(
-        self, *where: ColumnElement[bool], cursor: str | None, limit: int
+        self,
+        *where: ColumnElement[bool],
+        cursor: str | None,
+        limit: int,
+        index_status: IndexStatus | None = None,
     ) -> tuple[list[RecordT], str | None]:
-        """Newest first, continuing after ``cursor``; the cursor of the next page, or None
-        on the last one."""
+        """Newest first (only those in ``index_status``), continuing after ``cursor``; the
+        cursor of the next page, or None on the last one."""
+        if index_status is not None:
+            where = (*where, self.model.index_status == index_status)
         stmt = paginate(self.scoped(*where), self.model.created_at, self.model.id, cursor, limit)
         return page_of(list((await self.session.scalars(stmt)).all()), limit)
 

@@ -18,7 +18,6 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from redis.asyncio import Redis
 
 from myaiserv import metrics
 from myaiserv.llm.base import Passage, Usage
@@ -80,9 +79,9 @@ def decode(raw: bytes) -> Answer:
 
 
 class AnswerCache:
-    def __init__(self, redis: Redis, namespace: str, ttl_s: int, tenant_id: UUID) -> None:
-        self.pages = ResultCache(redis, namespace, ttl_s, namespace="answers")
-        self.ttl_s = ttl_s
+    def __init__(self, pages: ResultCache, tenant_id: UUID) -> None:
+        self.pages = pages
+        self.ttl_s = pages.ttl_s
         self.tenant_id = str(tenant_id)
 
     async def key(self, request: ChatRequest) -> str | None:

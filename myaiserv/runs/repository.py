@@ -7,7 +7,7 @@ from uuid import UUID
 from sqlalchemy import func, select, update
 
 from myaiserv.db.index_state import pending_values
-from myaiserv.db.models import Conversation, Prompt, PromptVersion, Run
+from myaiserv.db.models import Conversation, IndexStatus, Prompt, PromptVersion, Run
 from myaiserv.db.repository import RecordRepository
 
 
@@ -66,6 +66,7 @@ class RunRepository(RecordRepository[Run]):
         provider: str | None = None,
         model: str | None = None,
         status: str | None = None,
+        index_status: IndexStatus | None = None,
     ) -> tuple[list[Run], str | None]:
         where = [
             column == value
@@ -76,4 +77,4 @@ class RunRepository(RecordRepository[Run]):
             )
             if value is not None
         ]
-        return await self.page(*where, cursor=cursor, limit=limit)
+        return await self.page(*where, cursor=cursor, limit=limit, index_status=index_status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from myaiserv.db.generations import GenerationReader
 from myaiserv.resources import Resources
 from myaiserv.search.cache import ResultCache
 from myaiserv.search.service import SearchService
@@ -24,7 +25,12 @@ def search_service(resources: Resources, tenant_id: UUID) -> SearchService:
     settings = resources.settings
     return SearchService(
         store=search_store(resources),
-        cache=ResultCache(resources.redis, settings.redis.namespace, settings.search.cache_ttl_s),
+        cache=ResultCache(
+            resources.redis,
+            GenerationReader(resources.sessionmaker),
+            settings.redis.namespace,
+            settings.search.cache_ttl_s,
+        ),
         embedder=resources.embedder,
         settings=settings.search,
         tenant_id=tenant_id,

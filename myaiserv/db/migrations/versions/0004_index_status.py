@@ -1,4 +1,5 @@
-"""index status: every indexed record says whether its version is pending, indexed or failed
+"""index status: every indexed record says whether its version is pending, indexed or
+failed; index generations (keys of cached result pages) move from Redis to PostgreSQL
 
 Revision ID: 0004
 Revises: 0003
@@ -23,6 +24,15 @@ TABLES = ("documents", "prompts", "conversations", "messages", "runs")
 
 
 def upgrade() -> None:
+    op.create_table(
+        "index_generations",
+        sa.Column("scope", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column(
+            "generation", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("scope", "kind", name=op.f("pk_index_generations")),
+    )
     for table in TABLES:
         # Added as "indexed" (a constant default: no table rewrite), then the default new
         # rows get becomes "pending".
@@ -57,6 +67,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("index_generations")
     for table in TABLES:
         op.drop_column(table, "index_failed_at")
         op.drop_column(table, "index_error")
