@@ -4,8 +4,8 @@ the answer instead of calling the provider again.
 Identical means the same tenant, model and targets, prompt version and options, retrieval
 switch and options, generation parameters and messages (whitespace-normalised). The key
 holds the index generations of the kinds retrieval read (prompts' when retrieval is off:
-the system prompt is one), so an answer is never replayed once a newer write is
-searchable. Conversations are never cached: their history moves on. Redis down means no
+the system prompt is one), so an answer is never replayed once the indexer has settled a
+newer write. Conversations are never cached: their history moves on. Redis down means no
 cache, never an error.
 """
 

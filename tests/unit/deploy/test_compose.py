@@ -341,7 +341,7 @@ def test_redis_replicas_follow_the_primary(services: dict[str, Any]) -> None:
         assert cmd[at + 1 : at + 3] == ["redis", "6379"], name
         assert depends_on(services[name]) == {"redis": "service_healthy"}
         assert services[name]["image"] == services["redis"]["image"] == "redis:7"
-    # Only TTL'd keys may be evicted: the index generation counters have none.
+    # Only TTL'd keys may be evicted (caches and counters all have one).
     policy = primary[primary.index("--maxmemory-policy") + 1]
     assert policy == "volatile-lru"
 
