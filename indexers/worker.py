@@ -5,11 +5,14 @@ Each batch runs in one PostgreSQL transaction:
 1. claim up to N due rows with ``FOR UPDATE SKIP LOCKED`` (several workers never claim
    the same row), then take a transaction-scoped advisory lock per entity (so no two
    workers write the same entity at once; rows whose entity is busy are left for later);
-2. read the entities' current state, build actions (chunk and embed documents);
+2. read the entities' current state, build actions (chunk and embed documents); an
+   entity our own code fails on is set aside (``building``), the others go on;
 3. bulk-write them with external versions to the alias (and to an index being built by
-   a reindex);
-4. settle: delete the rows that succeeded, push retryable ones back with backoff,
-   move poison ones to ``dead_letters``; commit.
+   a reindex), and refresh what was written into view;
+4. settle (``settle``): delete the rows that succeeded, push retryable ones back with
+   backoff, move poison ones and exhausted ones to ``dead_letters``, mark the records
+   ``indexed`` or ``failed`` at the version written, renew the written (tenant, kind)
+   index generations (the keys of cached result pages); commit.
 
 A worker killed at any point loses nothing: its transaction rolls back and the rows are
 claimed again. Writes are idempotent (deterministic ids, external versions).
