@@ -153,11 +153,13 @@ class Worker:
 
             cfg = self.settings.indexing
             settlement = sort_rows(claimed, outcomes, cfg)
-            if settlement.done:
-                written = {(str(r.tenant_id), INDEX_OF[entity_of(r).kind]) for r in settlement.done}
-                await self.publish(written)
-                await bump(session, written)  # commits with the settlement, or not at all
+            refreshed = {(str(r.tenant_id), INDEX_OF[entity_of(r).kind]) for r in settlement.done}
+            if refreshed:
+                await self.publish(refreshed)
             await apply(session, settlement, written_versions(claimed, actions), cfg)
+            # Last, so the generation rows (shared by a tenant's batches) stay locked only
+            # for the commit; it commits with the settlement, or not at all.
+            await bump(session, refreshed)
             done, retry, dead = settlement.done, settlement.retry, settlement.dead
             result.indexed, result.retried, result.dead = len(done), len(retry), len(dead)
         result.seconds = time.perf_counter() - started
