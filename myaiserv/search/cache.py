@@ -59,6 +59,19 @@ class ResultCache:
         generations = ".".join(values)
         return f"{self.prefix}:{self.namespace}:{tenant_id}:{fingerprint}:{generations}"
 
+    async def lookup(
+        self, tenant_id: str, kinds: list[Kind], fingerprint: str
+    ) -> tuple[str | None, bytes | None]:
+        """(the page's key, None when there is no cache to use; the cached page, if any)."""
+        key = await self.key(tenant_id, kinds, fingerprint)
+        if key is None:
+            return None, None
+        try:
+            return key, as_bytes(await self.redis.get(key))
+        except (RedisError, OSError) as exc:
+            log.warning("search cache unavailable", error=str(exc))
+            return None, None
+
     async def get(self, key: str) -> bytes | None:
         try:
             return as_bytes(await self.redis.get(key))

@@ -12,6 +12,7 @@ import socket
 import uuid
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -23,6 +24,8 @@ from myaiserv.db.models import DeadLetter, OutboxEvent
 from myaiserv.deadletters.repository import DeadLetterQuery, requeue
 from myaiserv.embeddings.cache import CachedEmbedder
 from myaiserv.resources import Resources
+from myaiserv.search.deps import search_service
+from myaiserv.search.schemas import SearchRequest
 from tests.support import TenantKey, drain, eventually, make_tenant
 
 pytestmark = pytest.mark.integration
@@ -249,3 +252,24 @@ async def test_a_cached_page_is_not_served_after_a_write_the_indexer_could_not_a
     after = await api.post("/v1/search", json=body)
     assert after.headers["x-cache"] == "miss"
     assert len(after.json()["hits"]) == 2
+
+
+async def test_a_web_side_redis_that_refuses_connections_means_no_cache(
+    api: AsyncTestClient, tenant: TenantKey, resources: Resources
+) -> None:
+    """The shared Redis stays up: this service alone is pointed at a port nothing
+    listens on. Generations are still read (PostgreSQL); the page is computed, uncached."""
+    word = f"zq{uuid.uuid4().hex[:10]}"
+    await api.post("/v1/documents", json={"text": f"{word} only", "title": "one"})
+    await drain(resources)
+    dead = Redis(host="127.0.0.1", port=refused_port(), socket_connect_timeout=1)
+    try:
+        cut_off = dataclasses.replace(resources, redis=dead)
+        service = search_service(cut_off, tenant.id)
+        request = SearchRequest(query=word, mode="bm25", kinds=["documents"])
+        for _ in range(2):
+            body, outcome = await service.search(request)
+            assert outcome == "bypass"
+            assert len(msgspec.json.decode(body)["hits"]) == 1
+    finally:
+        await dead.aclose()
