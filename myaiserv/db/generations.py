@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from myaiserv.db.models import IndexGeneration
 from myaiserv.search.kinds import Kind
@@ -45,20 +45,21 @@ def scopes_of(tenant_id: str, kinds: Iterable[Kind]) -> list[tuple[str, Kind]]:
 
 
 class GenerationReader:
-    """Reads the generations keying a page (for the result and answer caches)."""
+    """Reads the generations keying a page (for the result and answer caches), on a
+    connection of the pool (no ORM session: this is on every cacheable request's path)."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self.sessionmaker = sessionmaker
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
 
     async def read(self, tenant_id: str, kinds: Iterable[Kind]) -> list[str]:
         """The generation of each pair of ``scopes_of(tenant_id, kinds)``, in that order.
         Raises SQLAlchemy's and the driver's errors: the caller decides what they mean."""
         pairs = scopes_of(tenant_id, kinds)
-        async with self.sessionmaker() as session:
-            rows = await session.execute(
-                select(
-                    IndexGeneration.scope, IndexGeneration.kind, IndexGeneration.generation
-                ).where(tuple_(IndexGeneration.scope, IndexGeneration.kind).in_(pairs))
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(IndexGeneration.scope, IndexGeneration.kind, IndexGeneration.generation)
+                .where(IndexGeneration.scope.in_([tenant_id, ALL_TENANTS]))
+                .where(IndexGeneration.kind.in_(sorted({kind for _, kind in pairs})))
             )
             found = {(scope, kind): str(generation) for scope, kind, generation in rows}
         return [found.get(pair, NONE_YET) for pair in pairs]

@@ -45,7 +45,7 @@ def provide_rag_service(resources: Resources, principal: Principal) -> RagServic
         cache=AnswerCache(
             ResultCache(
                 resources.redis,
-                GenerationReader(resources.sessionmaker),
+                GenerationReader(resources.engine),
                 namespace,
                 llm.answer_cache_ttl_s,
                 namespace="answers",

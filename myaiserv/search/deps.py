@@ -27,7 +27,7 @@ def search_service(resources: Resources, tenant_id: UUID) -> SearchService:
         store=search_store(resources),
         cache=ResultCache(
             resources.redis,
-            GenerationReader(resources.sessionmaker),
+            GenerationReader(resources.engine),
             settings.redis.namespace,
             settings.search.cache_ttl_s,
         ),
