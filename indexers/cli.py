@@ -9,10 +9,11 @@ import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import click
 
-from myaiserv.kit.cli import fail, run, with_resources
+from myaiserv.kit.cli import fail, in_transaction, run, with_resources
 
 if TYPE_CHECKING:
     from myaiserv.resources import Resources
@@ -95,6 +96,36 @@ def indexer_status() -> None:
         return {"pending": pending, "oldest_age_s": round(oldest, 3), "dead_letters": dead}
 
     click.echo(json.dumps(run(with_resources(job))))
+
+
+@indexer.command("requeue")
+@click.option(
+    "--kind",
+    type=click.Choice(["documents", "prompts", "conversations", "messages", "runs"]),
+    help="Only dead letters of this kind.",
+)
+@click.option("--id", "entity_id", type=click.UUID, help="Only those of this record.")
+@click.option("--all", "everything", is_flag=True, help="Every dead letter (of --kind).")
+def indexer_requeue(kind: str | None, entity_id: UUID | None, everything: bool) -> None:
+    """Put dead letters back in the outbox after a fix (their records become pending
+    again); prints each one requeued. Exit 1 when --id matches none."""
+    from myaiserv.deadletters.repository import DeadLetterQuery, requeue
+    from myaiserv.search.kinds import stored_entity_kind
+
+    if (entity_id is None) == (not everything):
+        raise click.UsageError("give --id ID or --all")
+    query = DeadLetterQuery(kind=stored_entity_kind(kind) if kind else None, entity_id=entity_id)
+
+    async def job(session: Any) -> list[tuple[str, str, str]]:
+        rows = await requeue(session, query)
+        return [(r.kind, str(r.entity_id), f"{r.reason}: {r.error}") for r in rows]
+
+    requeued = run(in_transaction(job))
+    for row_kind, row_id, why in requeued:
+        click.echo(f"requeued {row_kind} {row_id} (failed with {why[:200]})")
+    if entity_id is not None and not requeued:
+        fail(f"indexer: no dead letter for {entity_id}")
+    click.echo(f"{len(requeued)} dead letter(s) requeued")
 
 
 @click.group("index")

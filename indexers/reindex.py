@@ -11,24 +11,22 @@ one after it. External versions make the backfill and the indexers' writes commu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
-from redis.exceptions import RedisError
 from sqlalchemy import delete, select
 
 from indexers.bulk import OK, write
 from indexers.sources import Builder, Entity, Pending
+from myaiserv.db.generations import ALL_TENANTS, bump
 from myaiserv.db.models import (
     RECORD_MODELS,
     IndexBuild,
 )
 from myaiserv.logging import get_logger
 from myaiserv.resources import Resources
-from myaiserv.search.cache import ALL_TENANTS, bump_generations
 from myaiserv.search.kinds import INDEX_OF
 
 log = get_logger("indexers.reindex")
@@ -107,10 +105,6 @@ async def reindex(
         )
         await es.indices.refresh(index=new_index)
         old_index = await indices.swap_alias(kind, new_index)
-        with contextlib.suppress(RedisError, OSError):  # cached pages of the old index
-            await bump_generations(
-                resources.redis, resources.settings.redis.namespace, [(ALL_TENANTS, kind)]
-            )
     except BaseException:
         async with resources.sessionmaker() as session, session.begin():
             await session.execute(delete(IndexBuild).where(IndexBuild.index_name == new_index))
@@ -118,6 +112,7 @@ async def reindex(
         raise
     async with resources.sessionmaker() as session, session.begin():
         await session.execute(delete(IndexBuild).where(IndexBuild.index_name == new_index))
+        await bump(session, [(ALL_TENANTS, kind)])  # cached pages of the old index
     if old_index and not keep_old:
         await es.indices.delete(index=old_index, ignore_unavailable=True)
     seconds = time.perf_counter() - started

@@ -5,11 +5,14 @@ Each batch runs in one PostgreSQL transaction:
 1. claim up to N due rows with ``FOR UPDATE SKIP LOCKED`` (several workers never claim
    the same row), then take a transaction-scoped advisory lock per entity (so no two
    workers write the same entity at once; rows whose entity is busy are left for later);
-2. read the entities' current state, build actions (chunk and embed documents);
+2. read the entities' current state, build actions (chunk and embed documents); an
+   entity our own code fails on is set aside (``building``), the others go on;
 3. bulk-write them with external versions to the alias (and to an index being built by
-   a reindex);
-4. settle: delete the rows that succeeded, push retryable ones back with backoff,
-   move poison ones to ``dead_letters``; commit.
+   a reindex), and refresh what was written into view;
+4. settle (``settle``): delete the rows that succeeded, push retryable ones back with
+   backoff, move poison ones and exhausted ones to ``dead_letters``, mark the records
+   ``indexed`` or ``failed`` at the version written, renew the written (tenant, kind)
+   index generations (the keys of cached result pages); commit.
 
 A worker killed at any point loses nothing: its transaction rolls back and the rows are
 claimed again. Writes are idempotent (deterministic ids, external versions).
@@ -26,20 +29,21 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import elasticsearch
-from redis.exceptions import RedisError
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from indexers import metrics
-from indexers.bulk import OK, POISON, write
+from indexers.building import build_isolated
+from indexers.bulk import write
+from indexers.settle import apply, entity_of, sort_rows, written_versions
 from indexers.sources import Builder, Entity, Pending
-from myaiserv.db.models import DeadLetter, IndexBuild, OutboxEvent
+from myaiserv.db.generations import bump
+from myaiserv.db.models import IndexBuild, OutboxEvent
 from myaiserv.db.outbox import CHANNEL, DELETE, OutboxRepository
 from myaiserv.logging import get_logger
 from myaiserv.resources import Resources
-from myaiserv.search.cache import bump_generations
-from myaiserv.search.kinds import INDEX_OF, KINDS, Kind, stored_entity_kind, stored_kind
+from myaiserv.search.kinds import INDEX_OF, KINDS, Kind, stored_kind
 
 log = get_logger("indexers.worker")
 LAG_REPORT_EVERY_S = 5.0
@@ -68,10 +72,6 @@ async def _first_of(*events: asyncio.Event) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-def backoff_seconds(attempts: int) -> float:
-    return min(60.0, 0.5 * 2.0 ** min(attempts, 8))
 
 
 class Worker:
@@ -132,7 +132,7 @@ class Worker:
                 return result
             pending: dict[Entity, Pending] = {}
             for row in claimed:
-                entity = Entity(stored_entity_kind(row.kind), row.entity_id)
+                entity = entity_of(row)
                 p = pending.setdefault(entity, Pending(entity))
                 if row.op == DELETE:
                     p.delete_version = max(p.delete_version or 0, row.version)
@@ -143,66 +143,24 @@ class Worker:
                 self.settings,
                 await self.targets(session),
             )
-            actions = await builder.build(list(pending.values()))
+            actions, unbuilt = await build_isolated(session, builder, list(pending.values()))
             result.actions = len(actions)
             outcomes = await write(self.resources.es, actions)
+            outcomes.update(unbuilt)
+            for outcome in outcomes.values():
+                for reason in outcome.failures:
+                    result.failures[reason] = result.failures.get(reason, 0) + 1
 
-            done, retry, dead = [], [], []
-            for row in claimed:
-                outcome = outcomes.get(Entity(stored_entity_kind(row.kind), row.entity_id))
-                if outcome is None or outcome.status == OK:
-                    done.append(row)
-                elif outcome.status == POISON or (
-                    outcome.reason != "unavailable"
-                    and (row.attempts + 1 >= self.settings.indexing.max_attempts)
-                ):
-                    dead.append((row, outcome))
-                else:
-                    retry.append((row, outcome))
-                if outcome is not None:
-                    for reason in outcome.failures:
-                        result.failures[reason] = result.failures.get(reason, 0) + 1
-
-            if done:
-                await self.publish(
-                    {(str(r.tenant_id), INDEX_OF[stored_entity_kind(r.kind)]) for r in done}
-                )
-                await session.execute(
-                    delete(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in done]))
-                )
-            for row, outcome in retry:
-                # An unavailable cluster is not the row's fault: it does not use up attempts.
-                attempts = row.attempts + (0 if outcome.reason == "unavailable" else 1)
-                await session.execute(
-                    update(OutboxEvent)
-                    .where(OutboxEvent.id == row.id)
-                    .values(
-                        attempts=attempts,
-                        last_error=f"{outcome.reason}: {outcome.error}"[:2000],
-                        available_at=func.now()
-                        + text(f"interval '{backoff_seconds(row.attempts):.3f} seconds'"),
-                    )
-                )
-            if dead:
-                await session.execute(
-                    insert(DeadLetter),
-                    [
-                        {
-                            "tenant_id": row.tenant_id,
-                            "kind": row.kind,
-                            "entity_id": row.entity_id,
-                            "op": row.op,
-                            "version": row.version,
-                            "reason": (outcome.reason or "unknown")[:64],
-                            "error": outcome.error or "",
-                            "attempts": row.attempts + 1,
-                        }
-                        for row, outcome in dead
-                    ],
-                )
-                await session.execute(
-                    delete(OutboxEvent).where(OutboxEvent.id.in_([r.id for r, _ in dead]))
-                )
+            cfg = self.settings.indexing
+            settlement = sort_rows(claimed, outcomes, cfg)
+            refreshed = {(str(r.tenant_id), INDEX_OF[entity_of(r).kind]) for r in settlement.done}
+            if refreshed:
+                await self.publish(refreshed)
+            await apply(session, settlement, written_versions(claimed, actions), cfg)
+            # Last, so the generation rows (shared by a tenant's batches) stay locked only
+            # for the commit; it commits with the settlement, or not at all.
+            await bump(session, refreshed)
+            done, retry, dead = settlement.done, settlement.retry, settlement.dead
             result.indexed, result.retried, result.dead = len(done), len(retry), len(dead)
         result.seconds = time.perf_counter() - started
         metrics.record_batch(result)
@@ -217,10 +175,9 @@ class Worker:
         return result
 
     async def publish(self, written: set[tuple[str, Kind]]) -> None:
-        """Make the batch's writes searchable (refresh), then bump the (tenant, kind)
-        generations that key cached result pages: from now on no cached page older than
-        these writes can be served. Redis down only delays invalidation to the cache TTL
-        (and the API serves no cache while Redis is down)."""
+        """Make the batch's writes searchable (refresh) before their settlement bumps the
+        (tenant, kind) generations that key cached result pages: once it commits, no
+        cached page older than these writes can be served."""
         aliases = sorted({self.resources.indices.alias(kind) for _, kind in written})
         try:
             await self.resources.es.indices.refresh(index=",".join(aliases))
@@ -228,10 +185,6 @@ class Worker:
             log.warning("refresh failed", error=str(exc)[:300])
         except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as exc:
             log.warning("refresh failed", error=str(exc)[:300])
-        try:
-            await bump_generations(self.resources.redis, self.settings.redis.namespace, written)
-        except (RedisError, OSError) as exc:
-            log.warning("could not bump cache generations", error=str(exc)[:300])
 
     async def lag(self) -> tuple[int, float]:
         async with self.resources.sessionmaker() as session:

@@ -28,6 +28,7 @@ from myaiserv.auth.controller import KeyController
 from myaiserv.auth.middleware import ApiKeyAuthenticationMiddleware
 from myaiserv.config import Settings, load_settings
 from myaiserv.conversations.controller import ConversationController
+from myaiserv.deadletters.controller import DeadLetterController
 from myaiserv.documents.controller import DocumentController
 from myaiserv.embeddings.model import Embedder
 from myaiserv.errors import exception_handlers
@@ -119,6 +120,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             RagController,
             KeyController,
             AuditController,
+            DeadLetterController,
             UsageController,
         ],
         lifespan=[lifespan],

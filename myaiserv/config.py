@@ -219,6 +219,19 @@ class IndexingSettings(BaseModel):
     max_attempts: int = Field(
         20, ge=1, description="Retries of a retryable failure before it is dead-lettered."
     )
+    build_max_attempts: int = Field(
+        5,
+        ge=1,
+        description="Tries to build a record's index entries when our own code fails on it "
+        "(chunking, embedding, a stored value it cannot handle) before it is dead-lettered "
+        "with the exception; the rest of its batch goes on.",
+    )
+    retry_backoff_s: float = Field(
+        0.5, gt=0, description="Wait before a failed outbox row's first retry; doubles per try."
+    )
+    retry_backoff_max_s: float = Field(
+        60.0, gt=0, description="The longest wait between two tries of an outbox row."
+    )
     metrics_port: int | None = Field(9101, description="Indexer's /metrics port (None: off).")
     metrics_host: str = Field(
         "127.0.0.1", description="Address the indexer's /metrics binds (0.0.0.0 in containers)."

@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from myaiserv.backup.clients import open_clients, pg_errors
@@ -27,11 +26,11 @@ from myaiserv.backup.manifest import Manifest, load
 from myaiserv.backup.pgtools import PgConnection, locate_tool, run_tool
 from myaiserv.backup.repository import BackupRepository
 from myaiserv.backup.snapshots import ENTITY_FIELDS, SnapshotStore
-from myaiserv.cache.client import create_redis_client
 from myaiserv.config import Settings
+from myaiserv.db.generations import ALL_TENANTS, bump
+from myaiserv.db.index_state import mark_pending
 from myaiserv.db.outbox import Change, OutboxRepository
 from myaiserv.logging import get_logger
-from myaiserv.search.cache import ALL_TENANTS, bump_generations
 from myaiserv.search.kinds import ENTITY_KINDS, KINDS, as_kind
 
 log = get_logger("myaiserv.backup")
@@ -236,15 +235,6 @@ async def restore(settings: Settings, folder: Path, *, yes: bool = False) -> Res
         changed, removed, builds = await _reconcile(engine, store, settings, since)
         if builds:
             notes.append(f"{builds} reindex(es) in progress at backup time dropped; run it again")
-        redis = create_redis_client(settings)
-        try:
-            await bump_generations(
-                redis, settings.redis.namespace, [(ALL_TENANTS, kind) for kind in KINDS]
-            )
-        except (RedisError, OSError) as exc:
-            notes.append(f"could not invalidate cached search pages in Redis ({exc})")
-        finally:
-            await redis.aclose()
         notes += _compatibility(settings, manifest, revision)
 
     report = RestoreReport(
@@ -287,6 +277,7 @@ async def _reconcile(
                     Change.upsert(tenant, kind, entity, version, reason="restore")
                     for entity, tenant, version in rows
                 )
+                await mark_pending(session, kind, (entity for entity, _, _ in rows))
                 changed += len(rows)
                 after = rows[-1][0]
         for kind, (index_kind, id_field, doc_filter) in ENTITY_FIELDS.items():
@@ -302,6 +293,8 @@ async def _reconcile(
                     for e in sorted(gone)
                 )
                 removed += len(gone)
+        # Every cached page predates the restored index: none may be served again.
+        await bump(session, [(ALL_TENANTS, kind) for kind in KINDS])
     return changed, removed, builds
 
 

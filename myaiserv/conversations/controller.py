@@ -22,7 +22,8 @@ from myaiserv.conversations.schemas import (
     MessagePage,
 )
 from myaiserv.conversations.service import ConversationService, NewMessage
-from myaiserv.db.models import Conversation, Message
+from myaiserv.db.models import Conversation, IndexStatus, Message
+from myaiserv.kit.index_state import index_state
 from myaiserv.kit.validation import changes_of
 from myaiserv.resources import Resources
 
@@ -54,6 +55,7 @@ def to_out(
         created_at=conv.created_at,
         updated_at=conv.updated_at,
         messages=None if messages is None else [message_out(m) for m in messages],
+        **index_state(conv),
     )
 
 
@@ -100,10 +102,14 @@ class ConversationController(Controller):
         resources: NamedDependency[Resources],
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
         cursor: str | None = None,
+        index_status: IndexStatus | None = None,
     ) -> ConversationPage:
-        """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        """Newest first (only those in ``index_status``, if given); pass ``next_cursor``
+        back as ``cursor`` for the next page."""
         limit = min(limit, resources.settings.limits.max_page_size)
-        rows, next_cursor = await service.list(cursor=cursor, limit=limit)
+        rows, next_cursor = await service.list(
+            cursor=cursor, limit=limit, index_status=index_status
+        )
         return ConversationPage(items=[to_out(c, n) for c, n in rows], next_cursor=next_cursor)
 
     @get("/{conversation_id:uuid}", guards=[requires("read")])

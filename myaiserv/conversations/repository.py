@@ -8,7 +8,7 @@ from uuid import UUID
 
 from sqlalchemy import delete, func, select
 
-from myaiserv.db.models import Conversation, Message
+from myaiserv.db.models import Conversation, IndexStatus, Message
 from myaiserv.db.repository import RecordRepository
 from myaiserv.kit.pagination import page_of, paginate
 
@@ -21,9 +21,9 @@ class ConversationRepository(RecordRepository[Conversation]):
     noun = "conversation"
 
     async def list(
-        self, *, cursor: str | None, limit: int
+        self, *, cursor: str | None, limit: int, index_status: IndexStatus | None = None
     ) -> tuple[list[Conversation], str | None]:
-        return await self.page(cursor=cursor, limit=limit)
+        return await self.page(cursor=cursor, limit=limit, index_status=index_status)
 
 
 class MessageRepository(RecordRepository[Message]):

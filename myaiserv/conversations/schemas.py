@@ -10,6 +10,8 @@ from uuid import UUID
 
 import msgspec
 
+from myaiserv.kit.index_state import IndexState
+
 Role = Literal["system", "user", "assistant", "tool"]
 MAX_INITIAL_MESSAGES = 1000
 
@@ -48,7 +50,7 @@ class MessageOut(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
 
-class ConversationOut(msgspec.Struct, kw_only=True):
+class ConversationOut(IndexState, kw_only=True):
     id: UUID
     title: str | None
     metadata: dict[str, Any]

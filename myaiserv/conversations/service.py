@@ -13,7 +13,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.conversations.repository import ConversationRepository, MessageRepository
-from myaiserv.db.models import Conversation, Message
+from myaiserv.db.models import Conversation, IndexStatus, Message
 from myaiserv.errors import NotFoundError
 from myaiserv.kit.validation import InvalidInputError, check_metadata, reject_nul
 from myaiserv.runs.repository import RunRepository
@@ -102,10 +102,12 @@ class ConversationService:
         return conv, counts[conv.id]
 
     async def list(
-        self, *, cursor: str | None, limit: int
+        self, *, cursor: str | None, limit: int, index_status: IndexStatus | None = None
     ) -> tuple[list[tuple[Conversation, int]], str | None]:
         """Newest first, each with its message count."""
-        rows, next_cursor = await self.repo.list(cursor=cursor, limit=limit)
+        rows, next_cursor = await self.repo.list(
+            cursor=cursor, limit=limit, index_status=index_status
+        )
         counts = await self.messages.counts([c.id for c in rows])
         return [(c, counts[c.id]) for c in rows], next_cursor
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, get_args
 from uuid import UUID, uuid4
 
 from sqlalchemy import (
@@ -31,6 +31,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from myaiserv.db.base import Base
 from myaiserv.search.kinds import EntityKind
 
+# Where a record's current version stands with the index: written and not yet settled by
+# an indexer, acknowledged by Elasticsearch, or dead-lettered (``index_error`` says why).
+IndexStatus = Literal["pending", "indexed", "failed"]
+INDEX_STATUSES: tuple[IndexStatus, ...] = get_args(IndexStatus)
+
 
 def _now_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
@@ -48,6 +53,11 @@ class TenantRecord:
     version: Mapped[int] = mapped_column(BigInteger, server_default="1")
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = _now_column()
+    # Set by writes (pending) and by the indexer when it settles *this* version (see
+    # ``myaiserv.db.index_state``); a settlement of an older version changes nothing.
+    index_status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    index_error: Mapped[str | None] = mapped_column(Text)
+    index_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Tenant(Base):
@@ -227,6 +237,19 @@ class DeadLetter(Base):
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = _now_column()
+
+
+class IndexGeneration(Base):
+    """The generation of one tenant's (or, ``*``, every tenant's) entries of an index kind:
+    a fresh random value each time writes to it were settled. Cached result pages are keyed
+    by it (``myaiserv.db.generations``); random rather than a counter, so a database
+    restored from a backup can never bring back a value an older page was keyed by."""
+
+    __tablename__ = "index_generations"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    generation: Mapped[UUID] = mapped_column(server_default=func.gen_random_uuid())
 
 
 class IndexBuild(Base):

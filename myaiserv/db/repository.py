@@ -18,7 +18,8 @@ from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from myaiserv.db.models import TenantRecord
+from myaiserv.db.index_state import pending_values
+from myaiserv.db.models import IndexStatus, TenantRecord
 from myaiserv.db.outbox import Change, OutboxRepository
 from myaiserv.errors import NotFoundError
 from myaiserv.kit.pagination import page_of, paginate
@@ -58,10 +59,16 @@ class RecordRepository(Generic[RecordT]):
         return found
 
     async def page(
-        self, *where: ColumnElement[bool], cursor: str | None, limit: int
+        self,
+        *where: ColumnElement[bool],
+        cursor: str | None,
+        limit: int,
+        index_status: IndexStatus | None = None,
     ) -> tuple[list[RecordT], str | None]:
-        """Newest first, continuing after ``cursor``; the cursor of the next page, or None
-        on the last one."""
+        """Newest first (only those in ``index_status``), continuing after ``cursor``; the
+        cursor of the next page, or None on the last one."""
+        if index_status is not None:
+            where = (*where, self.model.index_status == index_status)
         stmt = paginate(self.scoped(*where), self.model.created_at, self.model.id, cursor, limit)
         return page_of(list((await self.session.scalars(stmt)).all()), limit)
 
@@ -106,10 +113,12 @@ class RecordRepository(Generic[RecordT]):
         await self.record([self.deleted(entity_id, version)])
 
     async def touch(self, entity: RecordT) -> None:
-        """``entity`` changed: one version up, written now, flushed (constraint errors
-        surface here) and reloaded, and its outbox row written."""
+        """``entity`` changed: one version up, written now, pending in the index, flushed
+        (constraint errors surface here) and reloaded, and its outbox row written."""
         entity.version += 1
         entity.updated_at = func.now()  # the database's clock, as every write's
+        for column, value in pending_values().items():
+            setattr(entity, column, value)
         await self.session.flush()
         await self.session.refresh(entity)
         await self.record([self.upserted(entity.id, entity.version)])

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
-from myaiserv.db.models import Document
+from myaiserv.db.models import Document, IndexStatus
 from myaiserv.documents.schemas import (
     BatchResult,
     DocumentBatch,
@@ -25,6 +25,7 @@ from myaiserv.documents.schemas import (
 )
 from myaiserv.documents.service import DocumentService, NewDocument
 from myaiserv.documents.upload import UploadForm, read_upload
+from myaiserv.kit.index_state import index_state
 from myaiserv.kit.validation import InvalidInputError, changes_of
 from myaiserv.resources import Resources
 
@@ -43,6 +44,7 @@ def to_out(doc: Document, *, text: bool = False, deduplicated: bool = False) -> 
         updated_at=doc.updated_at,
         text=doc.text if text else None,
         deduplicated=deduplicated,
+        **index_state(doc),
     )
 
 
@@ -129,10 +131,14 @@ class DocumentController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
         cursor: str | None = None,
         tag: str | None = None,
+        index_status: IndexStatus | None = None,
     ) -> DocumentPage:
-        """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        """Newest first (only those in ``index_status``, if given); pass ``next_cursor``
+        back as ``cursor`` for the next page."""
         limit = min(limit, service.settings.limits.max_page_size)
-        rows, next_cursor = await service.list(cursor=cursor, limit=limit, tag=tag)
+        rows, next_cursor = await service.list(
+            cursor=cursor, limit=limit, tag=tag, index_status=index_status
+        )
         return DocumentPage(items=[to_out(d) for d in rows], next_cursor=next_cursor)
 
     @get("/{document_id:uuid}", guards=[requires("read")])

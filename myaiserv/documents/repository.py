@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import any_
 
-from myaiserv.db.models import Document
+from myaiserv.db.models import Document, IndexStatus
 from myaiserv.db.repository import RecordRepository
 
 # The same content from the same source is the same document.
@@ -36,8 +36,16 @@ class DocumentRepository(RecordRepository[Document]):
         return {(r.source, r.content_hash): r for r in rows if (r.source, r.content_hash) in wanted}
 
     async def list(
-        self, *, cursor: str | None, limit: int, tag: str | None = None
+        self,
+        *,
+        cursor: str | None,
+        limit: int,
+        tag: str | None = None,
+        index_status: IndexStatus | None = None,
     ) -> tuple[list[Document], str | None]:
         return await self.page(
-            *([any_(Document.tags) == tag] if tag else []), cursor=cursor, limit=limit
+            *([any_(Document.tags) == tag] if tag else []),
+            cursor=cursor,
+            limit=limit,
+            index_status=index_status,
         )

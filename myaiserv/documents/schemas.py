@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 
+from myaiserv.kit.index_state import IndexState
+
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
 Source = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -38,7 +40,7 @@ class DocumentUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
-class DocumentOut(msgspec.Struct, kw_only=True):
+class DocumentOut(IndexState, kw_only=True):
     id: UUID
     title: str
     source: str | None

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.config import Settings
-from myaiserv.db.models import Document
+from myaiserv.db.models import Document, IndexStatus
 from myaiserv.documents.repository import DocumentRepository
 from myaiserv.errors import ConflictError
 from myaiserv.extract import ExtractionError, extract
@@ -120,9 +120,14 @@ class DocumentService:
         return await self.repo.get(document_id)
 
     async def list(
-        self, *, cursor: str | None, limit: int, tag: str | None
+        self,
+        *,
+        cursor: str | None,
+        limit: int,
+        tag: str | None,
+        index_status: IndexStatus | None = None,
     ) -> tuple[list[Document], str | None]:
-        return await self.repo.list(cursor=cursor, limit=limit, tag=tag)
+        return await self.repo.list(cursor=cursor, limit=limit, tag=tag, index_status=index_status)
 
     async def update(self, document_id: UUID, changes: dict[str, Any]) -> Document:
         doc = await self.repo.get(document_id, for_update=True)

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from myaiserv.audit import log as audit
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
-from myaiserv.db.models import Prompt, PromptVersion
+from myaiserv.db.models import IndexStatus, Prompt, PromptVersion
 from myaiserv.kit.deps import client_ip
+from myaiserv.kit.index_state import index_state
 from myaiserv.kit.validation import changes_of
 from myaiserv.prompts.schemas import (
     MAX_VERSION,
@@ -62,6 +63,7 @@ def to_out(prompt: Prompt, latest: PromptVersion | None = None) -> PromptOut:
         created_at=prompt.created_at,
         updated_at=prompt.updated_at,
         latest=version_out(latest, labels) if latest is not None else None,
+        **index_state(prompt),
     )
 
 
@@ -115,10 +117,14 @@ class PromptController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 50,
         cursor: str | None = None,
         tag: str | None = None,
+        index_status: IndexStatus | None = None,
     ) -> PromptPage:
-        """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+        """Newest first (only those in ``index_status``, if given); pass ``next_cursor``
+        back as ``cursor`` for the next page."""
         limit = min(limit, resources.settings.limits.max_page_size)
-        rows, next_cursor = await service.list(cursor=cursor, limit=limit, tag=tag)
+        rows, next_cursor = await service.list(
+            cursor=cursor, limit=limit, tag=tag, index_status=index_status
+        )
         return PromptPage(items=[to_out(p) for p in rows], next_cursor=next_cursor)
 
     @get("/{prompt_id:uuid}", guards=[requires("read")])

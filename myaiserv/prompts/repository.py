@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy import any_, insert, select
 from sqlalchemy.orm import joinedload
 
-from myaiserv.db.models import Prompt, PromptVersion
+from myaiserv.db.models import IndexStatus, Prompt, PromptVersion
 from myaiserv.db.repository import RecordRepository
 
 
@@ -60,8 +60,16 @@ class PromptRepository(RecordRepository[Prompt]):
         return list((await self.session.scalars(stmt)).all())
 
     async def list(
-        self, *, cursor: str | None, limit: int, tag: str | None = None
+        self,
+        *,
+        cursor: str | None,
+        limit: int,
+        tag: str | None = None,
+        index_status: IndexStatus | None = None,
     ) -> tuple[list[Prompt], str | None]:
         return await self.page(
-            *([any_(Prompt.tags) == tag] if tag else []), cursor=cursor, limit=limit
+            *([any_(Prompt.tags) == tag] if tag else []),
+            cursor=cursor,
+            limit=limit,
+            index_status=index_status,
         )

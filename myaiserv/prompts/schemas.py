@@ -9,6 +9,8 @@ from uuid import UUID
 
 import msgspec
 
+from myaiserv.kit.index_state import IndexState
+
 # ``$`` in a msgspec pattern also matches before a trailing newline; the ``fullmatch``
 # checks in ``__post_init__`` close that gap (the patterns stay for the OpenAPI schema).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -93,7 +95,7 @@ class PromptVersionOut(msgspec.Struct, kw_only=True):
     created_at: datetime
 
 
-class PromptOut(msgspec.Struct, kw_only=True):
+class PromptOut(IndexState, kw_only=True):
     id: UUID
     name: str
     description: str | None

@@ -13,7 +13,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.audit import log as audit
-from myaiserv.db.models import Prompt, PromptVersion
+from myaiserv.db.models import IndexStatus, Prompt, PromptVersion
 from myaiserv.errors import ConflictError, NotFoundError
 from myaiserv.kit.pagination import below, below_cursor
 from myaiserv.kit.validation import InvalidInputError, reject_nul
@@ -227,10 +227,15 @@ class PromptService:
         return prompt, await self._version(prompt, prompt.latest_version)
 
     async def list(
-        self, *, cursor: str | None, limit: int, tag: str | None
+        self,
+        *,
+        cursor: str | None,
+        limit: int,
+        tag: str | None,
+        index_status: IndexStatus | None = None,
     ) -> tuple[list[Prompt], str | None]:
         reject_nul(tag, "tag")
-        return await self.repo.list(cursor=cursor, limit=limit, tag=tag)
+        return await self.repo.list(cursor=cursor, limit=limit, tag=tag, index_status=index_status)
 
     async def get_version(self, prompt_id: UUID, number: int) -> PromptVersion:
         """With ``version.prompt`` loaded."""

@@ -4,8 +4,8 @@ the answer instead of calling the provider again.
 Identical means the same tenant, model and targets, prompt version and options, retrieval
 switch and options, generation parameters and messages (whitespace-normalised). The key
 holds the index generations of the kinds retrieval read (prompts' when retrieval is off:
-the system prompt is one), so an answer is never replayed once a newer write is
-searchable. Conversations are never cached: their history moves on. Redis down means no
+the system prompt is one), so an answer is never replayed once the indexer has settled a
+newer write. Conversations are never cached: their history moves on. Redis down means no
 cache, never an error.
 """
 
@@ -18,7 +18,6 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from redis.asyncio import Redis
 
 from myaiserv import metrics
 from myaiserv.llm.base import Passage, Usage
@@ -80,9 +79,9 @@ def decode(raw: bytes) -> Answer:
 
 
 class AnswerCache:
-    def __init__(self, redis: Redis, namespace: str, ttl_s: int, tenant_id: UUID) -> None:
-        self.pages = ResultCache(redis, namespace, ttl_s, namespace="answers")
-        self.ttl_s = ttl_s
+    def __init__(self, pages: ResultCache, tenant_id: UUID) -> None:
+        self.pages = pages
+        self.ttl_s = pages.ttl_s
         self.tenant_id = str(tenant_id)
 
     async def key(self, request: ChatRequest) -> str | None:

@@ -4,6 +4,7 @@ process's clients and settings each piece gets."""
 from __future__ import annotations
 
 from myaiserv.auth.principal import Principal
+from myaiserv.db.generations import GenerationReader
 from myaiserv.quotas.service import QuotaService
 from myaiserv.rag.answer_cache import AnswerCache
 from myaiserv.rag.context import Retriever
@@ -12,6 +13,7 @@ from myaiserv.rag.preparation import ChatRateLimit, Preparer
 from myaiserv.rag.recording import Recorder
 from myaiserv.rag.service import RagService
 from myaiserv.resources import Resources
+from myaiserv.search.cache import ResultCache
 from myaiserv.search.deps import search_service
 
 
@@ -40,7 +42,16 @@ def provide_rag_service(resources: Resources, principal: Principal) -> RagServic
             count_tokens=count_tokens,
         ),
         retriever=retriever,
-        cache=AnswerCache(resources.redis, namespace, llm.answer_cache_ttl_s, tenant_id),
+        cache=AnswerCache(
+            ResultCache(
+                resources.redis,
+                GenerationReader(resources.engine),
+                namespace,
+                llm.answer_cache_ttl_s,
+                namespace="answers",
+            ),
+            tenant_id,
+        ),
         recorder=Recorder(
             tenant_id=tenant_id,
             sessionmaker=resources.sessionmaker,

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
-from myaiserv.db.models import Run
+from myaiserv.db.models import IndexStatus, Run
+from myaiserv.kit.index_state import index_state
 from myaiserv.kit.validation import changes_of
 from myaiserv.resources import Resources
 from myaiserv.runs.schemas import (
@@ -57,6 +58,7 @@ def to_out(run: Run) -> RunOut:
         version=run.version,
         created_at=run.created_at,
         updated_at=run.updated_at,
+        **index_state(run),
     )
 
 
@@ -99,12 +101,18 @@ class RunController(Controller):
         provider: str | None = None,
         model: str | None = None,
         status: str | None = None,
+        index_status: IndexStatus | None = None,
     ) -> RunPage:
-        """Newest first, optionally filtered by ``provider``, ``model`` and ``status``; pass
-        ``next_cursor`` back as ``cursor`` for the next page."""
+        """Newest first, optionally filtered by ``provider``, ``model``, ``status`` and
+        ``index_status``; pass ``next_cursor`` back as ``cursor`` for the next page."""
         limit = min(limit, resources.settings.limits.max_page_size)
         rows, next_cursor = await service.list(
-            cursor=cursor, limit=limit, provider=provider, model=model, status=status
+            cursor=cursor,
+            limit=limit,
+            provider=provider,
+            model=model,
+            status=status,
+            index_status=index_status,
         )
         return RunPage(items=[to_out(r) for r in rows], next_cursor=next_cursor)
 

@@ -6,7 +6,8 @@ from uuid import UUID
 
 from sqlalchemy import func, select, update
 
-from myaiserv.db.models import Conversation, Prompt, PromptVersion, Run
+from myaiserv.db.index_state import pending_values
+from myaiserv.db.models import Conversation, IndexStatus, Prompt, PromptVersion, Run
 from myaiserv.db.repository import RecordRepository
 
 
@@ -47,7 +48,12 @@ class RunRepository(RecordRepository[Run]):
         rows = await self.session.execute(
             update(Run)
             .where(Run.conversation_id == conversation_id, Run.tenant_id == self.tenant_id)
-            .values(conversation_id=None, version=Run.version + 1, updated_at=func.now())
+            .values(
+                conversation_id=None,
+                version=Run.version + 1,
+                updated_at=func.now(),
+                **pending_values(),
+            )
             .returning(Run.id, Run.version)
         )
         return [(rid, int(version)) for rid, version in rows]
@@ -60,6 +66,7 @@ class RunRepository(RecordRepository[Run]):
         provider: str | None = None,
         model: str | None = None,
         status: str | None = None,
+        index_status: IndexStatus | None = None,
     ) -> tuple[list[Run], str | None]:
         where = [
             column == value
@@ -70,4 +77,4 @@ class RunRepository(RecordRepository[Run]):
             )
             if value is not None
         ]
-        return await self.page(*where, cursor=cursor, limit=limit)
+        return await self.page(*where, cursor=cursor, limit=limit, index_status=index_status)

@@ -10,6 +10,8 @@ from uuid import UUID
 
 import msgspec
 
+from myaiserv.kit.index_state import IndexState
+
 Status = Literal["ok", "error", "timeout", "cancelled"]
 Sort = Literal["relevance", "time", "latency", "cost"]
 Order = Literal["asc", "desc"]
@@ -55,7 +57,7 @@ class RunUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
-class RunOut(msgspec.Struct, kw_only=True):
+class RunOut(IndexState, kw_only=True):
     id: UUID
     provider: str
     model: str

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from myaiserv.db.models import Run
+from myaiserv.db.models import IndexStatus, Run
 from myaiserv.kit.validation import InvalidInputError, check_metadata, reject_nul
 from myaiserv.runs.repository import RunRepository
 
@@ -242,14 +242,21 @@ class RunService:
         provider: str | None = None,
         model: str | None = None,
         status: str | None = None,
+        index_status: IndexStatus | None = None,
     ) -> tuple[list[Run], str | None]:
-        """Newest first, optionally only those of one provider, model and/or status."""
+        """Newest first, optionally only those of one provider, model, status and/or
+        index status."""
         reject_nul(provider, "provider")
         reject_nul(model, "model")
         if status is not None and status not in STATUSES:
             raise InvalidInputError("status", f"must be one of {', '.join(STATUSES)}")
         return await self.repo.list(
-            cursor=cursor, limit=limit, provider=provider, model=model, status=status
+            cursor=cursor,
+            limit=limit,
+            provider=provider,
+            model=model,
+            status=status,
+            index_status=index_status,
         )
 
     async def update(self, run_id: UUID, changes: dict[str, Any]) -> Run:

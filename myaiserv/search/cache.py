@@ -1,21 +1,23 @@
 """Result-page cache in Redis, invalidated by index generations.
 
-Indexers bump a generation counter per tenant and index kind once their writes are
-searchable (after a refresh); a reindex bumps the kind's global generation. A cached page's
-key holds the generations of the kinds it searched, so once a write is searchable no
-request can find a page computed before it: the key it would look up has changed. Old
-pages are never read again and expire (TTL a setting).
+Indexers give each (tenant, kind) they wrote a new generation in the transaction that
+settles the write, after it became searchable (a refresh); a reindex or a restore gives a
+kind a new global generation. Generations live in PostgreSQL (``myaiserv.db.generations``)
+and a cached page's key holds the ones of the kinds it searched, so once a write is
+settled no request can find a page computed before it: the key it would look up has
+changed. Old pages are never read again and expire (TTL a setting).
 
-Redis down means no cache, never an error.
+Redis down, or the generations unreadable, means no cache, never an error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from myaiserv import metrics
 from myaiserv.cache.client import as_bytes
@@ -24,47 +26,51 @@ from myaiserv.search.kinds import Kind
 
 log = get_logger(__name__)
 
-ALL_TENANTS = "*"
 
-
-def generation_key(prefix: str, tenant_id: str, kind: Kind) -> str:
-    return f"{prefix}:gen:{tenant_id}:{kind}"
-
-
-async def bump_generations(redis: Redis, prefix: str, pairs: Iterable[tuple[str, Kind]]) -> None:
-    """Bump (tenant, kind) generations; ``ALL_TENANTS`` for a kind-wide change. Raises
-    RedisError: the caller decides whether that matters."""
-    keys = sorted({generation_key(prefix, t, k) for t, k in pairs})
-    if not keys:
-        return
-    async with redis.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.incr(key)
-        await pipe.execute()
+class Generations(Protocol):
+    async def read(self, tenant_id: str, kinds: Iterable[Kind]) -> list[str]:
+        """The generations keying a page of ``tenant_id`` over ``kinds``."""
 
 
 class ResultCache:
     """Pages (or answers: ``namespace``) keyed by tenant, request and generations."""
 
-    def __init__(self, redis: Redis, prefix: str, ttl_s: int, namespace: str = "search") -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        generations: Generations,
+        prefix: str,
+        ttl_s: int,
+        namespace: str = "search",
+    ) -> None:
         self.redis = redis
+        self.generations = generations
         self.prefix = prefix
         self.ttl_s = ttl_s
         self.namespace = namespace
 
     async def key(self, tenant_id: str, kinds: list[Kind], fingerprint: str) -> str | None:
-        """The page's key at the current generations (None when Redis is unavailable)."""
-        names = []
-        for kind in sorted(kinds):
-            names += [generation_key(self.prefix, tenant_id, kind)]
-            names += [generation_key(self.prefix, ALL_TENANTS, kind)]
+        """The page's key at the current generations (None when they cannot be read)."""
         try:
-            values = await self.redis.mget(names)
+            values = await self.generations.read(tenant_id, kinds)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("index generations unavailable: no cache", error=str(exc)[:300])
+            return None
+        generations = ".".join(values)
+        return f"{self.prefix}:{self.namespace}:{tenant_id}:{fingerprint}:{generations}"
+
+    async def lookup(
+        self, tenant_id: str, kinds: list[Kind], fingerprint: str
+    ) -> tuple[str | None, bytes | None]:
+        """(the page's key, None when there is no cache to use; the cached page, if any)."""
+        key = await self.key(tenant_id, kinds, fingerprint)
+        if key is None:
+            return None, None
+        try:
+            return key, as_bytes(await self.redis.get(key))
         except (RedisError, OSError) as exc:
             log.warning("search cache unavailable", error=str(exc))
-            return None
-        generations = ".".join((as_bytes(v) or b"0").decode() for v in values)
-        return f"{self.prefix}:{self.namespace}:{tenant_id}:{fingerprint}:{generations}"
+            return None, None
 
     async def get(self, key: str) -> bytes | None:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from myaiserv.db.generations import GenerationReader
 from myaiserv.resources import Resources
 from myaiserv.search.cache import ResultCache
 from myaiserv.search.cursor import signing_key
@@ -28,7 +29,12 @@ def search_service(resources: Resources, tenant_id: UUID) -> SearchService:
     settings = resources.settings
     return SearchService(
         store=search_store(resources),
-        cache=ResultCache(resources.redis, settings.redis.namespace, settings.search.cache_ttl_s),
+        cache=ResultCache(
+            resources.redis,
+            GenerationReader(resources.engine),
+            settings.redis.namespace,
+            settings.search.cache_ttl_s,
+        ),
         windows=WindowStore(
             resources.redis, settings.redis.namespace, settings.search.pit_keep_alive
         ),

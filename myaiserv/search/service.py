@@ -70,10 +70,10 @@ class SearchService:
         cacheable = req.cursor is None and use_cache and self.settings.cache_ttl_s > 0
         key = None
         if cacheable:
-            key = await self.cache.key(
+            key, cached = await self.cache.lookup(
                 self.tenant_id, plan.kinds, fingerprint(self.tenant_id, request)
             )
-            if key is not None and (cached := await self.cache.get(key)) is not None:
+            if cached is not None:
                 result_cache.record("hit")
                 return cached, "hit"
         await self.store.check(plan.kinds)

@@ -77,3 +77,57 @@ def test_a_new_revision_takes_the_next_number(tmp_path: Path) -> None:
     assert rev_id == f"{len(list((migrate.MIGRATIONS / 'versions').glob('0*.py'))) + 1:04d}"
     command.revision(config, message="Add widgets", rev_id=rev_id)
     assert (location / "versions" / f"{rev_id}_add_widgets.py").exists()
+
+
+async def test_index_states_are_backfilled_from_the_outbox_and_dead_letters(
+    scratch: Settings,
+) -> None:
+    """0004 on a database with data: a run with an outbox row is pending, one whose current
+    version was dead-lettered is failed (reason and time), one dead-lettered at an older
+    version and the rest are indexed."""
+    await asyncio.to_thread(migrate.upgrade, scratch, "0003")
+    engine = create_async_engine(scratch.database_url, poolclass=NullPool)
+    ids = {name: uuid.uuid4() for name in ("queued", "dead", "dead_before", "plain")}
+    try:
+        async with engine.begin() as conn:
+            tenant = await conn.scalar(
+                text("INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 'm') RETURNING id")
+            )
+            for run_id in ids.values():
+                await conn.execute(
+                    text(
+                        "INSERT INTO runs (id, tenant_id, version, provider, model, input, status)"
+                        " VALUES (:id, :t, 2, 'p', 'm', 'in', 'ok')"
+                    ),
+                    {"id": run_id, "t": tenant},
+                )
+            await conn.execute(
+                text(
+                    "INSERT INTO outbox (tenant_id, kind, entity_id, op, version) "
+                    "VALUES (:t, 'runs', :id, 'upsert', 2)"
+                ),
+                {"t": tenant, "id": ids["queued"]},
+            )
+            for name, version in (("dead", 2), ("dead_before", 1)):
+                await conn.execute(
+                    text(
+                        "INSERT INTO dead_letters (tenant_id, kind, entity_id, op, version, "
+                        "reason, error, attempts) "
+                        "VALUES (:t, 'runs', :id, 'upsert', :v, 'mapper_parsing', 'bad', 1)"
+                    ),
+                    {"t": tenant, "id": ids[name], "v": version},
+                )
+        await asyncio.to_thread(migrate.upgrade, scratch)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT id, index_status, index_error, index_failed_at IS NOT NULL FROM runs")
+            )
+            states = {run_id: tuple(rest) for run_id, *rest in rows}
+    finally:
+        await engine.dispose()
+    assert states == {
+        ids["queued"]: ("pending", None, False),
+        ids["dead"]: ("failed", "mapper_parsing: bad", True),
+        ids["dead_before"]: ("indexed", None, False),
+        ids["plain"]: ("indexed", None, False),
+    }

@@ -356,7 +356,7 @@ def test_redis_replicas_follow_the_primary(services: dict[str, Any]) -> None:
         assert cmd[cmd.index("--replica-announce-ip") + 1] == name
         assert cmd[:at] + cmd[at + 3 : -2] == primary[:-2], name  # the same settings
     assert primary[primary.index("--replica-announce-ip") + 1] == "redis"
-    # Only TTL'd keys may be evicted: the index generation counters have none.
+    # Only TTL'd keys may be evicted (caches and counters all have one).
     policy = primary[primary.index("--maxmemory-policy") + 1]
     assert policy == "volatile-lru"
 

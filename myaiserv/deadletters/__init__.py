@@ -1,0 +1,1 @@
+"""Dead letters: index writes that failed for good, listed per tenant and requeued."""
