@@ -78,7 +78,9 @@ class Run:
         self.latencies: list[float] = []
         self.pages_followed = 0
         self.writes = 0
-        self.queries = (" ".join(c) for c in itertools.permutations(WORDS, 3))
+        # Word triples, round again when used up (a fast run outlasts them); every query
+        # also carries its client and sequence number, so none repeats.
+        self.queries = itertools.cycle([" ".join(c) for c in itertools.permutations(WORDS, 3)])
         self.stop = asyncio.Event()
 
     async def _post(self, kind: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:

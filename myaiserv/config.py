@@ -489,7 +489,12 @@ class RedisSettings(BaseModel):
     breaker_failures: int = Field(
         3, ge=1, description="Consecutive failures that open Redis's circuit (caches skipped)."
     )
-    breaker_reset_s: float = Field(5.0, gt=0, description="Open circuit's cool-down.")
+    breaker_reset_s: float = Field(
+        1.0,
+        gt=0,
+        description="Open circuit's cool-down. Short: a probe costs one request at most the "
+        "command budget, and a Sentinel failover is followed as soon as it is done.",
+    )
     namespace: str = Field(
         "myaiserv",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
