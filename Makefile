@@ -8,13 +8,15 @@ PORT ?= 8000
 STACK_ARGS ?=
 
 VENV_STAMP := .venv/.installed
+BROWSER_STAMP := tests/browser/node_modules/.installed
 PEERS_STAMP := bench/peers/.venv/.installed
 
-.PHONY: help install system-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-peers eval lint clean
+.PHONY: help install system-deps browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-peers eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
 	@echo "make test         install, start the local stack, run the test suite"
+	@echo "make browser-deps axe-core for the browser tests (npm ci, as the lockfile pins it)"
 	@echo "make bench        run the benchmarks; writes bench/REPORT.md and bench/results.json"
 	@echo "                  and plots, MyAIServ beside LangChain and Haystack (bench-ingest,"
 	@echo "                  bench-search, bench-search-sustained, bench-peers, bench-vectors,"
@@ -34,6 +36,13 @@ $(VENV_STAMP): pyproject.toml poetry.lock
 	@touch $@
 
 install: system-deps $(VENV_STAMP)
+
+# The browser tests' front-end packages (axe-core), exactly as package-lock.json pins them.
+$(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json | system-deps
+	npm ci --prefix tests/browser --no-audit --no-fund
+	@touch $@
+
+browser-deps: $(BROWSER_STAMP)
 
 stack-up: install
 	$(POETRY) run myaiserv stack up $(STACK_ARGS)
@@ -107,7 +116,7 @@ bench-peers: migrate $(PEERS_STAMP)
 eval: migrate
 	$(POETRY) run myaiserv eval
 
-test: stack-up
+test: stack-up browser-deps
 	$(POETRY) run pytest $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)
