@@ -27,6 +27,7 @@ from myaiserv.audit.controller import AuditController
 from myaiserv.auth.controller import KeyController
 from myaiserv.auth.middleware import ApiKeyAuthenticationMiddleware
 from myaiserv.config import Settings, load_settings
+from myaiserv.console import router as console
 from myaiserv.conversations.controller import ConversationController
 from myaiserv.deadletters.controller import DeadLetterController
 from myaiserv.documents.controller import DocumentController
@@ -45,7 +46,8 @@ from myaiserv.runs.controller import RunController
 from myaiserv.search.controller import SearchController
 
 log = get_logger(__name__)
-UNAUTHENTICATED = [r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema"]
+# Probes, metrics and the schema are open; the console has its own sessions.
+UNAUTHENTICATED = [r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema", r"^/console"]
 
 
 SECURITY_HEADERS = [
@@ -55,6 +57,12 @@ SECURITY_HEADERS = [
     # An API serves data, never pages: nothing in a response may load or run anything.
     # (The Swagger UI under /schema loads its assets, so it keeps its own policy.)
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+
+# The console's pages load their scripts, styles and images from our origin, nothing else.
+CONSOLE_SECURITY_HEADERS = [
+    *SECURITY_HEADERS[:3],
+    (b"content-security-policy", console.CONTENT_SECURITY_POLICY.encode()),
 ]
 
 
@@ -79,7 +87,10 @@ def _observe(name: str, security_headers: bool = True) -> Wrapper:
                         (b"x-instance", value),
                         (b"server-timing", f"app;dur={seconds * 1000:.2f}".encode()),
                     ]
-                    if security_headers and not scope.get("path", "").startswith("/schema"):
+                    path = scope.get("path", "")
+                    if security_headers and path.startswith("/console"):
+                        headers += CONSOLE_SECURITY_HEADERS
+                    elif security_headers and not path.startswith("/schema"):
                         headers += SECURITY_HEADERS
                     message["headers"] = headers
                     route = scope.get("path_template") or "unmatched"
@@ -122,6 +133,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             AuditController,
             DeadLetterController,
             UsageController,
+            *console.console_routes(),
         ],
         lifespan=[lifespan],
         on_startup=[document_errors],
@@ -131,9 +143,11 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        template_config=console.templates(),
+        csrf_config=console.csrf(settings),
         middleware=[
             _observe(instance, settings.http.security_headers),
-            # Probes, metrics and the schema stay open; everything else needs a key.
+            # Everything but UNAUTHENTICATED needs a key.
             DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude=UNAUTHENTICATED),
             input_guard(settings.limits.max_json_depth, settings.limits.max_request_bytes),
         ],

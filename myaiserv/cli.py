@@ -15,6 +15,7 @@ from myaiserv.backup.cli import backup_command, restore_command
 from myaiserv.kit.cli import fail, in_transaction, load_settings, run
 from myaiserv.secrets.cli import secrets
 from myaiserv.stack.cli import stack
+from myaiserv.users.cli import users
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -285,6 +286,7 @@ main.add_command(stack)
 main.add_command(backup_command)
 main.add_command(restore_command)
 main.add_command(secrets)
+main.add_command(users)
 
 
 def _load_plugins() -> None:

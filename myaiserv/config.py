@@ -431,7 +431,9 @@ class HttpSettings(BaseModel):
 class RateLimitSettings(BaseModel):
     """Requests per minute on /v1, counted in Redis (shared by every instance)."""
 
-    per_key_per_minute: int = Field(1200, ge=0, description="Per API key (0: unlimited).")
+    per_key_per_minute: int = Field(
+        1200, ge=0, description="Per API key, or per console user (0: unlimited)."
+    )
     per_tenant_per_minute: int = Field(
         3000, ge=0, description="Per tenant, all its keys together (0: unlimited)."
     )
@@ -452,6 +454,39 @@ class RateLimitSettings(BaseModel):
         ge=0,
         description="Refused keys per key prefix per minute (guesses at one key from many "
         "addresses); past it, that prefix is a 429 until the minute ends (0: no limit).",
+    )
+
+
+class ConsoleSettings(BaseModel):
+    """The web console (/console): sessions in Redis, login throttling, one-time links."""
+
+    public_url: str = Field(
+        "http://localhost:8000",
+        description="The console's address as people reach it (printed in one-time "
+        "password links); https:// makes its cookies Secure.",
+    )
+    secret: SecretStr | None = Field(
+        None,
+        description="Signs the console's CSRF tokens; every instance needs the same one "
+        "(required in production; derived from DATABASE_URL in development).",
+    )
+    session_idle_s: int = Field(
+        1800, ge=60, description="A session unused this long ends (idle timeout)."
+    )
+    session_absolute_s: int = Field(
+        12 * 3600, ge=60, description="A session ends this long after login, used or not."
+    )
+    login_failures_per_account: int = Field(
+        5,
+        ge=1,
+        description="Wrong passwords per account per minute; past it, that account's "
+        "logins are refused (429) until the minute ends.",
+    )
+    login_failures_per_address: int = Field(
+        20, ge=1, description="Failed logins per client address per minute; past it, 429."
+    )
+    password_link_ttl_s: int = Field(
+        3 * 86400, ge=300, description="How long a one-time password link stays valid."
     )
 
 
@@ -565,6 +600,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     secrets: SecretSettings = Field(default_factory=SecretSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @model_validator(mode="after")
     def _llm_targets(self) -> Settings:

@@ -40,6 +40,16 @@ PROMPT_LABEL_REMOVED = "prompt.label_removed"
 SECRET_SET = "secret.set"  # noqa: S105 - an action name
 SECRET_DELETED = "secret.deleted"  # noqa: S105
 SECRETS_ROTATED = "secrets.rotated"
+USER_CREATED = "user.created"
+USER_ROLE_CHANGED = "user.role_changed"
+USER_DISABLED = "user.disabled"
+USER_ENABLED = "user.enabled"
+USER_PASSWORD_SET = "user.password_set"  # noqa: S105 - an action name
+USER_LINK_ISSUED = "user.link_issued"
+LOGIN = "login.succeeded"
+LOGIN_FAILED = "login.failed"
+LOGIN_THROTTLED = "login.throttled"
+LOGOUT = "logout"
 CLI = "cli"
 ANONYMOUS = "anonymous"
 
@@ -48,7 +58,7 @@ _MAX_TEXT = 300
 
 
 def actor_of(principal: Principal) -> str:
-    return f"key:{principal.key_prefix}"
+    return principal.actor
 
 
 def add(

@@ -86,9 +86,9 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             raise NotAuthorizedException("The API key has expired.")
         principal = Principal(
             tenant_id=row.tenant_id,
+            scopes=frozenset(row.scopes),
             key_id=row.id,
             key_prefix=row.prefix,
-            scopes=frozenset(row.scopes),
         )
         verdict = await ratelimit.check(
             resources.redis,

@@ -81,7 +81,7 @@ async def check(
 ) -> Verdict | None:
     """Count this request; None when no limit applies (or Redis is down and fail-open)."""
     limits = [
-        (f"key:{principal.key_id}", settings.per_key_per_minute),
+        (principal.subject, settings.per_key_per_minute),
         (f"tenant:{principal.tenant_id}", settings.per_tenant_per_minute),
     ]
     limits = [(name, limit) for name, limit in limits if limit > 0]

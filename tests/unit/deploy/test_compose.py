@@ -46,6 +46,7 @@ SECRETS = {
     "POSTGRES_PASSWORD": "pg-secret-for-test",
     "GRAFANA_ADMIN_PASSWORD": "gf-secret",
     "MYAISERV_SEARCH__CURSOR_SECRET": "cursor-secret",
+    "MYAISERV_CONSOLE__SECRET": "console-secret",
 }
 ES_NODES = ("es01", "es02", "es03")
 REDIS_REPLICAS = ("redis-replica-1", "redis-replica-2")
@@ -232,7 +233,10 @@ def test_compose_config_is_valid(tmp_path: Path) -> None:
 def test_compose_refuses_to_start_without_the_secrets(tmp_path: Path) -> None:
     result = compose(env_file(tmp_path, {}), "config", "-q")
     assert result.returncode != 0
-    required = "POSTGRES_PASSWORD|GRAFANA_ADMIN_PASSWORD|MYAISERV_SEARCH__CURSOR_SECRET"
+    required = (
+        "POSTGRES_PASSWORD|GRAFANA_ADMIN_PASSWORD|MYAISERV_SEARCH__CURSOR_SECRET"
+        "|MYAISERV_CONSOLE__SECRET"
+    )
     assert re.search(rf"set ({required}) in \.env", result.stderr)
 
 
