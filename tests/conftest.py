@@ -23,7 +23,14 @@ from myaiserv.search.kinds import KINDS
 from myaiserv.stack.config import StackConfig
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.postgres import TEST_DATABASE_SUFFIX
-from tests.support import TenantKey, admin_sql, make_tenant
+from tests.support import (
+    ConsoleUser,
+    TenantKey,
+    admin_sql,
+    console_login,
+    make_tenant,
+    make_user,
+)
 
 STACK_DIR = Path(os.environ.get("MYAISERV_STACK_DIR", ".stack"))
 TEST_REDIS_DB = 1
@@ -125,3 +132,26 @@ async def api(client: AsyncTestClient, tenant: TenantKey) -> AsyncTestClient:
     """A client authenticated as this test's tenant."""
     client.headers.update(tenant.headers)
     return client
+
+
+@pytest.fixture
+async def console_user(resources: Resources, tenant: TenantKey) -> ConsoleUser:
+    """An admin of this test's tenant, with a password."""
+    return await make_user(resources, tenant, "admin")
+
+
+@pytest.fixture
+def visitor(client: AsyncTestClient) -> AsyncTestClient:
+    """A browser-like client of the console without a session: it shows redirects (the
+    login's, a page's to the login) instead of following them."""
+    client.follow_redirects = False
+    return client
+
+
+@pytest.fixture
+async def console(visitor: AsyncTestClient, console_user: ConsoleUser) -> AsyncTestClient:
+    """``visitor`` logged in to the console as ``console_user`` (its session cookie and
+    CSRF cookie set; POST forms with ``tests.support.csrf_field(console)``)."""
+    response = await console_login(visitor, console_user)
+    assert response.status_code == 303, response.text
+    return visitor

@@ -1,5 +1,5 @@
-"""Helpers the tests share (fixtures stay in conftest.py): tenants and their keys, SQL
-on the server's admin database, draining the outbox as an indexer would, a web tier on
+"""Helpers the tests share (fixtures stay in conftest.py): tenants and their keys, console
+users and their logins, SQL on the server's admin database, draining the outbox as an indexer would, a web tier on
 free ports, a server process, and polling for recovery."""
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 import httpx
@@ -25,12 +27,14 @@ from sqlalchemy.pool import NullPool
 
 from myaiserv.auth.service import TenantService
 from myaiserv.config import Settings
+from myaiserv.console.router import CSRF_COOKIE
 from myaiserv.evaluation.harness import free_port
 from myaiserv.resources import Resources
 from myaiserv.search.kinds import KINDS
 from myaiserv.stack.config import StackConfig, WebConfig
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.web import WebService
+from myaiserv.users.service import UserService
 from tooling.ports import free_port_range
 
 
@@ -64,6 +68,40 @@ async def make_tenant(resources: Resources, scopes: list[str] | None = None) -> 
             name, scopes=scopes or ["read", "write", "admin"]
         )
     return TenantKey(issued.tenant_id, name, issued.plaintext)
+
+
+@dataclass(frozen=True)
+class ConsoleUser:
+    tenant: TenantKey
+    email: str
+    password: str
+    role: str
+
+
+async def make_user(resources: Resources, tenant: TenantKey, role: str = "admin") -> ConsoleUser:
+    """A console user of ``tenant`` with its password set, the way a person does it: an
+    invitation, then its one-time link."""
+    email = f"{role}-{uuid.uuid4().hex[:8]}@{tenant.name}.test"
+    password = f"pw-{uuid.uuid4().hex}"
+    settings = resources.settings.console
+    async with resources.sessionmaker() as session, session.begin():
+        link = await UserService(session, settings).invite(tenant.id, email, role)
+    token = parse_qs(urlsplit(link.url).query)["token"][0]
+    async with resources.sessionmaker() as session, session.begin():
+        await UserService(session, settings).set_password(token, password)
+    return ConsoleUser(tenant, email, password, role)
+
+
+def csrf_field(client: httpx.AsyncClient) -> dict[str, str]:
+    """The form field a console POST carries (the CSRF cookie's token)."""
+    return {"_csrf_token": client.cookies.get(CSRF_COOKIE, path="/console") or ""}
+
+
+async def console_login(client: httpx.AsyncClient, user: ConsoleUser) -> httpx.Response:
+    """Log ``client`` in as ``user`` through the login form; the login's response."""
+    await client.get("/console/login")
+    form: dict[str, Any] = {"email": user.email, "password": user.password, **csrf_field(client)}
+    return await client.post("/console/login", data=form)
 
 
 def process_env(settings: Settings) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """Helpers the browser tests share (fixtures stay in conftest.py): Debian's chromium under
-Selenium, the viewports a page must work in, waits that poll instead of sleeping, and
-screenshots kept as test artifacts."""
+Selenium, the viewports a page must work in, waits that poll instead of sleeping,
+screenshots kept as test artifacts, and the console as served (``Site``) with a browser
+pointed at it (``Browse``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
+from myaiserv.stack.web import WebService
+from tests.browser.accessibility import axe_check
+from tests.support import ConsoleUser
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # Generous: the tests share two cores with the stack and other sessions.
 WAIT_S = 15.0
@@ -28,6 +33,8 @@ WAIT_S = 15.0
 MAX_SHOT_HEIGHT = 16_384
 # Root in a container: no sandbox, no /dev/shm (64 MiB there), no GPU.
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu")
+# The served console's session secret (a test value, as the tests' own stack is).
+SITE_SECRET = "browser-tests-console-secret-0123456789"
 
 
 @dataclass(frozen=True)
@@ -157,3 +164,56 @@ def screenshot(driver: webdriver.Chrome, name: str) -> Path:
     path = artifacts_dir() / f"{name}.png"
     path.write_bytes(base64.b64decode(shot["data"]))
     return path
+
+
+@dataclass(frozen=True)
+class Site:
+    """The console as served by a web tier: nginx's URL, and each instance's."""
+
+    service: WebService
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.service.web.port}"
+
+    def instance_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.service.instance_port(name)}"
+
+    def instance_names(self) -> list[str]:
+        return self.service.instance_names()
+
+
+@dataclass(frozen=True)
+class Browse:
+    """The test's browser on ``site``."""
+
+    driver: webdriver.Chrome
+    site: Site
+
+    def go(self, path: str, base: str | None = None) -> None:
+        """Open ``path`` on nginx (or on ``base``, an instance's URL)."""
+        self.driver.get((base or self.site.url) + path)
+
+    def login(self, user: ConsoleUser, base: str | None = None) -> None:
+        """Log in through the form, as a person does; waits for the first page after it."""
+        self.go("/console/login", base)
+        wait_for_element(self.driver, "#email").send_keys(user.email)
+        self.driver.find_element(By.ID, "password").send_keys(user.password)
+        self.driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button").click()
+        wait_for_element(self.driver, "form.whoami")
+
+    def find(self, css: str) -> WebElement:
+        return wait_for_element(self.driver, css)
+
+    def text(self, css: str = "main") -> str:
+        return str(self.find(css).text)
+
+    def check(self, name: str) -> None:
+        """The page as it is now: no serious or critical accessibility violation, at the
+        laptop size and on a phone, and a screenshot of each (``<name>.png``,
+        ``<name>-phone.png``)."""
+        axe_check(self.driver)
+        screenshot(self.driver, name)
+        with phone(self.driver):
+            axe_check(self.driver)
+            screenshot(self.driver, f"{name}-phone")

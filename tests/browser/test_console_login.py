@@ -1,0 +1,41 @@
+"""Logging in to the console in a real browser, through nginx in front of two instances:
+the login page is accessible on a laptop and a phone, a wrong password is refused with a
+message and then throttled, and a session set on one instance holds on the other."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from myaiserv.resources import Resources
+from tests.browser.support import Browse
+from tests.support import TenantKey, make_user
+
+pytestmark = pytest.mark.browser
+
+
+def submit_login(browse: Browse, email: str, password: str) -> None:
+    browse.go("/console/login")
+    browse.find("#email").send_keys(email)
+    browse.driver.find_element(By.ID, "password").send_keys(password)
+    browse.driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button").click()
+
+
+def test_the_login_page_is_accessible(browse: Browse) -> None:
+    browse.go("/console/login")
+    assert "Log in to MyAIServ" in browse.text("h1")
+    browse.check("login")
+
+
+async def test_a_wrong_password_is_refused_then_throttled(
+    browse: Browse, resources: Resources, tenant: TenantKey
+) -> None:
+    user = await make_user(resources, tenant, "viewer")
+    submit_login(browse, user.email, "not-the-password-at-all")
+    assert "Wrong email or password." in browse.text(".error")
+    for _ in range(resources.settings.console.login_failures_per_account):
+        submit_login(browse, user.email, "not-the-password-at-all")
+    # Throttled now: even the right password waits.
+    submit_login(browse, user.email, user.password)
+    assert "too many failed logins" in browse.text(".error").lower()
+    assert browse.driver.get_cookie("myaiserv_session") is None
