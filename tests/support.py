@@ -1,6 +1,6 @@
 """Helpers the tests share (fixtures stay in conftest.py): tenants and their keys, console
-users and their logins, SQL on the server's admin database, draining the outbox as an indexer would, a web tier on
-free ports, a server process, and polling for recovery."""
+users and their logins, SQL on the server's admin database, draining the outbox as an
+indexer would, a web tier on free ports, a server process, and polling for recovery."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ MAX_SHOT_HEIGHT = 16_384
 # Root in a container: no sandbox, no /dev/shm (64 MiB there), no GPU.
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu")
 # The served console's session secret (a test value, as the tests' own stack is).
-SITE_SECRET = "browser-tests-console-secret-0123456789"
+SITE_SECRET = "browser-tests-console-secret-0123456789"  # noqa: S105
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,7 @@ async def test_sessions_end_after_the_idle_and_the_absolute_timeout(
     assert not await resources.redis.exists(f"{namespace}:session:{session_id}")
 
 
-async def _user_id(resources: Resources, email: str):  # noqa: ANN202
+async def _user_id(resources: Resources, email: str):
     async with resources.sessionmaker() as session:
         user = await UserService(session, resources.settings.console).users.get_by_email(email)
     assert user is not None
