@@ -10,7 +10,17 @@ $POETRY run myaiserv indexer run &
 indexer=$!
 trap 'kill -TERM $indexer 2>/dev/null || true; wait $indexer 2>/dev/null || true' EXIT INT TERM
 
+# The console's links (one-time password links) point at this server unless told otherwise.
+export MYAISERV_CONSOLE__PUBLIC_URL="${MYAISERV_CONSOLE__PUBLIC_URL:-http://127.0.0.1:$PORT}"
+CONSOLE="$MYAISERV_CONSOLE__PUBLIC_URL/console/"
+
 echo "run: API on http://127.0.0.1:$PORT (OpenAPI at /schema); indexer pid $indexer"
-echo "run: create a tenant and its first API key with: $POETRY run myaiserv tenants create NAME"
+echo "run: console on $CONSOLE"
+# A fresh installation gets its first tenant and admin (the link to set the password is
+# printed once); later runs only say how to log in.
+# shellcheck disable=SC2086
+$POETRY run myaiserv users first-admin --console-url "$CONSOLE" \
+  --tenant "${MYAISERV_FIRST_TENANT:-default}" --email "${MYAISERV_FIRST_ADMIN:-admin@example.com}"
+echo "run: more tenants and keys: $POETRY run myaiserv tenants create NAME; users: $POETRY run myaiserv users create"
 # shellcheck disable=SC2086
 $POETRY run myaiserv serve --host 127.0.0.1 --port "$PORT"

@@ -13,7 +13,7 @@ from myaiserv.kit.cli import run, transaction
 if TYPE_CHECKING:
     from myaiserv.config import Settings
     from myaiserv.db.models import User
-    from myaiserv.users.service import PasswordLink
+    from myaiserv.users.service import FirstAdmin, PasswordLink
 
 
 @click.group()
@@ -44,6 +44,37 @@ def users_create(tenant: str, email: str, role: str) -> None:
             return await UserService(session, settings.console).create_in(tenant, email, role)
 
     _print_link(run(job))
+
+
+@users.command("first-admin")
+@click.option("--tenant", required=True, help="The tenant's name (created if missing).")
+@click.option("--email", required=True)
+@click.option("--console-url", default="", help="Where the console is, to print it.")
+def users_first_admin(tenant: str, email: str, console_url: str) -> None:
+    """On a fresh installation (no user at all): create TENANT if missing (printing its
+    first API key) and its first admin (printing the one-time link). Once any user exists
+    it changes nothing and says how to get in."""
+
+    async def job(settings: Settings) -> FirstAdmin | None:
+        from myaiserv.auth.keys import SCOPES
+        from myaiserv.users.service import UserService
+
+        async with transaction(settings) as session:
+            service = UserService(session, settings.console)
+            return await service.first_admin(tenant, email, scopes=list(SCOPES))
+
+    first = run(job)
+    where = console_url or "the console"
+    if first is None:
+        click.echo(
+            f"console: users exist; log in at {where} (a lost password: "
+            "`myaiserv users link EMAIL`; another user: `myaiserv users create`)"
+        )
+        return
+    if first.key is not None:
+        click.echo(f"tenant\t{first.key.tenant_name}")
+        click.echo(f"api key\t{first.key.plaintext}")
+    _print_link(first.link)
 
 
 @users.command("link")

@@ -32,6 +32,10 @@ class UserRepository:
         )
         return list(rows)
 
+    async def any(self) -> bool:
+        """Whether any user exists, in any tenant (a fresh installation has none)."""
+        return (await self.session.scalar(select(User.id).limit(1))) is not None
+
     async def count_admins(self, tenant_id: UUID) -> int:
         count = await self.session.scalar(
             select(func.count()).where(

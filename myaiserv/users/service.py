@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.audit import log as audit
 from myaiserv.auth.repository import TenantRepository
+from myaiserv.auth.service import IssuedKey, TenantService
 from myaiserv.config import ConsoleSettings
 from myaiserv.db.models import User
 from myaiserv.errors import ConflictError, NotFoundError
@@ -62,6 +63,12 @@ class PasswordLink:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class FirstAdmin:
+    link: PasswordLink
+    key: IssuedKey | None  # the tenant's first API key, when the tenant was created too
+
+
 class UserService:
     def __init__(
         self,
@@ -97,6 +104,25 @@ class UserService:
         if tenant is None:
             raise NotFoundError(f"tenant {tenant_name!r} not found")
         return await self.invite(tenant.id, email, role)
+
+    async def first_admin(
+        self, tenant_name: str, email: str, *, scopes: list[str]
+    ) -> FirstAdmin | None:
+        """A fresh installation's first admin (and its tenant, with a first key of
+        ``scopes``, if there is no such tenant yet); None once any user exists, so running
+        it again changes nothing."""
+        if await self.users.any():
+            return None
+        tenant = await TenantRepository(self.session).get_by_name(tenant_name)
+        key = None
+        if tenant is None:
+            key = await TenantService(self.session, actor=self.actor).create_tenant(
+                tenant_name, scopes=scopes
+            )
+            tenant_id = key.tenant_id
+        else:
+            tenant_id = tenant.id
+        return FirstAdmin(await self.invite(tenant_id, email, "admin"), key)
 
     async def invite(self, tenant_id: UUID, email: str, role: str) -> PasswordLink:
         """A new user without a password, and the link that sets it."""
