@@ -11,7 +11,7 @@ VENV_STAMP := .venv/.installed
 BROWSER_STAMP := tests/browser/node_modules/.installed
 PEERS_STAMP := bench/peers/.venv/.installed
 
-.PHONY: help install system-deps browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-peers eval lint clean
+.PHONY: help install system-deps browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-peers eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
@@ -21,7 +21,7 @@ help:
 	@echo "                  and plots, MyAIServ beside LangChain and Haystack (bench-ingest,"
 	@echo "                  bench-search, bench-search-sustained, bench-peers, bench-vectors,"
 	@echo "                  bench-scale, bench-load, bench-reliability, bench-failover, bench-hangs,"
-	@echo "                  bench-security: one of them)"
+	@echo "                  bench-security, bench-console: one of them)"
 	@echo "make eval         relevance (nDCG@10, MAP, Recall@100) on ../shared/data/cisi"
 	@echo "make stack-up     start Elasticsearch, PostgreSQL and Redis locally (STACK_ARGS=...)"
 	@echo "make stack-down   stop them (data is kept in .stack/)"
@@ -61,7 +61,7 @@ run: migrate
 	POETRY="$(POETRY)" PORT="$(PORT)" bash scripts/run.sh
 
 # One run, every figure: the report and plots are rewritten from this run's figures only.
-bench: bench-fresh bench-ingest bench-search bench-search-sustained bench-peers bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security
+bench: bench-fresh bench-ingest bench-search bench-search-sustained bench-peers bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console
 
 bench-fresh:
 	rm -f bench/results.json bench/REPORT.md bench/plots/*.png
@@ -103,6 +103,9 @@ bench-hangs: migrate
 
 bench-security: migrate
 	$(POETRY) run python -m bench.security
+
+bench-console: migrate
+	$(POETRY) run python -m bench.console
 
 # The peers (LangChain, Haystack) need Elasticsearch's 8.x client: their own environment.
 $(PEERS_STAMP): bench/peers/pyproject.toml bench/peers/poetry.lock

@@ -596,6 +596,41 @@ def _section(name: str, renderer: Any) -> Any:
     return render_section
 
 
+def _console(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    def row(page: str, prefix: str, call: str, api: str) -> list[str]:
+        def cell(p: str) -> str:
+            return (
+                f"{r[f'{p}_p50_ms']:.1f} ({r[f'{p}_p50_min_ms']:.1f}-{r[f'{p}_p50_max_ms']:.1f})"
+                f" | {r[f'{p}_p99_ms']:.1f}"
+            )
+
+        return [f"| {page} | {cell(prefix)} | {call} | {cell(api)} |"]
+
+    return [
+        "## Console",
+        "",
+        (
+            f"Server time (ms) of each console page beside the API call it makes, with "
+            f"{r['runs_stored']:,} runs and {r['documents_stored']:,} documents stored: p50 "
+            "(lowest-highest per-round p50) and p99."
+        ),
+        "",
+        "| page | p50 | p99 | API call | p50 | p99 |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *row("runs search", "runs", "POST /v1/runs/search", "runs_api"),
+        *row("documents search", "documents", "POST /v1/search", "documents_api"),
+        "",
+        (
+            f"The page costs {r['runs_overhead_p50_ms']:.1f} ms (runs) and "
+            f"{r['documents_overhead_p50_ms']:.1f} ms (documents) more than its API call at "
+            "p50: the template render and the session lookup."
+        ),
+        "",
+        f"How: {method.get('how', '')}",
+        "",
+    ]
+
+
 RENDERERS = [
     _targets,
     _ingest,
@@ -610,6 +645,7 @@ RENDERERS = [
     _failover,
     _hangs,
     _section("security", _security),
+    _section("console", _console),
 ]
 
 
