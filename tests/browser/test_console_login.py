@@ -39,3 +39,21 @@ async def test_a_wrong_password_is_refused_then_throttled(
     submit_login(browse, user.email, user.password)
     assert "too many failed logins" in browse.text(".error").lower()
     assert browse.driver.get_cookie("myaiserv_session") is None
+
+
+async def test_logging_out_on_one_instance_ends_the_session_on_the_other(
+    browse: Browse, resources: Resources, tenant: TenantKey
+) -> None:
+    """The cookie belongs to the host, not the port: the browser takes the same session to
+    nginx and to each instance directly, and logging out on one ends it on all."""
+    first, second = browse.site.instance_names()[:2]
+    user = await make_user(resources, tenant, "viewer")
+    browse.login(user)  # through nginx
+    browse.go("/console/overview", browse.site.instance_url(first))
+    assert user.email in browse.text("form.whoami")
+    browse.go("/console/overview", browse.site.instance_url(second))
+    browse.find("form.whoami button").click()  # log out on the second instance
+    browse.find("#email")
+    browse.go("/console/overview", browse.site.instance_url(first))
+    assert "/console/login" in browse.driver.current_url
+    assert "Log in to MyAIServ" in browse.text("h1")
