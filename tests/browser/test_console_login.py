@@ -52,8 +52,13 @@ async def test_logging_out_on_one_instance_ends_the_session_on_the_other(
     browse.go("/console/overview", browse.site.instance_url(first))
     assert user.email in browse.text("form.whoami")
     browse.go("/console/overview", browse.site.instance_url(second))
+    kept = browse.driver.get_cookie("myaiserv_session")
+    assert kept is not None and kept["httpOnly"] and kept["sameSite"] == "Lax"
     browse.find("form.whoami button").click()  # log out on the second instance
     browse.find("#email")
+    assert browse.driver.get_cookie("myaiserv_session") is None
+    # The old cookie put back (as a stolen copy would be): the session is gone everywhere.
+    browse.driver.add_cookie({k: kept[k] for k in ("name", "value", "path", "httpOnly")})
     browse.go("/console/overview", browse.site.instance_url(first))
     assert "/console/login" in browse.driver.current_url
     assert "Log in to MyAIServ" in browse.text("h1")
