@@ -6,6 +6,9 @@ never in a URL or the session, and that response is not stored (``no-store``). E
 other change answers with a redirect (post/redirect/get) and a notice named in the query.
 Provider secrets serve every tenant, so only admins of ``console.operator_tenants`` may
 change them here.
+
+One module, longer than most, for three pages of small handlers: they share the admin
+guard, the shown-once responses and the form-error shaping; split it per page if it grows.
 """
 
 from __future__ import annotations
