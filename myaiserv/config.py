@@ -488,6 +488,18 @@ class ConsoleSettings(BaseModel):
     password_link_ttl_s: int = Field(
         3 * 86400, ge=300, description="How long a one-time password link stays valid."
     )
+    operator_tenants: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Tenants (names, comma-separated) whose admins may manage the "
+        "deployment's provider secrets in the console; they are every tenant's, so no "
+        "other tenant's admin may (the CLI always can).",
+    )
+
+    @field_validator("operator_tenants", mode="before")
+    @classmethod
+    def _tenants(cls, value: Any) -> list[str]:
+        items = value.split(",") if isinstance(value, str) else list(value or [])
+        return [str(i).strip() for i in items if str(i).strip()]
 
 
 class QuotaSettings(BaseModel):

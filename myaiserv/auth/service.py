@@ -140,6 +140,12 @@ class TenantService:
             expires_at=expires_at,
         )
 
+    async def tenant_name(self, tenant_id: UUID) -> str:
+        tenant = await self.session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise NotFoundError("tenant not found")
+        return tenant.name
+
     async def list_keys(self, tenant_id: UUID) -> list[ApiKey]:
         rows = await self.session.scalars(
             select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)

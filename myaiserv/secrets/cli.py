@@ -56,8 +56,7 @@ def generate_key() -> None:
 def set_secret(name: str, env_var: str | None) -> None:
     """Store NAME (e.g. the `api_key_secret` of a provider); the value comes from stdin
     (or --from-env VAR). Instances pick a changed value up within secrets.cache_ttl_s."""
-    from myaiserv.audit import log as audit
-    from myaiserv.secrets import store
+    from myaiserv.secrets.service import SecretService
 
     if env_var:
         value = os.environ.get(env_var, "")
@@ -65,16 +64,11 @@ def set_secret(name: str, env_var: str | None) -> None:
         value = click.prompt("value", hide_input=True)
     else:
         value = sys.stdin.read()
-    value = value.strip()
-    if not value:
+    if not value.strip():
         raise click.ClickException("empty value: nothing stored")
 
     async def job(session: AsyncSession, box: SecretBox) -> bool:
-        replaced = await store.put(session, box, name, value)
-        audit.add(
-            session, audit.SECRET_SET, actor=audit.CLI, tenant_id=None, target=f"secret:{name}"
-        )
-        return replaced
+        return await SecretService(session, box).set(name, value)
 
     replaced = _run_with_keys(job)
     click.echo(f"{'replaced' if replaced else 'stored'} secret {name!r} (encrypted)")
@@ -83,10 +77,10 @@ def set_secret(name: str, env_var: str | None) -> None:
 @secrets.command("list")
 def list_secrets() -> None:
     """Names, the key that encrypted each, and when it changed (never values)."""
-    from myaiserv.secrets import store
+    from myaiserv.secrets.service import SecretService
 
     async def job(session: AsyncSession, box: SecretBox) -> tuple[str, list[SecretInfo]]:
-        return box.primary_key_id, await store.describe(session)
+        return box.primary_key_id, await SecretService(session, box).list()
 
     primary, rows = _run_with_keys(job)
     for row in rows:
@@ -97,20 +91,10 @@ def list_secrets() -> None:
 @secrets.command("delete")
 @NAME
 def delete_secret(name: str) -> None:
-    from myaiserv.audit import log as audit
-    from myaiserv.secrets import store
+    from myaiserv.secrets.service import SecretService
 
     async def job(session: AsyncSession, box: SecretBox) -> bool:
-        found = await store.remove(session, name)
-        if found:
-            audit.add(
-                session,
-                audit.SECRET_DELETED,
-                actor=audit.CLI,
-                tenant_id=None,
-                target=f"secret:{name}",
-            )
-        return found
+        return await SecretService(session, box).remove(name)
 
     if not _run_with_keys(job):
         raise click.ClickException(f"no secret named {name!r}")
@@ -121,20 +105,10 @@ def delete_secret(name: str) -> None:
 def rotate() -> None:
     """Re-encrypt every stored secret under the first key of MYAISERV_SECRETS__KEYS.
     Instances keep serving throughout: each decrypts with any configured key."""
-    from myaiserv.audit import log as audit
-    from myaiserv.secrets import store
+    from myaiserv.secrets.service import SecretService
 
     async def job(session: AsyncSession, box: SecretBox) -> tuple[int, int]:
-        done, current = await store.rotate(session, box)
-        audit.add(
-            session,
-            audit.SECRETS_ROTATED,
-            actor=audit.CLI,
-            tenant_id=None,
-            target=f"key:{box.primary_key_id}",
-            details={"reencrypted": done, "already_current": current},
-        )
-        return done, current
+        return await SecretService(session, box).reencrypt()
 
     done, current = _run_with_keys(job)
     click.echo(f"re-encrypted {done} secret(s); {current} already under the current key")
