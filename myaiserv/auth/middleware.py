@@ -146,11 +146,17 @@ async def _refuse(
 
 
 def requires(scope: str) -> Guard:
-    """A guard: the caller's key must carry ``scope`` (or a stronger one)."""
+    """A guard: the caller's key (or console user's role) must carry ``scope`` (or a
+    stronger one)."""
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = connection.user
-        if not isinstance(principal, Principal) or not principal.allows(scope):
-            raise PermissionDeniedException(f"This API key lacks the '{scope}' scope.")
+        if isinstance(principal, Principal) and principal.allows(scope):
+            return
+        if isinstance(principal, Principal) and principal.user_id is not None:
+            raise PermissionDeniedException(
+                f"Your role does not allow this: it needs the '{scope}' scope (ask an admin)."
+            )
+        raise PermissionDeniedException(f"This API key lacks the '{scope}' scope.")
 
     return guard
