@@ -26,6 +26,7 @@ from myaiserv.config import Settings
 from myaiserv.console.auth import ConsoleAuthController, ConsoleLogoutController
 from myaiserv.console.middleware import LoginRequiredError, SessionAuthenticationMiddleware
 from myaiserv.console.pages import STATIC, environment, page
+from myaiserv.console.prompts import ConsolePromptController
 from myaiserv.console.settings import SettingsController
 from myaiserv.errors import exception_handlers as api_handlers
 
@@ -67,7 +68,10 @@ def _as_page(handler: ExceptionHandler) -> ExceptionHandler:
 
 
 # The pages, each a controller of its domain's console module.
-PAGES: list[ControllerRouterHandler] = [SettingsController]
+PAGES: list[ControllerRouterHandler] = [
+    SettingsController,
+    ConsolePromptController,
+]
 
 
 def console_routes() -> list[ControllerRouterHandler]:
