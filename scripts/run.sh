@@ -13,6 +13,9 @@ trap 'kill -TERM $indexer 2>/dev/null || true; wait $indexer 2>/dev/null || true
 # The console's links (one-time password links) point at this server unless told otherwise.
 export MYAISERV_CONSOLE__PUBLIC_URL="${MYAISERV_CONSOLE__PUBLIC_URL:-http://127.0.0.1:$PORT}"
 CONSOLE="$MYAISERV_CONSOLE__PUBLIC_URL/console/"
+FIRST_TENANT="${MYAISERV_FIRST_TENANT:-default}"
+# Locally, the first tenant's admins also manage the provider secrets (every tenant's).
+export MYAISERV_CONSOLE__OPERATOR_TENANTS="${MYAISERV_CONSOLE__OPERATOR_TENANTS:-$FIRST_TENANT}"
 
 echo "run: API on http://127.0.0.1:$PORT (OpenAPI at /schema); indexer pid $indexer"
 echo "run: console on $CONSOLE"
@@ -20,7 +23,7 @@ echo "run: console on $CONSOLE"
 # printed once); later runs only say how to log in.
 # shellcheck disable=SC2086
 $POETRY run myaiserv users first-admin --console-url "$CONSOLE" \
-  --tenant "${MYAISERV_FIRST_TENANT:-default}" --email "${MYAISERV_FIRST_ADMIN:-admin@example.com}"
+  --tenant "$FIRST_TENANT" --email "${MYAISERV_FIRST_ADMIN:-admin@example.com}"
 echo "run: more tenants and keys: $POETRY run myaiserv tenants create NAME; users: $POETRY run myaiserv users create"
 # shellcheck disable=SC2086
 $POETRY run myaiserv serve --host 127.0.0.1 --port "$PORT"
