@@ -26,6 +26,7 @@ from myaiserv.config import Settings
 from myaiserv.console.auth import ConsoleAuthController, ConsoleLogoutController
 from myaiserv.console.middleware import LoginRequiredError, SessionAuthenticationMiddleware
 from myaiserv.console.pages import STATIC, environment, page
+from myaiserv.console.playground import PlaygroundController
 from myaiserv.console.prompts import ConsolePromptController
 from myaiserv.console.settings import SettingsController
 from myaiserv.errors import exception_handlers as api_handlers
@@ -71,6 +72,7 @@ def _as_page(handler: ExceptionHandler) -> ExceptionHandler:
 PAGES: list[ControllerRouterHandler] = [
     SettingsController,
     ConsolePromptController,
+    PlaygroundController,
 ]
 
 
