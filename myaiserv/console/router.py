@@ -25,6 +25,7 @@ from litestar.types import ControllerRouterHandler
 from myaiserv.config import Settings
 from myaiserv.console.auth import ConsoleAuthController, ConsoleLogoutController
 from myaiserv.console.middleware import LoginRequiredError, SessionAuthenticationMiddleware
+from myaiserv.console.overview import OverviewController, UsageAuditController
 from myaiserv.console.pages import STATIC, environment, page
 from myaiserv.errors import exception_handlers as api_handlers
 
@@ -66,7 +67,7 @@ def _as_page(handler: ExceptionHandler) -> ExceptionHandler:
 
 
 # The pages, each a controller of its domain's console module.
-PAGES: list[ControllerRouterHandler] = []
+PAGES: list[ControllerRouterHandler] = [OverviewController, UsageAuditController]
 
 
 def console_routes() -> list[ControllerRouterHandler]:
