@@ -25,6 +25,7 @@ from litestar.types import ControllerRouterHandler
 from myaiserv.config import Settings
 from myaiserv.console.auth import ConsoleAuthController, ConsoleLogoutController
 from myaiserv.console.middleware import LoginRequiredError, SessionAuthenticationMiddleware
+from myaiserv.console.overview import OverviewController, UsageAuditController
 from myaiserv.console.pages import STATIC, environment, page
 from myaiserv.console.playground import PlaygroundController
 from myaiserv.console.prompts import ConsolePromptController
@@ -73,6 +74,8 @@ PAGES: list[ControllerRouterHandler] = [
     SettingsController,
     ConsolePromptController,
     PlaygroundController,
+    OverviewController,
+    UsageAuditController,
 ]
 
 

@@ -11,7 +11,7 @@ in the same transaction, so the index follows once the caller's unit of work com
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Select, delete, func, select
@@ -71,6 +71,17 @@ class RecordRepository(Generic[RecordT]):
             where = (*where, self.model.index_status == index_status)
         stmt = paginate(self.scoped(*where), self.model.created_at, self.model.id, cursor, limit)
         return page_of(list((await self.session.scalars(stmt)).all()), limit)
+
+    async def index_counts(self) -> dict[IndexStatus, int]:
+        """How many of the tenant's rows are in each index state (every state named, 0
+        when none): the backlog (``pending``) and the failures (``failed``) at a glance."""
+        stmt = (
+            select(self.model.index_status, func.count())
+            .where(self.model.tenant_id == self.tenant_id)
+            .group_by(self.model.index_status)
+        )
+        found = dict((await self.session.execute(stmt)).all())
+        return {status: int(found.get(status, 0)) for status in get_args(IndexStatus)}
 
     # -- writes ------------------------------------------------------------------------
 

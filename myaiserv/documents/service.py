@@ -129,6 +129,10 @@ class DocumentService:
     ) -> tuple[list[Document], str | None]:
         return await self.repo.list(cursor=cursor, limit=limit, tag=tag, index_status=index_status)
 
+    async def index_counts(self) -> dict[IndexStatus, int]:
+        """How many of the tenant's documents are pending, indexed and failed."""
+        return await self.repo.index_counts()
+
     async def update(self, document_id: UUID, changes: dict[str, Any]) -> Document:
         doc = await self.repo.get(document_id, for_update=True)
         if "text" in changes or "content_type" in changes:

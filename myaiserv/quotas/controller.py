@@ -31,6 +31,24 @@ class UsageOut(msgspec.Struct, kw_only=True):
     resets_in_s: int
 
 
+async def usage_report(
+    quotas: QuotaService, db_session: AsyncSession, now: datetime | None = None
+) -> UsageOut:
+    """Today's (UTC) usage against the quotas: what /v1/usage answers and the console's
+    usage page shows."""
+    now = now or datetime.now(UTC)
+    limits = await quotas.limits(db_session)
+    used = await quotas.usage_today(db_session, now)
+    return UsageOut(
+        day=now.date().isoformat(),
+        tokens=used.tokens,
+        cost_usd=round(used.cost_usd, 8),
+        daily_token_quota=limits.daily_tokens or None,
+        daily_cost_quota_usd=limits.daily_cost_usd or None,
+        resets_in_s=seconds_to_reset(now),
+    )
+
+
 class UsageController(Controller):
     path = "/v1/usage"
     tags = ["usage"]  # noqa: RUF012
@@ -39,14 +57,4 @@ class UsageController(Controller):
     @get("/", guards=[requires("read")])
     async def usage(self, quotas: QuotaService, db_session: AsyncSession) -> UsageOut:
         """Tokens and cost of this tenant's chat calls today (UTC), and its quotas."""
-        now = datetime.now(UTC)
-        limits = await quotas.limits(db_session)
-        used = await quotas.usage_today(db_session, now)
-        return UsageOut(
-            day=now.date().isoformat(),
-            tokens=used.tokens,
-            cost_usd=round(used.cost_usd, 8),
-            daily_token_quota=limits.daily_tokens or None,
-            daily_cost_quota_usd=limits.daily_cost_usd or None,
-            resets_in_s=seconds_to_reset(now),
-        )
+        return await usage_report(quotas, db_session)

@@ -259,6 +259,10 @@ class RunService:
             index_status=index_status,
         )
 
+    async def index_counts(self) -> dict[IndexStatus, int]:
+        """How many of the tenant's runs are pending, indexed and failed."""
+        return await self.repo.index_counts()
+
     async def update(self, run_id: UUID, changes: dict[str, Any]) -> Run:
         """Change some fields (a run that finished, late token counts...); the version goes
         up by one. Changing a token part without ``total_tokens`` recomputes the total
