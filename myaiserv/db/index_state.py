@@ -52,14 +52,16 @@ async def settle(
         .where(table.c.id == bindparam("entity_id"), table.c.version <= bindparam("written"))
         .values(
             index_status=status,
-            index_error=bindparam("error") if failed else None,
+            # Not named "error": a parameter named like a column (runs have ``error``)
+            # would set that column too.
+            index_error=bindparam("failure") if failed else None,
             index_failed_at=func.now() if failed else None,
         )
     )
     errors = errors or {}
     # Sorted, so two batches settling overlapping records lock them in the same order.
     params = [
-        {"entity_id": eid, "written": v, "error": errors.get(eid, "")[:MAX_ERROR_CHARS]}
+        {"entity_id": eid, "written": v, "failure": errors.get(eid, "")[:MAX_ERROR_CHARS]}
         for eid, v in sorted(written.items())
     ]
     await session.execute(stmt, params)
