@@ -26,6 +26,7 @@ from myaiserv.config import Settings
 from myaiserv.console.auth import ConsoleAuthController, ConsoleLogoutController
 from myaiserv.console.middleware import LoginRequiredError, SessionAuthenticationMiddleware
 from myaiserv.console.pages import STATIC, environment, page
+from myaiserv.console.runs import ConsoleRunsController
 from myaiserv.errors import exception_handlers as api_handlers
 
 ExceptionHandler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
@@ -66,7 +67,7 @@ def _as_page(handler: ExceptionHandler) -> ExceptionHandler:
 
 
 # The pages, each a controller of its domain's console module.
-PAGES: list[ControllerRouterHandler] = []
+PAGES: list[ControllerRouterHandler] = [ConsoleRunsController]
 
 
 def console_routes() -> list[ControllerRouterHandler]:
