@@ -118,7 +118,12 @@ class SearchForm:
 
     @property
     def filtered(self) -> bool:
+        """Words or filters given (sorting alone narrows nothing)."""
         return bool(self.values.keys() - {"sort", "order"})
+
+    @property
+    def has_filters(self) -> bool:
+        return bool(self.values.keys() - {"q", "sort", "order"})
 
     def pairs(self, changes: Mapping[str, list[str]] | None = None) -> list[tuple[str, str]]:
         values = {**self.values, **(changes or {})}
