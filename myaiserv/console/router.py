@@ -29,6 +29,7 @@ from myaiserv.console.overview import OverviewController, UsageAuditController
 from myaiserv.console.pages import STATIC, environment, page
 from myaiserv.console.playground import PlaygroundController
 from myaiserv.console.prompts import ConsolePromptController
+from myaiserv.console.runs import ConsoleRunsController
 from myaiserv.console.settings import SettingsController
 from myaiserv.errors import exception_handlers as api_handlers
 
@@ -76,6 +77,7 @@ PAGES: list[ControllerRouterHandler] = [
     PlaygroundController,
     OverviewController,
     UsageAuditController,
+    ConsoleRunsController,
 ]
 
 

@@ -52,6 +52,8 @@ async def settle(
         .where(table.c.id == bindparam("entity_id"), table.c.version <= bindparam("written"))
         .values(
             index_status=status,
+            # Not named "error": a parameter named like a column (runs have ``error``)
+            # would set that column too.
             index_error=bindparam("failure") if failed else None,
             index_failed_at=func.now() if failed else None,
         )

@@ -123,6 +123,19 @@ async def test_a_bad_index_status_filter_is_a_400_naming_it(api: AsyncTestClient
         assert [e["field"] for e in resp.json()["errors"]] == ["index_status"]
 
 
+async def test_settling_a_run_keeps_its_own_error(
+    api: AsyncTestClient, resources: Resources
+) -> None:
+    """Settling sets only the index state: a run's ``error`` column (named like the
+    failure reason settling records) survives being indexed."""
+    body = {**RUN, "status": "error", "error": "upstream said 500"}
+    run = (await api.post("/v1/runs", json=body)).json()
+    await drain(resources)
+    got = (await api.get(f"/v1/runs/{run['id']}")).json()
+    assert got["index_status"] == "indexed"
+    assert got["error"] == "upstream said 500"
+
+
 async def test_a_stale_settlement_never_marks_a_newer_version(
     api: AsyncTestClient, resources: Resources
 ) -> None:
