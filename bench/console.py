@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 
 from bench import report
 from bench.common import ROOT, bench_settings, prepare_database
+from myaiserv.console.runs import PAGE_SIZE as RUNS_PAGE_SIZE
 from myaiserv.datasets.trec import load_collection
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.db.models import OutboxEvent
@@ -50,13 +51,11 @@ MODELS = ("gpt-4o-mini", "gpt-4o", "llama-3.1-8b", "mistral-small")
 CISI = Path(os.environ.get("MYAISERV_CISI", ROOT.parent / "shared" / "data" / "cisi"))
 PASSWORD = "bench-console-password"  # noqa: S105 (a benchmark user on its own database)
 
-# What each page asks the API for (kept beside the page's own code: see
-# myaiserv/console/runs.py and documents.py), so the API side makes the same call.
-RUNS_FACETS: list[str] = ["totals", "by_day", "by_model"]
-
 
 def runs_api_body(query: str) -> dict[str, Any]:
-    return {"query": query, "size": 20, "aggregations": RUNS_FACETS}
+    """What the runs page asks for (myaiserv/console/runs.py): a page of hits with their
+    inputs (for the snippets), and every aggregation (cards and charts)."""
+    return {"query": query, "size": RUNS_PAGE_SIZE, "fields": ["input"], "aggregations": True}
 
 
 def documents_api_body(query: str) -> dict[str, Any]:
