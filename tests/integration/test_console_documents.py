@@ -58,7 +58,7 @@ async def _notice_after(client: AsyncTestClient, response: Any) -> str:
     assert response.status_code == 303, response.text
     page = await client.get(response.headers["location"])
     assert page.status_code == 200, page.text
-    found = re.search(r'<p class="notice" role="status">(.*?)</p>', page.text, re.S)
+    found = re.search(r'<p class="notice" role="status">(.*?)</p>', page.text, re.DOTALL)
     return found.group(1) if found else ""
 
 
