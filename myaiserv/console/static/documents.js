@@ -111,6 +111,11 @@
         show(rows[i], await send(form, files[i], rows[i]), files[i].name);
       }
       form.reset();
+      if (!list.querySelector(".refresh")) {
+        const again = el("li", { class: "refresh" });
+        again.append(el("a", { href: window.location.pathname }, "Show the list with them"));
+        list.append(again);
+      }
     });
   }
 
