@@ -12,10 +12,13 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from myaiserv.app import create_app
+from myaiserv.config import Settings
 from myaiserv.console.documents import NOTICE_COOKIE
 from myaiserv.db.index_state import settle
 from myaiserv.db.models import Document
 from myaiserv.documents.service import DocumentService, NewDocument
+from myaiserv.embeddings.model import Embedder
 from myaiserv.resources import Resources
 from tests.support import (
     TenantKey,
@@ -126,6 +129,27 @@ async def test_bad_files_are_refused_by_name_and_the_rest_accepted(
     assert "not a PDF" in notice
 
 
+async def test_a_file_over_the_upload_limit_is_refused_by_name(
+    settings: Settings, embedder: Embedder, resources: Resources, tenant: TenantKey
+) -> None:
+    limits = settings.limits.model_copy(update={"max_upload_bytes": 1024})
+    small = settings.model_copy(update={"limits": limits})
+    user = await make_user(resources, tenant, "editor")
+    async with AsyncTestClient(app=create_app(small, embedder=embedder)) as client:
+        client.follow_redirects = False
+        assert (await console_login(client, user)).status_code == 303
+        files = [
+            ("files", ("big.txt", b"x" * 2000, "text/plain")),
+            ("files", ("small.txt", b"small enough", "text/plain")),
+        ]
+        response = await client.post(
+            "/console/documents/upload", files=files, data=csrf_field(client)
+        )
+        notice = await _notice_after(client, response)
+    assert "Accepted 1: small.txt." in notice
+    assert "big.txt (larger than the 1024-byte upload limit)" in notice
+
+
 async def test_a_script_uploads_one_file_and_follows_its_status(
     console: AsyncTestClient, resources: Resources
 ) -> None:
@@ -180,8 +204,16 @@ async def test_search_highlights_matches_and_escapes_document_text(
 async def test_search_facets_and_filters(
     console: AsyncTestClient, resources: Resources, tenant: TenantKey
 ) -> None:
-    red = await add_document(resources, tenant.id, "Quokka habits in red.", tags=["red"])
-    blue = await add_document(resources, tenant.id, "Quokka habits in blue.", tags=["blue"])
+    red = await add_document(
+        resources, tenant.id, "Quokka habits in red.", tags=["red"], metadata={"lang": "en"}
+    )
+    blue = await add_document(
+        resources,
+        tenant.id,
+        "Quokka habits in blue.",
+        tags=["blue"],
+        metadata={"lang": "fr", "year": 2024, "reviewed": True},
+    )
     await drain(resources)
     page = await console.get("/console/documents", params={"q": "quokka"})
     assert str(red.id) in page.text and str(blue.id) in page.text
@@ -190,6 +222,14 @@ async def test_search_facets_and_filters(
     only_red = await console.get("/console/documents", params={"q": "quokka", "tags": "red"})
     assert str(red.id) in only_red.text and str(blue.id) not in only_red.text
     assert 'aria-current="true"' in only_red.text  # the active filter, to remove
+    # Metadata fields the search may filter on are facets and filters too, typed.
+    assert 'aria-label="lang"' in page.text and 'aria-label="year"' in page.text
+    assert 'href="/console/documents?q=quokka&amp;meta.lang=fr"' in page.text
+    for key, value in (("meta.lang", "fr"), ("meta.year", "2024"), ("meta.reviewed", "true")):
+        only_blue = await console.get("/console/documents", params={"q": "quokka", key: value})
+        assert str(blue.id) in only_blue.text and str(red.id) not in only_blue.text, key
+    wrong = await console.get("/console/documents", params={"q": "quokka", "meta.year": "soon"})
+    assert wrong.status_code == 422 and "metadata.year" in wrong.text  # the API's answer
     # Without a query, the list filters by tag and by index status.
     listed = await console.get("/console/documents", params={"tags": "blue"})
     assert str(blue.id) in listed.text and str(red.id) not in listed.text
