@@ -250,6 +250,7 @@ class ConsoleDocumentsController(Controller):
         cursor: str | None = None,
     ) -> Template:
         """Search (with query text) or the list of documents, newest first."""
+        q = q.strip()
         params = _query_of(request)
         notice = _read_notice(request)
         ctx: dict[str, Any] = {
@@ -265,7 +266,7 @@ class ConsoleDocumentsController(Controller):
             "next_url": None,
             "first_url": _href(params) if cursor else None,
         }
-        if q.strip():
+        if q:
             req = SearchRequest(
                 query=q,
                 kinds=["documents"],

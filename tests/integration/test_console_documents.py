@@ -71,6 +71,8 @@ async def test_without_documents_the_page_says_to_upload(console: AsyncTestClien
     assert "No documents yet" in page.text
     assert '<input id="files" name="files" type="file" multiple' in page.text
     assert 'src="/console/static/documents.js"' in page.text
+    blank = await console.get("/console/documents", params={"q": "   "})
+    assert blank.status_code == 200 and "No documents yet" in blank.text
 
 
 async def test_upload_several_files_including_a_pdf(
