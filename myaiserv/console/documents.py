@@ -1,7 +1,11 @@
 """The console's Documents pages: hybrid search with highlights and facets, or the list of
 documents; uploads (several files, one document each); a document's page with its chunks,
 its tags and metadata to edit, and its deletion. Every read and write goes through the
-services the API uses (``DocumentService``, ``SearchService``, ``read_upload``)."""
+services the API uses (``DocumentService``, ``SearchService``, ``read_upload``).
+
+Longer than most modules because it is one page's whole controller: the search and list
+views, the upload's per-file outcomes, the edit form's errors and the notices shared by
+them; everything it computes is display shaping, the logic stays in the services."""
 
 from __future__ import annotations
 
