@@ -33,6 +33,8 @@ from sqlalchemy import func, select
 
 from bench import report
 from bench.common import ROOT, bench_settings, prepare_database
+from myaiserv.console.documents import FACETS as DOCUMENT_FACETS
+from myaiserv.console.documents import PAGE_SIZE as DOCUMENT_PAGE_SIZE
 from myaiserv.console.runs import PAGE_SIZE as RUNS_PAGE_SIZE
 from myaiserv.datasets.trec import load_collection
 from myaiserv.db.engine import create_engine, create_sessionmaker
@@ -59,7 +61,15 @@ def runs_api_body(query: str) -> dict[str, Any]:
 
 
 def documents_api_body(query: str) -> dict[str, Any]:
-    return {"query": query, "size": 10}
+    """The documents page's search (no metadata fields are configured here, so no
+    metadata facets): one hit per document, its facets, a page of PAGE_SIZE."""
+    return {
+        "query": query,
+        "kinds": ["documents"],
+        "facets": list(DOCUMENT_FACETS),
+        "collapse": True,
+        "size": DOCUMENT_PAGE_SIZE,
+    }
 
 
 def server_ms(response: httpx.Response) -> float:

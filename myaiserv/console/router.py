@@ -24,6 +24,7 @@ from litestar.types import ControllerRouterHandler
 
 from myaiserv.config import Settings
 from myaiserv.console.auth import ConsoleAuthController, ConsoleLogoutController
+from myaiserv.console.documents import ConsoleChunksController, ConsoleDocumentsController
 from myaiserv.console.middleware import LoginRequiredError, SessionAuthenticationMiddleware
 from myaiserv.console.overview import OverviewController, UsageAuditController
 from myaiserv.console.pages import STATIC, environment, page
@@ -78,6 +79,8 @@ PAGES: list[ControllerRouterHandler] = [
     OverviewController,
     UsageAuditController,
     ConsoleRunsController,
+    ConsoleDocumentsController,
+    ConsoleChunksController,
 ]
 
 

@@ -32,6 +32,18 @@ class NewDocument:
     extracted: bool = False  # text already went through myaiserv.extract
 
 
+def chunk_document_id(chunk_id: str) -> UUID | None:
+    """The document a chunk id names (``<document id>:<position>:<digest>``, as the
+    indexer makes them), or None when it names none."""
+    head, sep, _ = chunk_id.partition(":")
+    if not sep:
+        return None
+    try:
+        return UUID(head)
+    except ValueError:
+        return None
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -133,8 +145,22 @@ class DocumentService:
         """How many of the tenant's documents are pending, indexed and failed."""
         return await self.repo.index_counts()
 
-    async def update(self, document_id: UUID, changes: dict[str, Any]) -> Document:
+    async def update(
+        self,
+        document_id: UUID,
+        changes: dict[str, Any],
+        *,
+        expected_version: int | None = None,
+    ) -> Document:
+        """``expected_version``: the version the caller's edit was made on; a newer one
+        stored since is a 409, so an edit never silently undoes another."""
         doc = await self.repo.get(document_id, for_update=True)
+        if expected_version is not None and doc.version != expected_version:
+            raise ConflictError(
+                f"version: the document changed since (version {doc.version}, "
+                f"not {expected_version}); reload it and edit again",
+                extra={"field": "version"},
+            )
         if "text" in changes or "content_type" in changes:
             prepared = await asyncio.to_thread(
                 self._prepare,

@@ -205,3 +205,31 @@ def beyond_body(plan: Plan, window: list[str], after: list[Any] | None) -> dict[
     if after:
         body["search_after"] = after
     return body
+
+
+CHUNK_FIELDS = ["chunk_id", "document_id", "position", "heading", "text"]
+
+
+def chunks_body(
+    tenant_id: str, document_id: str, *, after: int | None, size: int
+) -> dict[str, Any]:
+    """A document's chunks in the order of its text (by position), ``size`` of them,
+    continuing ``after`` a position; only the tenant's."""
+    body: dict[str, Any] = {
+        "query": {
+            "bool": {
+                "filter": [
+                    {"term": {"tenant_id": tenant_id}},
+                    {"term": {"type": "chunk"}},
+                    {"term": {"document_id": document_id}},
+                ]
+            }
+        },
+        "size": size,
+        "sort": [{"position": "asc"}],
+        "_source": {"includes": CHUNK_FIELDS},
+        "track_total_hits": True,
+    }
+    if after is not None:
+        body["search_after"] = [after]
+    return body

@@ -20,6 +20,7 @@ Elasticsearch call and its failures), ``query`` (bodies), ``page`` (fusion and s
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +38,16 @@ from myaiserv.search.plan import Plan, plan_of
 from myaiserv.search.schemas import SearchRequest, SearchResponse
 from myaiserv.search.store import Answers, SearchStore
 from myaiserv.search.window import Window, WindowStore
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """A page of one document's chunks: each its ``_source`` (chunk_id, position, heading,
+    text)."""
+
+    items: list[dict[str, Any]]
+    total: int
+    next_after: int | None
 
 
 class SearchService:
@@ -92,6 +103,23 @@ class SearchService:
         its own)."""
         await self.store.check(plan.kinds)
         return await self._page(plan, None, fp="", paging=False)
+
+    async def chunks(
+        self, document_id: UUID, *, after: int | None = None, size: int = 100
+    ) -> Chunks:
+        """A document's chunks as indexed, in the order of its text: ``size`` of them
+        after position ``after``; ``next_after`` is where the next page starts (None on
+        the last page)."""
+        await self.store.check(["documents"])
+        answer = await self.store.search(
+            "documents", q.chunks_body(self.tenant_id, str(document_id), after=after, size=size)
+        )
+        hits = answer["hits"]["hits"]
+        items = [dict(h["_source"]) for h in hits]
+        following = int(items[-1]["position"]) if len(items) == size else None
+        return Chunks(
+            items=items, total=int(answer["hits"]["total"]["value"]), next_after=following
+        )
 
     def _fingerprinted(self, req: SearchRequest) -> tuple[dict[str, Any], str]:
         """The normalised request without its cursor (the cache key's material), and the

@@ -220,3 +220,16 @@ def test_browsing_is_newest_first():
     bodies = q.page_bodies(p, None, depth=100)
     assert bodies["page"] == {**q.browse_body(p, 100), "sort": [{"updated_at": "desc"}]}
     assert bodies["summary"] == q.summary_body(p, None, 100)
+
+
+def test_chunks_body_reads_one_documents_chunks_in_text_order():
+    body = q.chunks_body("t1", "d1", after=None, size=50)
+    assert body["query"]["bool"]["filter"] == [
+        {"term": {"tenant_id": "t1"}},
+        {"term": {"type": "chunk"}},
+        {"term": {"document_id": "d1"}},
+    ]
+    assert body["sort"] == [{"position": "asc"}] and body["size"] == 50
+    assert "embedding" not in body["_source"]["includes"]
+    assert "search_after" not in body
+    assert q.chunks_body("t1", "d1", after=49, size=50)["search_after"] == [49]
