@@ -10,7 +10,6 @@ them; everything it computes is display shaping, the logic stays in the services
 from __future__ import annotations
 
 import base64
-import html
 import json
 import re
 from dataclasses import dataclass, field
@@ -25,13 +24,12 @@ from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Response, Template
-from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
 from myaiserv.config import Settings
-from myaiserv.console.pages import page
+from myaiserv.console.pages import highlighted, page
 from myaiserv.db.models import Document, IndexStatus
 from myaiserv.documents.controller import to_out
 from myaiserv.documents.schemas import DocumentUpdate
@@ -54,20 +52,6 @@ ACCEPTED_TYPES = (
 )
 FACETS = ("tags", "content_type", "source")
 STATUSES: tuple[IndexStatus, ...] = ("pending", "indexed", "failed")
-
-_MARK_TAGS = {"<mark>": Markup("<mark>"), "</mark>": Markup("</mark>")}
-_MARK_SPLIT = re.compile(r"(</?mark>)")
-
-
-def safe_highlight(fragment: str) -> Markup:
-    """A highlight fragment of the API (HTML-escaped text with ``<mark>`` tags) as HTML
-    that holds no other markup: the text between the tags is read back to plain text
-    (so it is not escaped twice) and escaped again by us, whatever it was; only the
-    ``<mark>`` and ``</mark>`` tags themselves stay markup."""
-    out = Markup()
-    for part in _MARK_SPLIT.split(fragment):
-        out += _MARK_TAGS.get(part) or escape(html.unescape(part))
-    return out
 
 
 def wants_json(request: Request[Any, Any, Any]) -> bool:
@@ -285,8 +269,8 @@ class ConsoleDocumentsController(Controller):
             ctx["hits"] = [
                 {
                     "fields": h.fields,
-                    "title": [safe_highlight(f) for f in h.highlights.get("title", [])],
-                    "text": [safe_highlight(f) for f in h.highlights.get("text", [])],
+                    "title": [highlighted(f) for f in h.highlights.get("title", [])],
+                    "text": [highlighted(f) for f in h.highlights.get("text", [])],
                 }
                 for h in found.hits
             ]

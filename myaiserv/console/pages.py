@@ -3,6 +3,8 @@ the navigation their role allows)."""
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from litestar import Request
 from litestar.response import Template
+from markupsafe import Markup, escape
 
 from myaiserv.auth.principal import Principal
 
@@ -44,6 +47,22 @@ class Me:
 
     def can(self, scope: str) -> bool:
         return self.principal.allows(scope)
+
+
+_MARK = re.compile(r"(</?mark>)")
+
+
+def highlighted(fragment: str) -> Markup:
+    """A highlight fragment of the API (HTML-escaped text with ``<mark>`` tags) as HTML
+    holding no other markup: the text between the tags is read back to plain text (so it
+    is not escaped twice) and escaped again by us, whatever it was; only ``<mark>`` and
+    ``</mark>`` stay markup, and a fragment cut inside a mark is closed, never left open."""
+    out: list[str] = []
+    for part in _MARK.split(fragment):
+        out.append(part if part in ("<mark>", "</mark>") else str(escape(html.unescape(part))))
+    opened = out.count("<mark>") - out.count("</mark>")
+    out.extend(["</mark>"] * max(opened, 0))
+    return Markup("".join(out))  # noqa: S704 - every text part escaped above
 
 
 def environment() -> Environment:

@@ -4,12 +4,11 @@ search, so a search is a shareable URL) and one run (``/console/runs/<id>``).
 The search page turns its query string into the body ``POST /v1/runs/search`` takes and
 sends it through the same ``RunSearchService``, so the API's validation applies: a bad
 value is a 400 page naming the form field. Highlights come from the API already
-HTML-escaped with ``<mark>`` tags; ``marked`` re-sanitises them before they are shown.
+HTML-escaped with ``<mark>`` tags; ``pages.highlighted`` re-sanitises them before they are shown.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -22,12 +21,12 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, get
 from litestar.response import Template
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
-from myaiserv.console.pages import page
+from myaiserv.console.pages import highlighted, page
 from myaiserv.documents.service import DocumentService
 from myaiserv.errors import DependencyUnavailableError, NotFoundError
 from myaiserv.kit.validation import InvalidInputError
@@ -63,28 +62,8 @@ RANGES: dict[str, tuple[str, str]] = {
 }
 FORM_FIELDS = ("q", *MULTI, *SINGLE, *RANGES, "sort", "order")
 SORTS = ("relevance", "time", "latency", "cost")
-MARK = re.compile(r"(</?mark>)")
 DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MSGSPEC_PATH = re.compile(r"at `\$\.([^`]+)`")
-
-
-# -- highlights -------------------------------------------------------------------------
-
-
-def marked(fragment: str) -> Markup:
-    """A highlight fragment as safe HTML: the text between the ``<mark>`` tags is
-    unescaped from the API's encoding and escaped again, so only ``<mark>``/``</mark>``
-    are ever markup, whatever the fragment holds."""
-    out: list[str] = []
-    for part in MARK.split(fragment):
-        if part in ("<mark>", "</mark>"):
-            out.append(part)
-        else:
-            out.append(str(escape(html.unescape(part))))
-    # Unbalanced tags (a fragment cut in a mark) are closed, never left open.
-    opened = sum(1 for p in out if p == "<mark>") - sum(1 for p in out if p == "</mark>")
-    out.extend(["</mark>"] * max(opened, 0))
-    return Markup("".join(out))  # noqa: S704 - every text part escaped above
 
 
 # -- the query string as a search -------------------------------------------------------
@@ -228,12 +207,14 @@ def _row(hit: RunHit) -> Row:
     highlights = hit.highlights or {}
     text = hit.input if isinstance(hit.input, str) else ""
     snippet: Markup | str = (
-        marked(highlights["input"][0])
+        highlighted(highlights["input"][0])
         if highlights.get("input")
         else (text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else ""))
     )
     other = [
-        (name, marked(highlights[name][0])) for name in ("output", "error") if highlights.get(name)
+        (name, highlighted(highlights[name][0]))
+        for name in ("output", "error")
+        if highlights.get(name)
     ]
     return Row(hit, snippet, other)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from myaiserv.console.documents import safe_highlight
+from myaiserv.console.pages import highlighted
 
 
 @pytest.mark.parametrize(
@@ -26,4 +26,4 @@ from myaiserv.console.documents import safe_highlight
     ],
 )
 def test_only_mark_tags_stay_markup(fragment: str, html: str) -> None:
-    assert str(safe_highlight(fragment)) == html
+    assert str(highlighted(fragment)) == html

@@ -8,11 +8,11 @@ from uuid import uuid4
 import msgspec
 import pytest
 
+from myaiserv.console.pages import highlighted
 from myaiserv.console.runs import (
     SearchForm,
     chunk_views,
     form_field,
-    marked,
     messages_of,
     validation_error,
 )
@@ -21,12 +21,12 @@ from myaiserv.kit.validation import InvalidInputError
 
 def test_only_mark_tags_survive_a_highlight() -> None:
     api = "&lt;script&gt;alert(1)&lt;/script&gt; <mark>word</mark> &amp; <b>raw</b>"
-    html = str(marked(api))
+    html = str(highlighted(api))
     assert html == (
         "&lt;script&gt;alert(1)&lt;/script&gt; <mark>word</mark> &amp; &lt;b&gt;raw&lt;/b&gt;"
     )
-    assert str(marked("<img src=x onerror=alert(1)>")) == "&lt;img src=x onerror=alert(1)&gt;"
-    assert str(marked("<mark>open")) == "<mark>open</mark>"  # never left open
+    assert str(highlighted("<img src=x onerror=alert(1)>")) == "&lt;img src=x onerror=alert(1)&gt;"
+    assert str(highlighted("<mark>open")) == "<mark>open</mark>"  # never left open
 
 
 def test_the_query_string_becomes_the_api_search() -> None:
