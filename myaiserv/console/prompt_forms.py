@@ -13,7 +13,6 @@ import msgspec
 
 from myaiserv.errors import AppError
 from myaiserv.prompts.schemas import MAX_VERSION, PromptCreate, VersionCreate
-from myaiserv.prompts.service import NewVersion
 
 Errors = dict[str, str]
 
@@ -118,16 +117,6 @@ def parse_version(form: VersionForm) -> VersionCreate:
         return msgspec.convert(_version_payload(form), VersionCreate)
     except msgspec.ValidationError as exc:
         raise FormError(_schema_errors(exc)) from None
-
-
-def new_version(data: PromptCreate | VersionCreate) -> NewVersion:
-    return NewVersion(
-        template=data.template,
-        variables=data.variables,
-        model_parameters=data.model_parameters,
-        comment=data.comment,
-        labels=data.labels,
-    )
 
 
 def version_number(text: str) -> int:

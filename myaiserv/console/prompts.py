@@ -26,7 +26,6 @@ from myaiserv.console.prompt_forms import (
     PromptForm,
     VersionForm,
     form_text,
-    new_version,
     parse_prompt,
     parse_version,
     service_errors,
@@ -35,7 +34,7 @@ from myaiserv.console.prompt_forms import (
 from myaiserv.db.models import Prompt, PromptVersion
 from myaiserv.errors import ConflictError, NotFoundError
 from myaiserv.kit.validation import InvalidInputError
-from myaiserv.prompts.controller import provide_prompt_service, version_out
+from myaiserv.prompts.controller import new_version, provide_prompt_service, version_out
 from myaiserv.prompts.schemas import MAX_VERSION
 from myaiserv.prompts.service import PRODUCTION, NewPrompt, PromptService
 

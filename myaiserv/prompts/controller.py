@@ -67,7 +67,7 @@ def to_out(prompt: Prompt, latest: PromptVersion | None = None) -> PromptOut:
     )
 
 
-def _new_version(data: PromptCreate | VersionCreate) -> NewVersion:
+def new_version(data: PromptCreate | VersionCreate) -> NewVersion:
     return NewVersion(
         template=data.template,
         variables=data.variables,
@@ -105,7 +105,7 @@ class PromptController(Controller):
         taken."""
         prompt, version = await service.create(
             NewPrompt(name=data.name, description=data.description, tags=data.tags),
-            _new_version(data),
+            new_version(data),
         )
         return to_out(prompt, version)
 
@@ -173,7 +173,7 @@ class PromptController(Controller):
         service: NamedDependency[PromptService],
     ) -> PromptVersionOut:
         """Add version ``latest + 1``; the ``labels`` listed move to it."""
-        prompt, version = await service.add_version(prompt_id, _new_version(data))
+        prompt, version = await service.add_version(prompt_id, new_version(data))
         return version_out(version, prompt.labels or {})
 
     @get("/{prompt_id:uuid}/versions", guards=[requires("read")])

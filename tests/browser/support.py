@@ -194,9 +194,10 @@ class Browse:
         """Open ``path`` on nginx (or on ``base``, an instance's URL)."""
         self.driver.get((base or self.site.url) + path)
 
-    def login(self, user: ConsoleUser, base: str | None = None) -> None:
-        """Log in through the form, as a person does; waits for the first page after it."""
-        self.go("/console/login", base)
+    def login(self, user: ConsoleUser, base: str | None = None, to: str = "") -> None:
+        """Log in through the form, as a person does (``to``: the page to land on, as a
+        page without a session sends it); waits for the first page after it."""
+        self.go(f"/console/login?next={to}" if to else "/console/login", base)
         wait_for_element(self.driver, "#email").send_keys(user.email)
         self.driver.find_element(By.ID, "password").send_keys(user.password)
         self.driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button").click()

@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 
 from myaiserv.resources import Resources
 from tests.browser.support import Browse, wait_for_element, wait_for_text
-from tests.support import ConsoleUser, TenantKey, make_user
+from tests.support import TenantKey, make_user
 from tests.unit.extract.test_extract import make_pdf
 
 pytestmark = pytest.mark.browser
@@ -21,19 +21,10 @@ pytestmark = pytest.mark.browser
 INDEXED_WITHIN_S = 90.0
 
 
-def log_in_to_documents(browse: Browse, user: ConsoleUser) -> None:
-    """Log in through the form, straight to the Documents page (``next``)."""
-    browse.go("/console/login?next=/console/documents")
-    browse.find("#email").send_keys(user.email)
-    browse.driver.find_element(By.ID, "password").send_keys(user.password)
-    browse.driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button").click()
-    wait_for_element(browse.driver, "form.whoami")
-
-
 async def test_without_documents_the_page_says_to_upload(
     browse: Browse, resources: Resources, tenant: TenantKey
 ) -> None:
-    log_in_to_documents(browse, await make_user(resources, tenant, "editor"))
+    browse.login(await make_user(resources, tenant, "editor"), to="/console/documents")
     assert "No documents yet" in browse.text(".empty")
     assert browse.find("#files").get_attribute("multiple") is not None
     browse.check("documents-empty")
@@ -49,7 +40,7 @@ async def test_upload_a_pdf_watch_it_indexed_find_it_and_open_it(
             title="Numbat field notes",
         )
     )
-    log_in_to_documents(browse, await make_user(resources, tenant, "editor"))
+    browse.login(await make_user(resources, tenant, "editor"), to="/console/documents")
     browse.find("#files").send_keys(str(pdf))
     browse.driver.find_element(By.CSS_SELECTOR, "#upload button[type=submit]").click()
 

@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 
 from myaiserv.resources import Resources
 from tests.browser.support import Browse, wait_for_element, wait_for_text
-from tests.support import ConsoleUser, TenantKey, eventually, make_user
+from tests.support import TenantKey, eventually, make_user
 
 pytestmark = pytest.mark.browser
 
@@ -23,15 +23,6 @@ DOC = {
     "Oxygen is released as a by-product of splitting water.",
     "tags": ["biology"],
 }
-
-
-def open_playground(browse: Browse, user: ConsoleUser) -> None:
-    """Log in through the form, straight to the playground."""
-    browse.go("/console/login?next=/console/playground")
-    wait_for_element(browse.driver, "#email").send_keys(user.email)
-    browse.driver.find_element(By.ID, "password").send_keys(user.password)
-    browse.driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button").click()
-    wait_for_element(browse.driver, "form#ask")
 
 
 async def indexed_document(api: AsyncTestClient) -> str:
@@ -52,7 +43,7 @@ async def test_an_answer_streams_in_with_its_citations_and_run(
     browse: Browse, api: AsyncTestClient, resources: Resources, tenant: TenantKey
 ) -> None:
     doc_id = await indexed_document(api)
-    open_playground(browse, await make_user(resources, tenant, "editor"))
+    browse.login(await make_user(resources, tenant, "editor"), to="/console/playground")
     browse.find("#question").send_keys("What does chlorophyll absorb?")
     browse.find("#send").click()
     wait_for_text(browse.driver, "Chlorophyll", ".turn.assistant .text")
@@ -80,6 +71,6 @@ async def test_an_answer_streams_in_with_its_citations_and_run(
 async def test_the_empty_playground_says_what_to_do(
     browse: Browse, resources: Resources, tenant: TenantKey
 ) -> None:
-    open_playground(browse, await make_user(resources, tenant, "editor"))
+    browse.login(await make_user(resources, tenant, "editor"), to="/console/playground")
     assert "No conversation yet" in browse.text(".empty")
     browse.check("playground-empty")

@@ -32,21 +32,11 @@ async def two_versions(resources: Resources, tenant: TenantKey) -> str:
     return name
 
 
-def login_to_prompts(browse: Browse, user: ConsoleUser) -> None:
-    """Log in from the prompts page's own redirect, so the first page is the prompts
-    list (whatever the console's home page is)."""
-    browse.go("/console/prompts")
-    browse.find("#email").send_keys(user.email)
-    browse.driver.find_element(By.ID, "password").send_keys(user.password)
-    browse.driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button").click()
-    wait_for_text(browse.driver, "Prompts", "h1")
-
-
 async def test_a_prompt_s_versions_diff_label_move_and_preview(
     browse: Browse, resources: Resources, tenant: TenantKey, console_user: ConsoleUser
 ) -> None:
     name = await two_versions(resources, tenant)
-    login_to_prompts(browse, console_user)
+    browse.login(console_user, to="/console/prompts")
     assert name in browse.text("table.prompts")
     browse.check("prompts")
 
@@ -78,7 +68,7 @@ async def test_a_prompt_s_versions_diff_label_move_and_preview(
 
 async def test_an_empty_prompt_list_says_what_to_do(browse: Browse, resources: Resources) -> None:
     user = await make_user(resources, await make_tenant(resources), "editor")
-    login_to_prompts(browse, user)
+    browse.login(user, to="/console/prompts")
     assert "No prompts yet" in browse.text(".empty")
     assert browse.find("form[action='/console/prompts'] #new-name")
     browse.check("prompts-empty")

@@ -12,18 +12,9 @@ from selenium.webdriver.common.by import By
 
 from myaiserv.resources import Resources
 from tests.browser.support import Browse, wait_for_text
-from tests.support import ConsoleUser, TenantKey, eventually, make_tenant, make_user
+from tests.support import TenantKey, eventually, make_tenant, make_user
 
 pytestmark = pytest.mark.browser
-
-
-def login(browse: Browse, user: ConsoleUser) -> None:
-    """Log in through the form, landing on the runs page."""
-    browse.go("/console/login?next=/console/runs")
-    browse.find("#email").send_keys(user.email)
-    browse.driver.find_element(By.ID, "password").send_keys(user.password)
-    browse.driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button").click()
-    browse.find("form.whoami")
 
 
 def search(browse: Browse, words: str) -> None:
@@ -78,7 +69,7 @@ async def test_find_a_run_by_a_word_of_its_input_and_open_it(
     )
     assert created.status_code == 201, created.text
     run_id = created.json()["id"]
-    login(browse, await make_user(resources, tenant, "viewer"))
+    browse.login(await make_user(resources, tenant, "viewer"), to="/console/runs")
 
     link = f'a[href="/console/runs/{run_id}"]'
 
@@ -104,7 +95,7 @@ async def test_a_tenant_without_runs_is_told_how_to_log_them(
     browse: Browse, resources: Resources
 ) -> None:
     empty: TenantKey = await make_tenant(resources)
-    login(browse, await make_user(resources, empty, "admin"))
+    browse.login(await make_user(resources, empty, "admin"), to="/console/runs")
     browse.go("/console/runs")
     assert "No runs yet" in browse.text(".empty")
     browse.check("runs-empty")

@@ -13,19 +13,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from myaiserv.resources import Resources
-from tests.browser.support import Browse, wait_for_element, wait_for_text
-from tests.support import ConsoleUser, TenantKey, make_user
+from tests.browser.support import Browse, wait_for_text
+from tests.support import TenantKey, make_user
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(browse: Browse, user: ConsoleUser, target: str) -> None:
-    """Through the login form, to ``target``."""
-    browse.go(f"/console/login?next={target}")
-    wait_for_element(browse.driver, "#email").send_keys(user.email)
-    browse.driver.find_element(By.ID, "password").send_keys(user.password)
-    browse.driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button").click()
-    wait_for_element(browse.driver, "form.whoami")
 
 
 def api_status(browse: Browse, key: str) -> int:
@@ -39,7 +30,7 @@ async def test_an_admin_creates_and_revokes_a_key_and_invites_a_user(
     browse: Browse, resources: Resources, tenant: TenantKey
 ) -> None:
     admin = await make_user(resources, tenant, "admin")
-    log_in(browse, admin, "/console/settings")
+    browse.login(admin, to="/console/settings")
     assert "Settings" in browse.text("h1")
     assert browse.driver.find_element(By.CSS_SELECTOR, "header nav a[href='/console/settings']")
     browse.check("settings")
@@ -90,7 +81,7 @@ async def test_a_viewer_sees_no_settings_and_gets_a_403_page(
     browse: Browse, resources: Resources, tenant: TenantKey
 ) -> None:
     viewer = await make_user(resources, tenant, "viewer")
-    log_in(browse, viewer, "/console/settings/keys")
+    browse.login(viewer, to="/console/settings/keys")
     assert "403" in browse.text()
     links = browse.driver.find_elements(By.CSS_SELECTOR, "header nav a")
     assert "Settings" not in [a.text for a in links]
