@@ -106,7 +106,7 @@ async def store_runs(sessions: Any, tenant_id: Any, texts: list[str]) -> None:
                     input=rng.choice(texts),
                     output=None if failed else rng.choice(texts),
                     error="upstream timeout" if failed else None,
-                    status="error" if failed else "success",
+                    status="error" if failed else "ok",
                     prompt_tokens=prompt,
                     completion_tokens=completion,
                     latency_ms=latency,
