@@ -691,7 +691,29 @@ def _readme_backends(results: dict[str, Any]) -> list[str]:
     ]
 
 
-README_BLOCKS = {"relevance": _readme_relevance, "backends": _readme_backends}
+def _readme_console(results: dict[str, Any]) -> list[str]:
+    c = results.get("console") or {}
+    if "runs_p50_ms" not in c:
+        return []
+    return [
+        "| page (server time, ms) | page p50 / p99 | its API call p50 / p99 |",
+        "| --- | --- | --- |",
+        (
+            f"| runs search, {c['runs_stored']:,} runs | {c['runs_p50_ms']:.1f} / "
+            f"{c['runs_p99_ms']:.1f} | {c['runs_api_p50_ms']:.1f} / {c['runs_api_p99_ms']:.1f} |"
+        ),
+        (
+            f"| documents search | {c['documents_p50_ms']:.1f} / {c['documents_p99_ms']:.1f} | "
+            f"{c['documents_api_p50_ms']:.1f} / {c['documents_api_p99_ms']:.1f} |"
+        ),
+    ]
+
+
+README_BLOCKS = {
+    "relevance": _readme_relevance,
+    "backends": _readme_backends,
+    "console": _readme_console,
+}
 _BLOCK = re.compile(r"(<!-- bench:(\w+) -->\n)(?:.*?\n)?(<!-- /bench:\2 -->)", re.DOTALL)
 
 
