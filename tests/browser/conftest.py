@@ -39,13 +39,14 @@ def driver(chromium: webdriver.Chrome) -> webdriver.Chrome:
     return chromium
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def site(
     stack: Stack, settings: Settings, resources: Resources, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
     """The console as deployed: two instances, an indexer and nginx in front, on this test
     session's database, Redis and indices. Its URL is nginx's; ``instance_url(name)``
-    reaches one instance directly."""
+    reaches one instance directly. It lives as long as the browser tests only: its indexer
+    would otherwise index what later tests expect to find pending."""
     root = tmp_path_factory.mktemp("site")
     service = web_tier(stack, settings, root, 2, MYAISERV_CONSOLE__SECRET=SITE_SECRET)
     try:
