@@ -1,15 +1,20 @@
 """Logging in to the console in a real browser, through nginx in front of two instances:
-the login page is accessible on a laptop and a phone, a wrong password is refused with a
-message and then throttled, and a session set on one instance holds on the other."""
+an invitation's one-time link sets the password, the login page is accessible on a laptop
+and a phone, a wrong password is refused with a message and then throttled, and a session
+set on one instance holds on the other."""
 
 from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from selenium.webdriver.common.by import By
 
 from myaiserv.resources import Resources
-from tests.browser.support import Browse
-from tests.support import TenantKey, make_user
+from myaiserv.users.service import UserService
+from tests.browser.support import Browse, wait_for_text
+from tests.support import ConsoleUser, TenantKey, make_user
 
 pytestmark = pytest.mark.browser
 
@@ -62,3 +67,34 @@ async def test_logging_out_on_one_instance_ends_the_session_on_the_other(
     browse.go("/console/overview", browse.site.instance_url(first))
     assert "/console/login" in browse.driver.current_url
     assert "Log in to MyAIServ" in browse.text("h1")
+
+
+async def test_an_invitation_link_sets_the_password_once(
+    browse: Browse, resources: Resources, tenant: TenantKey
+) -> None:
+    email = f"new-{uuid.uuid4().hex[:8]}@{tenant.name}.test"
+    async with resources.sessionmaker() as session, session.begin():
+        link = await UserService(session, resources.settings.console).invite(
+            tenant.id, email, "viewer"
+        )
+    target = urlsplit(link.url)
+    browse.go(f"{target.path}?{target.query}")
+    assert "Choose your password" in browse.text("h1")
+    browse.check("set-password")
+    browse.find("#password").send_keys("short")
+    browse.find("form[action='/console/set-password'] button").click()
+    # The browser's own check (minlength) keeps a short one from being sent.
+    assert "Choose your password" in browse.text("h1")
+    password = f"pw-{uuid.uuid4().hex}"
+    box = browse.find("#password")
+    box.clear()
+    box.send_keys(password)
+    browse.find("form[action='/console/set-password'] button").click()
+    wait_for_text(browse.driver, "Your password is set", "main")
+    browse.login(ConsoleUser(tenant, email, password, "viewer"))
+    assert email in browse.text("form.whoami")
+    # The link worked once.
+    browse.go(f"{target.path}?{target.query}")
+    browse.find("#password").send_keys(f"pw-{uuid.uuid4().hex}")
+    browse.find("form[action='/console/set-password'] button").click()
+    assert "link" in browse.text(".error").lower()
