@@ -238,7 +238,9 @@ async def test_a_post_without_the_csrf_token_is_refused(
 async def operator_console(
     settings: Settings, embedder: Embedder, resources: Resources, console_user: ConsoleUser
 ) -> AsyncIterator[tuple[AsyncTestClient, SecretBox]]:
-    """An admin of an operator tenant, on an instance that has secret keys."""
+    """An admin of an operator tenant, on an instance that has secret keys. The secrets
+    stored under its key go with it: they are the deployment's, not a tenant's, and later
+    tests (``secrets rotate``) must not meet ciphertexts no configured key opens."""
     key = generate_key()
     console_settings = settings.console.model_copy(
         update={"operator_tenants": [console_user.tenant.name]}
@@ -250,6 +252,11 @@ async def operator_console(
         client.follow_redirects = False
         await logged_in(client, console_user)
         yield client, SecretBox([key])
+    mine = SecretBox([key]).primary_key_id
+    async with resources.sessionmaker() as session, session.begin():
+        for info in await store.describe(session):
+            if info.key_id == mine:
+                await store.remove(session, info.name)
 
 
 async def test_secrets_are_added_and_rotated_and_never_shown(
