@@ -18,9 +18,7 @@ Errors = dict[str, str]
 
 
 @dataclass
-class PromptForm:
-    name: str = ""
-    description: str = ""
+class VersionForm:
     template: str = ""
     variables: str = ""
     model_parameters: str = ""
@@ -29,12 +27,11 @@ class PromptForm:
 
 
 @dataclass
-class VersionForm:
-    template: str = ""
-    variables: str = ""
-    model_parameters: str = ""
-    comment: str = ""
-    labels: str = ""
+class PromptForm(VersionForm):
+    """A new prompt: its first version's fields, and its own."""
+
+    name: str = ""
+    description: str = ""
 
 
 @dataclass
@@ -84,7 +81,7 @@ def service_errors(exc: AppError) -> Errors:
     return errors
 
 
-def _version_payload(form: PromptForm | VersionForm) -> dict[str, Any]:
+def _version_payload(form: VersionForm) -> dict[str, Any]:
     payload: dict[str, Any] = {"template": form_text(form.template), "labels": _names(form.labels)}
     if form.variables.strip():
         payload["variables"] = _names(form.variables)
