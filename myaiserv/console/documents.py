@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
 from myaiserv.config import Settings
-from myaiserv.console.pages import highlighted, page
+from myaiserv.console.pages import highlighted, page, wants_json
 from myaiserv.db.models import Document, IndexStatus
 from myaiserv.documents.controller import to_out
 from myaiserv.documents.schemas import DocumentUpdate
@@ -52,10 +52,6 @@ ACCEPTED_TYPES = (
 )
 FACETS = ("tags", "content_type", "source")
 STATUSES: tuple[IndexStatus, ...] = ("pending", "indexed", "failed")
-
-
-def wants_json(request: Request[Any, Any, Any]) -> bool:
-    return "application/json" in request.headers.get("accept", "")
 
 
 @dataclass

@@ -65,6 +65,11 @@ def highlighted(fragment: str) -> Markup:
     return Markup("".join(out))  # noqa: S704 - every text part escaped above
 
 
+def wants_json(request: Request[Any, Any, Any]) -> bool:
+    """A script's request (it asks for JSON), not a browser's page load."""
+    return "application/json" in request.headers.get("accept", "")
+
+
 def environment() -> Environment:
     """Autoescaping on for every template (user text is escaped wherever it appears);
     an undefined name is an error, not an empty string."""

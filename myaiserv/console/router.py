@@ -27,7 +27,7 @@ from myaiserv.console.auth import ConsoleAuthController, ConsoleLogoutController
 from myaiserv.console.documents import ConsoleChunksController, ConsoleDocumentsController
 from myaiserv.console.middleware import LoginRequiredError, SessionAuthenticationMiddleware
 from myaiserv.console.overview import OverviewController, UsageAuditController
-from myaiserv.console.pages import STATIC, environment, page
+from myaiserv.console.pages import STATIC, environment, page, wants_json
 from myaiserv.console.playground import PlaygroundController
 from myaiserv.console.prompts import ConsolePromptController
 from myaiserv.console.runs import ConsoleRunsController
@@ -54,7 +54,7 @@ def _as_page(handler: ExceptionHandler) -> ExceptionHandler:
         if isinstance(exc, LoginRequiredError) and request.method in ("GET", "HEAD"):
             return Redirect(exc.login_url, status_code=303)
         problem = handler(request, exc)
-        if "application/json" in request.headers.get("accept", ""):
+        if wants_json(request):
             return problem
         body = problem.content if isinstance(problem.content, dict) else {}
         return page(
