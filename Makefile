@@ -6,12 +6,14 @@ POETRY ?= poetry
 PYTEST_ARGS ?=
 PORT ?= 8000
 STACK_ARGS ?=
+WEB_SCALE ?= 3
+DOWN_ARGS ?=
 
 VENV_STAMP := .venv/.installed
 BROWSER_STAMP := tests/browser/node_modules/.installed
 PEERS_STAMP := bench/peers/.venv/.installed
 
-.PHONY: help install system-deps browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-peers eval lint clean
+.PHONY: help install system-deps compose-deps compose-build compose-up compose-down compose-test bench-topology browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-peers eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
@@ -25,6 +27,11 @@ help:
 	@echo "make eval         relevance (nDCG@10, MAP, Recall@100) on ../shared/data/cisi"
 	@echo "make stack-up     start Elasticsearch, PostgreSQL and Redis locally (STACK_ARGS=...)"
 	@echo "make stack-down   stop them (data is kept in .stack/)"
+	@echo "make compose-up   build every image and start docker-compose.yml (nginx, WEB_SCALE=3 web"
+	@echo "                  instances, indexer, 3 Elasticsearch nodes, PostgreSQL, Redis with"
+	@echo "                  Sentinel, Prometheus, Alertmanager) on Docker, or podman without it"
+	@echo "make compose-test compose-up, then the live topology test (tests/topology)"
+	@echo "make compose-down stop it (volumes kept: make compose-down DOWN_ARGS=--volumes)"
 	@echo "make lint         ruff (lint and format) and mypy --strict, as CI runs them"
 
 system-deps:
@@ -121,6 +128,29 @@ eval: migrate
 
 test: stack-up browser-deps
 	$(POETRY) run pytest $(PYTEST_ARGS)
+
+# The production topology (docker-compose.yml) on this machine: Docker where its daemon
+# answers, else podman with locally built stand-ins for the public images
+# (docker/local/, tooling/topology). compose-test leaves it running: compose-down.
+compose-deps:
+	@bash scripts/compose-deps.sh
+
+compose-build: install compose-deps
+	$(POETRY) run python -m tooling.topology build
+
+compose-up: install compose-deps
+	$(POETRY) run python -m tooling.topology up --scale $(WEB_SCALE)
+
+compose-down:
+	@if [ -x .venv/bin/python ]; then .venv/bin/python -m tooling.topology down $(DOWN_ARGS); fi
+
+compose-test: compose-up
+	$(POETRY) run pytest tests/topology $(PYTEST_ARGS)
+
+# Boot time, image size, failed requests while scaling 3 -> 5, while an Elasticsearch
+# node is lost, and Redis failover time, on the running topology (after compose-test).
+bench-topology: compose-up
+	$(POETRY) run python -m bench.topology
 
 lint: $(VENV_STAMP)
 	$(POETRY) run ruff check .

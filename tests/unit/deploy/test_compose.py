@@ -47,6 +47,7 @@ SECRETS = {
     "GRAFANA_ADMIN_PASSWORD": "gf-secret",
     "MYAISERV_SEARCH__CURSOR_SECRET": "cursor-secret",
     "MYAISERV_CONSOLE__SECRET": "console-secret",
+    "REDIS_PASSWORD": "redis-secret",
 }
 ES_NODES = ("es01", "es02", "es03")
 REDIS_REPLICAS = ("redis-replica-1", "redis-replica-2")
@@ -347,22 +348,51 @@ def test_elasticsearch_is_one_cluster_of_three(services: dict[str, Any]) -> None
     assert len(data) == 3
 
 
+def redis_server_args(service: dict[str, Any]) -> list[str]:
+    """The redis-server arguments a node's start script ends with (after the config file
+    it writes with the password)."""
+    script = command(service)[-1]
+    line = script[script.index("exec redis-server") :].replace("\\\n", " ")
+    return shlex.split(line)[2:]
+
+
 def test_redis_replicas_follow_the_primary(services: dict[str, Any]) -> None:
-    primary = command(services["redis"])
+    primary = redis_server_args(services["redis"])
     assert "--replicaof" not in primary
     for name in REDIS_REPLICAS:
-        cmd = command(services[name])
+        cmd = redis_server_args(services[name])
         at = cmd.index("--replicaof")
         assert cmd[at + 1 : at + 3] == ["redis", "6379"], name
         assert depends_on(services[name]) == {"redis": "service_healthy"}
         assert services[name]["image"] == services["redis"]["image"] == "redis:7"
         # Each node announces its service name, which survives a container's restart.
-        assert cmd[cmd.index("--replica-announce-ip") + 1] == name
+        announce = cmd[cmd.index("--replica-announce-ip") + 1]
+        assert announce in ("$REDIS_ANNOUNCE", "$$REDIS_ANNOUNCE")
+        assert environment(services[name])["REDIS_ANNOUNCE"] == name
         assert cmd[:at] + cmd[at + 3 : -2] == primary[:-2], name  # the same settings
     assert primary[primary.index("--replica-announce-ip") + 1] == "redis"
     # Only TTL'd keys may be evicted (caches and counters all have one).
     policy = primary[primary.index("--maxmemory-policy") + 1]
     assert policy == "volatile-lru"
+
+
+def test_redis_asks_for_a_password_the_app_and_sentinels_are_given(
+    services: dict[str, Any],
+) -> None:
+    password = SECRETS["REDIS_PASSWORD"]
+    for name in ("redis", *REDIS_REPLICAS):
+        script = command(services[name])[-1]
+        # requirepass and masterauth from the environment, in a file: not on the command line.
+        assert "requirepass" in script and "masterauth" in script, name
+        assert redis_server_args(services[name])[0].endswith("auth.conf"), name
+        assert password not in script, name
+        env = environment(services[name])
+        assert env["REDIS_PASSWORD"] == env["REDISCLI_AUTH"] == password, name
+    for name in REDIS_SENTINELS:
+        assert "sentinel auth-pass myaiserv $" in command(services[name])[-1], name
+        assert environment(services[name])["REDIS_PASSWORD"] == password
+    for name in ("web", "indexer", "migrate"):
+        assert environment(services[name])["MYAISERV_REDIS__PASSWORD"] == password
 
 
 def test_three_sentinels_watch_the_primary_under_the_name_redis_url_gives(
