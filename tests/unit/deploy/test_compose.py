@@ -48,6 +48,8 @@ SECRETS = {
     "MYAISERV_SEARCH__CURSOR_SECRET": "cursor-secret",
     "MYAISERV_CONSOLE__SECRET": "console-secret",
     "REDIS_PASSWORD": "redis-secret",
+    "ELASTIC_PASSWORD": "elastic-secret",
+    "MYAISERV_ES__PASSWORD": "es-app-secret",
 }
 ES_NODES = ("es01", "es02", "es03")
 REDIS_REPLICAS = ("redis-replica-1", "redis-replica-2")
@@ -292,7 +294,13 @@ def test_app_services_share_one_image_and_one_environment(services: dict[str, An
     for name, service in apps.items():
         env = environment(service)
         assert {k: env.get(k) for k in shared} == shared, name
-    assert shared["ES_URL"] == "http://es01:9200,http://es02:9200,http://es03:9200"
+    assert shared["ES_URL"] == "https://es01:9200,https://es02:9200,https://es03:9200"
+    # As the user es-setup makes, trusting the CA it made (the certs volume, read-only).
+    assert shared["MYAISERV_ES__USERNAME"] == "myaiserv"
+    assert shared["MYAISERV_ES__PASSWORD"] == SECRETS["MYAISERV_ES__PASSWORD"]
+    assert shared["MYAISERV_ES__CA_CERTS"] == "/certs/ca/ca.crt"
+    for name, service in apps.items():
+        assert volumes(service)["/certs"] == "certs", name
     assert shared["MYAISERV_ES__REPLICAS"] == "1"
     # The primary as the Sentinels name it.
     assert shared["REDIS_URL"] == (
@@ -309,13 +317,15 @@ def test_app_services_share_one_image_and_one_environment(services: dict[str, An
         redis_url=shared["REDIS_URL"],
         es_url=shared["ES_URL"],
     )
-    assert settings.es_url == [f"http://{node}:9200" for node in ES_NODES]
+    assert settings.es_url == [f"https://{node}:9200" for node in ES_NODES]
 
 
 def test_every_app_service_waits_for_migrate_and_the_stores(services: dict[str, Any]) -> None:
     stores = {"postgres": "service_healthy", "redis": "service_healthy"}
     stores |= dict.fromkeys(REDIS_SENTINELS, "service_healthy")
     stores |= dict.fromkeys(ES_NODES, "service_healthy")
+    # es-setup has made the user the app logs in as.
+    stores["es-setup"] = "service_completed_successfully"
     for name in ("web", "indexer"):
         assert depends_on(services[name]) == {
             "migrate": "service_completed_successfully",
@@ -338,7 +348,16 @@ def test_elasticsearch_is_one_cluster_of_three(services: dict[str, Any]) -> None
         assert env["node.name"] == node
         assert env["discovery.seed_hosts"].split(",") == list(ES_NODES)
         assert env["cluster.initial_master_nodes"].split(",") == list(ES_NODES)
-        assert env["xpack.security.enabled"] == "false"
+        # Security on: TLS on HTTP and transport with this node's own certificate.
+        assert env["xpack.security.enabled"] == "true"
+        for layer in ("http", "transport"):
+            assert env[f"xpack.security.{layer}.ssl.enabled"] == "true"
+            assert env[f"xpack.security.{layer}.ssl.certificate"] == f"certs/{node}/{node}.crt"
+            assert env[f"xpack.security.{layer}.ssl.key"] == f"certs/{node}/{node}.key"
+        assert env["ELASTIC_PASSWORD"] == SECRETS["ELASTIC_PASSWORD"]
+        assert volumes(service)["/usr/share/elasticsearch/config/certs"] == "certs"
+        assert depends_on(service) == {"es-setup": "service_healthy"}
+        assert "https://localhost:9200" in " ".join(healthcheck_test(service))
         assert env["bootstrap.memory_lock"] == "true"
         assert "-Xms1g" in env["ES_JAVA_OPTS"] and "-Xmx1g" in env["ES_JAVA_OPTS"]
         assert service["ulimits"]["memlock"] == {"soft": -1, "hard": -1}
@@ -417,6 +436,10 @@ def test_long_running_services_have_healthchecks(services: dict[str, Any]) -> No
         if name == "migrate":
             assert healthcheck_test(service) == ["NONE"]  # one-shot: the image's is off
             continue
+        if name == "es-setup":  # one-shot: healthy once the certificates exist
+            assert service["restart"] == "no"
+            assert healthcheck_test(service)
+            continue
         test = healthcheck_test(service)
         assert test and test != ["NONE"], f"{name} has no healthcheck"
         assert service.get("restart") == "unless-stopped", name
@@ -492,8 +515,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_env_example_examples_load(clean_env: pytest.MonkeyPatch) -> None:
     """The commented examples, uncommented, are valid settings (JSON, alias targets)."""
     for key, value in example_values(commented=True).items():
-        if key.startswith("MYAISERV_"):
+        if key.startswith("MYAISERV_") and value:  # empty ones are secrets left to fill
             clean_env.setenv(key, value)
+    clean_env.setenv("MYAISERV_ES__PASSWORD", "es-app-secret")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert {p.name for p in settings.llm.providers} == {"openai", "local"}
     assert settings.llm.aliases["myaiserv-rag"].targets[0] == "openai/gpt-4o-mini"

@@ -1,0 +1,236 @@
+"""The production topology, live: docker-compose.yml started by `make compose-test`
+(nginx, 3 web instances, the indexer, 3 Elasticsearch nodes, PostgreSQL, Redis with two
+replicas and three Sentinels, Prometheus, Alertmanager) on this machine's engine.
+
+The tests run in file order and share one topology: each leaves it as it found it (3
+web instances, every node up), so a failure in one does not cascade into the next.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tooling.topology.live import Load, Topology, eventually
+from tooling.topology.settings import wait_ready
+
+pytestmark = pytest.mark.topology
+
+LONG_RUNNING = (
+    "nginx",
+    "web",
+    "indexer",
+    "es01",
+    "es02",
+    "es03",
+    "postgres",
+    "redis",
+    "redis-replica-1",
+    "redis-replica-2",
+    "redis-sentinel-1",
+    "redis-sentinel-2",
+    "redis-sentinel-3",
+    "prometheus",
+    "alertmanager",
+)
+DATASTORES = ("es01", "es02", "es03", "postgres", "redis", "redis-replica-1", "redis-replica-2")
+
+
+@dataclass
+class Api:
+    client: httpx.Client
+    tenant: str
+
+
+@pytest.fixture(scope="module")
+def topo() -> Topology:
+    topology = Topology()
+    wait_ready(timeout_s=120)
+    return topology
+
+
+@pytest.fixture(scope="module")
+def api(topo: Topology) -> Iterator[Api]:
+    """A tenant of its own, made with the CLI inside a web container (as an operator
+    would), and a client that goes through nginx with its key."""
+    name = f"topology-{uuid.uuid4().hex[:8]}"
+    web = topo.containers("web")[0]
+    out = topo.exec(web, "myaiserv", "tenants", "create", name)
+    key = next(
+        line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("api key:")
+    )
+    with httpx.Client(base_url=topo.url, headers={"X-API-Key": key}, timeout=60) as client:
+        yield Api(client, name)
+
+
+def write(api: Api, title: str, text: str) -> str:
+    resp = api.client.post("/v1/documents", json={"title": title, "text": text})
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["id"])
+
+
+def found_titles(api: Api, query: str) -> list[str]:
+    resp = api.client.post("/v1/search", json={"query": query, "kinds": ["documents"]})
+    assert resp.status_code == 200, resp.text
+    return [hit["fields"]["title"] for hit in resp.json()["hits"]]
+
+
+def test_every_service_runs_and_passes_its_health_check(topo: Topology) -> None:
+    for service in LONG_RUNNING:
+        containers = topo.containers(service)
+        assert containers, f"{service} has no container"
+        for container in containers:
+            assert topo.state(container) == ("running", "healthy"), service
+    assert len(topo.containers("web")) == 3
+    # The one-shot migrate job ran to completion.
+    (migrate,) = topo.containers("migrate")
+    state = topo.inspect(migrate)["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 0)
+
+
+def test_only_nginx_is_published_and_the_datastores_are_internal(topo: Topology) -> None:
+    project = topo.env["COMPOSE_PROJECT_NAME"]
+    for service in DATASTORES:
+        for container in topo.containers(service):
+            info = topo.inspect(container)
+            assert not any(
+                info["NetworkSettings"]["Ports"].get(p) for p in info["NetworkSettings"]["Ports"]
+            ), service
+            assert set(info["NetworkSettings"]["Networks"]) == {f"{project}_backend"}, service
+    backend = topo.engine.run("network", "inspect", f"{project}_backend", capture=True).stdout
+    assert '"internal": true' in backend.lower().replace('"Internal"', '"internal"')
+    (nginx,) = topo.containers("nginx")
+    ports = topo.inspect(nginx)["NetworkSettings"]["Ports"]
+    assert ports["80/tcp"][0]["HostPort"] == topo.env["HTTP_PORT"]
+    # The datastores refuse anyone without their passwords, even on the inside.
+    (redis,) = topo.containers("redis")
+    assert (
+        "NOAUTH"
+        in topo.engine.run(
+            "exec", "-e", "REDISCLI_AUTH=", redis, "redis-cli", "get", "x", capture=True
+        ).stdout
+    )
+
+
+def test_ready_through_nginx_and_requests_spread_over_the_three_instances(
+    topo: Topology,
+) -> None:
+    seen = []
+    with httpx.Client(base_url=topo.url, timeout=10) as client:
+        for _ in range(60):
+            resp = client.get("/ready")
+            assert resp.status_code == 200, resp.text
+            seen.append(resp.headers["x-instance"])
+    instances = {topo.inspect(c)["Config"]["Hostname"] for c in topo.containers("web")}
+    assert {name.split(":")[0] for name in seen} == instances
+    assert len(instances) == 3
+
+
+def test_a_document_written_through_nginx_is_searchable_and_answers_cite_it(api: Api) -> None:
+    doc = write(api, "Tidal lagoons", "Spring tides follow the new and the full moon.")
+    eventually(lambda: found_titles(api, "spring tides moon") == ["Tidal lagoons"], within=120)
+    resp = api.client.post("/v1/rag/answer", json={"question": "When do spring tides come?"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["citations"]
+    assert body["passages"][0]["document_id"] == doc
+
+
+def test_prometheus_finds_every_web_instance_and_the_indexer(topo: Topology) -> None:
+    def scraped() -> bool:
+        web = topo.prometheus('up{job="web"} == 1')
+        indexer = topo.prometheus('up{job="indexer"} == 1')
+        return len(web) == 3 and len(indexer) == 1
+
+    eventually(scraped, within=120, every=5)
+
+
+def test_a_stopped_instance_raises_an_alert(topo: Topology) -> None:
+    victim = topo.containers("web")[-1]
+    topo.stop(victim)
+    try:
+        eventually(lambda: "MyAIServWebInstanceLost" in topo.firing(), within=240, every=5)
+        eventually(
+            lambda: "MyAIServWebInstanceLost" in topo.alertmanager_alerts(), within=60, every=5
+        )
+    finally:
+        topo.start(victim)
+        topo.wait_healthy(victim)
+    eventually(lambda: len(topo.prometheus('up{job="web"} == 1')) == 3, within=120, every=5)
+
+
+def test_scaling_to_five_instances_fails_no_request_and_keeps_nginx(
+    topo: Topology, api: Api
+) -> None:
+    (nginx,) = topo.containers("nginx")
+    started = topo.inspect(nginx)["State"]["StartedAt"]
+    with Load(
+        lambda c: c.post("/v1/search", json={"query": "tides"}, headers=api.client.headers)
+    ) as load:
+        time.sleep(3)
+        topo.compose("up", "-d", "--no-build", "--no-recreate", "--scale", "web=5")
+        for container in topo.containers("web"):
+            topo.wait_healthy(container)
+        eventually(lambda: len(load.instances) == 5, within=60)
+    assert load.failures == []
+    assert load.ok > 0
+    assert topo.inspect(nginx)["State"]["StartedAt"] == started
+    topo.compose("up", "-d", "--no-build", "--no-recreate", "--scale", "web=3")
+    assert len(topo.containers("web")) == 3
+
+
+def test_search_keeps_answering_while_an_elasticsearch_node_is_down(
+    topo: Topology, api: Api
+) -> None:
+    (node,) = topo.containers("es01")
+    with Load(
+        lambda c: c.post(
+            "/v1/search",
+            json={"query": "tides", "kinds": ["documents"]},
+            headers=api.client.headers,
+        )
+    ) as load:
+        time.sleep(2)
+        topo.stop(node)
+        time.sleep(20)
+    try:
+        assert load.failures == []
+        assert load.ok > 0
+        # Every document is still found: the replicas on the other nodes serve it.
+        assert found_titles(api, "spring tides moon") == ["Tidal lagoons"]
+    finally:
+        topo.start(node)
+        topo.wait_healthy(node)
+
+
+def test_redis_primary_failover_through_sentinel(topo: Topology) -> None:
+    primary = topo.redis_primary()
+    (container,) = topo.containers(primary)
+    topo.stop(container)
+    try:
+        eventually(lambda: topo.redis_primary() != primary, within=60)
+        new_primary = topo.redis_primary()
+        assert new_primary in ("redis", "redis-replica-1", "redis-replica-2")
+        # The app follows: /ready (which pings Redis) is 200 again through the Sentinels.
+        wait_ready(timeout_s=60)
+    finally:
+        topo.start(container)
+        topo.wait_healthy(container)
+
+
+def test_down_then_up_keeps_every_acknowledged_write(topo: Topology, api: Api) -> None:
+    written = {
+        write(api, f"Kept {i}", f"Acknowledged write number {i} about ferns.") for i in range(5)
+    }
+    topo.compose("down", timeout=600)
+    topo.compose("up", "-d", "--no-build", "--scale", "web=3", timeout=900)
+    wait_ready(timeout_s=600)
+    for doc in written:
+        resp = api.client.get(f"/v1/documents/{doc}")
+        assert resp.status_code == 200, resp.text
+    eventually(lambda: len(found_titles(api, "acknowledged write ferns")) == 5, within=180)
