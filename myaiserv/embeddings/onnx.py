@@ -1,10 +1,11 @@
-"""ONNX Runtime for the transformer of a sentence-transformers model.
+"""The ONNX backends' export: the transformer of a sentence-transformers model to ONNX.
 
 The model's own weights are exported to ONNX on this machine (``torch.onnx``), once,
 into a cache folder, and optionally quantized to int8 (dynamic, per channel). Nothing is
-downloaded. Only the transformer's forward pass moves to ONNX Runtime: tokenization,
-length sorting, pooling and normalization stay sentence-transformers' own, so the
-vectors are the same model's.
+downloaded. This is the only part of the ONNX backends that needs torch and
+sentence-transformers: a production image exports in its build stage and runs without
+them. At run time ``runtime.py`` tokenizes, runs the file on ONNX Runtime and pools as
+the model folder declares, so the vectors are the same model's.
 
 Measured on CISI with all-MiniLM-L6-v2 (2-core VM; bench/REPORT.md has the run):
 ``onnx`` gives the torch vectors (cosine 1.0) at ~1.5x torch's throughput and a query in
@@ -22,11 +23,8 @@ import logging
 import os
 import tempfile
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -123,69 +121,24 @@ def export(model: Any, target: Path, *, quantize: bool) -> None:
         os.replace(result, target)
 
 
-def session(path: Path) -> Any:
-    """One session per process. Each run uses one thread: ``attach`` runs a batch's texts
-    side by side (``Run`` is thread-safe), which keeps every core busy."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def attach(
-    model: Any, model_dir: str, model_id: str, backend: str, cache_dir: str, threads: int
-) -> Path:
-    """Runs ``model``'s transformer on ONNX Runtime from now on; exports it first if the
-    cache has no file for these weights. Returns the ONNX file used.
-
-    Each text runs alone, unpadded: int8's activation scale is then the text's own, so
-    its vector never depends on the texts batched beside it, and no compute goes to
-    padding. A batch's texts run side by side, ``threads`` at a time (0: one per core),
-    each on one thread: a single short sequence's matrices are too small to share out
-    among cores, whole texts are not (measured on CISI chunks, 2 cores: 90-100 chunks/s
-    against 64-68 with every text on both cores; a query takes ~4 ms either way)."""
-    import torch
-
+def ensure_exported(model_dir: str, model_id: str, backend: str, cache_dir: str) -> Path:
+    """The ONNX file for these weights, exported first if the cache has none. Exporting is
+    the only step of the ONNX backends that needs torch and sentence-transformers; an
+    installation without them (a production image) must be given the file."""
     path = exported_path(model_dir, model_id, backend, cache_dir)
-    if not path.is_file():
-        log.info("exporting embedding model to ONNX", extra={"path": str(path), "backend": backend})
-        export(model, path, quantize=backend == "onnx-int8")
-    width = threads or cores()
-    runner = session(path)
-    pool = ThreadPoolExecutor(width, thread_name_prefix="onnx") if width > 1 else None
-    names = _input_names(model)
-    module = model[0]
-    output = getattr(module, "module_output_name", "token_embeddings")
-    dims = module.auto_model.config.hidden_size
+    if path.is_file():
+        return path
+    try:
+        import sentence_transformers  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError(
+            f"the ONNX file for {model_id} ({backend}) is not in {path.parent} and exporting "
+            f"it needs torch and sentence-transformers; this installation has none ({exc}): "
+            f"build the image's export stage (it writes {path.name}), or install torch"
+        ) from exc
+    from myaiserv.embeddings.torch_backend import load_model
 
-    def forward(features: dict[str, Any], **_: Any) -> dict[str, Any]:
-        feed = {n: features[n].numpy().astype("int64", copy=False) for n in names}
-        mask = feed["attention_mask"]
-        hidden = np.zeros((*mask.shape, dims), dtype=np.float32)
-
-        def run(i: int) -> None:
-            tokens = np.flatnonzero(mask[i])  # wherever the tokenizer put the padding
-            one = {k: v[i : i + 1, tokens] for k, v in feed.items()}
-            (row,) = runner.run(["last_hidden_state"], one)
-            hidden[i, tokens] = row[0]  # padding positions stay 0: pooling masks them out
-
-        if pool is None or len(mask) == 1:
-            for i in range(len(mask)):
-                run(i)
-        else:
-            list(pool.map(run, range(len(mask))))
-        features[output] = torch.from_numpy(hidden)
-        return features
-
-    module.forward = forward
+    log.info("exporting embedding model to ONNX", extra={"path": str(path), "backend": backend})
+    export(load_model(model_dir), path, quantize=backend == "onnx-int8")
     return path
