@@ -85,7 +85,7 @@ def test_every_service_runs_and_passes_its_health_check(topo: Topology) -> None:
         containers = topo.containers(service)
         assert containers, f"{service} has no container"
         for container in containers:
-            assert topo.state(container) == ("running", "healthy"), service
+            topo.wait_healthy(container, within=300)
     assert len(topo.containers("web")) == 3
     # The one-shot migrate job ran to completion.
     (migrate,) = topo.containers("migrate")
@@ -233,4 +233,5 @@ def test_down_then_up_keeps_every_acknowledged_write(topo: Topology, api: Api) -
     for doc in written:
         resp = api.client.get(f"/v1/documents/{doc}")
         assert resp.status_code == 200, resp.text
-    eventually(lambda: len(found_titles(api, "acknowledged write ferns")) == 5, within=180)
+    kept = {f"Kept {i}" for i in range(5)}
+    eventually(lambda: kept <= set(found_titles(api, "acknowledged write ferns")), within=180)

@@ -92,8 +92,12 @@ def image_exists(engine: Engine, name: str) -> bool:
 
 def _build(engine: Engine, *args: str) -> None:
     secret = ca_bundle()
-    secrets = ["--secret", f"id=ca,src={secret}"] if secret else []
-    engine.run("build", *secrets, *args)
+    options = ["--secret", f"id=ca,src={secret}"] if secret else []
+    if engine.kind == "podman":
+        # Docker's image format: OCI's has no HEALTHCHECK, and podman would drop the
+        # Dockerfile's.
+        options += ["--format", "docker"]
+    engine.run("build", *options, *args)
 
 
 def build_base(engine: Engine) -> None:
