@@ -631,6 +631,47 @@ def _console(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     ]
 
 
+def _topology(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    def span(key: str) -> str:
+        s = r[f"{key}_range"]
+        return f"{s['median']:.0f} s ({s['min']:.0f}-{s['max']:.0f})"
+
+    return [
+        "## Production topology",
+        "",
+        (
+            f"docker-compose.yml with `--scale web=3` on {r['engine']} ({r['boot_rounds']} "
+            f"boots, {r['rounds']} rounds of each disturbance), measured through nginx."
+        ),
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+        f"| boot, empty volumes, to `/ready` 200 (images built) | {span('boot_s')} |",
+        f"| boot, volumes kept | {span('boot_restart_s')} |",
+        f"| app image | {r['image_mb']:,} MB |",
+        (
+            f"| failed requests, scaling web 3 -> 5 | {r['scale_3_to_5_failed_requests']} of "
+            f"{r['scale_3_to_5_requests']:,} |"
+        ),
+        (
+            f"| failed requests, scaling web 5 -> 3 | {r['scale_5_to_3_failed_requests']} of "
+            f"{r['scale_5_to_3_requests']:,} |"
+        ),
+        (
+            f"| failed searches, one Elasticsearch node stopped for 20 s | "
+            f"{r['es_node_loss_failed_searches']} of {r['es_node_loss_searches']:,} |"
+        ),
+        (
+            f"| Redis primary stopped: app ready again (Sentinel switch) | "
+            f"{r['redis_failover_s']:.1f} s, max {r['redis_failover_max_s']:.1f} s "
+            f"({r['redis_failover_switch_s']:.1f} s) |"
+        ),
+        "",
+        f"How: {method.get('how', '')}",
+        "",
+    ]
+
+
 RENDERERS = [
     _targets,
     _ingest,
@@ -646,6 +687,7 @@ RENDERERS = [
     _hangs,
     _section("security", _security),
     _section("console", _console),
+    _section("topology", _topology),
 ]
 
 
@@ -709,10 +751,26 @@ def _readme_console(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _readme_topology(results: dict[str, Any]) -> list[str]:
+    t = results.get("topology") or {}
+    if "boot_s" not in t:
+        return []
+    return [
+        "| topology figure (bench/REPORT.md) | value |",
+        "| --- | --- |",
+        f"| boot to `/ready` through nginx, empty volumes | {t['boot_s']:.0f} s |",
+        f"| app image | {t['image_mb']:,} MB |",
+        f"| failed requests, scaling 3 -> 5 | {t['scale_3_to_5_failed_requests']} |",
+        f"| failed searches, an Elasticsearch node down | {t['es_node_loss_failed_searches']} |",
+        f"| Redis failover, until the app is ready | {t['redis_failover_s']:.1f} s |",
+    ]
+
+
 README_BLOCKS = {
     "relevance": _readme_relevance,
     "backends": _readme_backends,
     "console": _readme_console,
+    "topology": _readme_topology,
 }
 _BLOCK = re.compile(r"(<!-- bench:(\w+) -->\n)(?:.*?\n)?(<!-- /bench:\2 -->)", re.DOTALL)
 

@@ -47,7 +47,7 @@ from myaiserv.evaluation.harness import local_api, tenant_key
 from myaiserv.evaluation.runner import EvalClient, evaluate, table
 from myaiserv.search import query as q
 from myaiserv.search.client import create_es_client
-from myaiserv.search.fields import KIND_NAMES
+from myaiserv.search.kinds import KINDS
 from myaiserv.search.plan import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ async def direct_client(
         started = time.perf_counter()
         vector = (await embedder.encode([text_]))[0].tolist()
         plan = Plan(
-            tenant_id=tenant_id, query=text_, kinds=list(KIND_NAMES), mode="hybrid",
+            tenant_id=tenant_id, query=text_, kinds=list(KINDS), mode="hybrid",
             size=cfg.default_size, filters=[{"term": {"tenant_id": tenant_id}}],
             facets=[], histogram=None, fields=[], highlight=True, collapse=False,
             window=cfg.rank_window, rrf_k=cfg.rrf_k, weights={},
