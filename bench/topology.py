@@ -13,9 +13,9 @@ engine: podman with the local stand-in images here) measured from outside, throu
 - ``es_node_loss_failed_searches``: the same searches while one Elasticsearch node is
   stopped for 20 s, each node once (es01 first: the first master).
 - ``redis_failover_s``: the Redis primary stopped (a killed one is restarted at once by
-  its restart policy, before Sentinel would act); seconds from the stop until ``/ready`` (which pings
-  Redis) answers 200 through nginx six times in a row: Sentinel's promotion plus the app
-  finding the new primary (``redis_failover_switch_s``: until the Sentinels name it).
+  its restart policy, before Sentinel would act); seconds from the stop until ``/ready``
+  (which pings Redis) answers 200 through nginx six times in a row: Sentinel's promotion
+  plus the app finding the new primary (``redis_failover_switch_s``: until the Sentinels name it).
   Median and max over ROUNDS; the stopped node is restarted (as a replica) after each.
 """
 
@@ -47,9 +47,7 @@ def boot(topo: Topology, *, volumes: bool) -> float:
 
 
 def tenant_key(topo: Topology) -> str:
-    web = topo.containers("web")[0]
-    out = topo.exec(web, "myaiserv", "tenants", "create", f"bench-topology-{uuid.uuid4().hex[:6]}")
-    return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("api key:"))
+    return topo.create_tenant(f"bench-topology-{uuid.uuid4().hex[:6]}")
 
 
 def searches(headers: dict[str, str]) -> Load:

@@ -59,11 +59,7 @@ def api(topo: Topology) -> Iterator[Api]:
     """A tenant of its own, made with the CLI inside a web container (as an operator
     would), and a client that goes through nginx with its key."""
     name = f"topology-{uuid.uuid4().hex[:8]}"
-    web = topo.containers("web")[0]
-    out = topo.exec(web, "myaiserv", "tenants", "create", name)
-    key = next(
-        line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("api key:")
-    )
+    key = topo.create_tenant(name)
     with httpx.Client(base_url=topo.url, headers={"X-API-Key": key}, timeout=60) as client:
         yield Api(client, name)
 

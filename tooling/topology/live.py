@@ -73,6 +73,15 @@ class Topology:
     def exec(self, container: str, *command: str) -> str:
         return self.engine.run("exec", container, *command, capture=True, timeout=60).stdout
 
+    def create_tenant(self, name: str) -> str:
+        """A tenant made with the CLI inside a web container, as an operator would; its
+        first API key."""
+        out = self.exec(self.containers("web")[0], "myaiserv", "tenants", "create", name)
+        for line in out.splitlines():
+            if line.startswith("api key:"):
+                return line.split(":", 1)[1].strip()
+        raise AssertionError(f"`myaiserv tenants create` printed no key: {out}")
+
     def stop(self, container: str) -> None:
         self.engine.run("stop", "-t", "30", container, capture=True, timeout=120)
 
