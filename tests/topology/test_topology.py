@@ -113,6 +113,33 @@ def test_only_nginx_is_published_and_the_datastores_are_internal(topo: Topology)
     )
 
 
+def test_elasticsearch_speaks_tls_only_and_myaiserv_sees_only_its_indices(
+    topo: Topology,
+) -> None:
+    (node,) = topo.containers("es02")
+    user = (
+        f"{topo.env.get('MYAISERV_ES__USERNAME', 'myaiserv')}:{topo.env['MYAISERV_ES__PASSWORD']}"
+    )
+
+    def status(path: str, *options: str) -> str:
+        return topo.exec(
+            node, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+            "--cacert", "config/certs/ca/ca.crt", *options, f"https://localhost:9200{path}",
+        )  # fmt: skip
+
+    assert status("/_cluster/health") == "401"  # no credentials
+    assert status("/myaiserv-documents/_count", "-u", user) == "200"
+    assert status("/.security/_search", "-u", user) == "403"
+    assert status("/_security/user", "-u", user) == "403"
+    assert status("/_cluster/settings", "-u", user) == "403"
+    # Plain HTTP is not served at all.
+    plain = topo.engine.run(
+        "exec", node, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+        "http://localhost:9200/", check=False, capture=True,
+    )  # fmt: skip
+    assert plain.stdout in ("000", "")
+
+
 def test_ready_through_nginx_and_requests_spread_over_the_three_instances(
     topo: Topology,
 ) -> None:

@@ -901,3 +901,29 @@ def test_nginx_spreads_requests_over_instances_and_skips_a_dead_one(tmp_path: Pa
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+# -- the local override (docker/local/compose.local.yml) --------------------------------
+
+LOCAL_OVERRIDE = ROOT / "docker" / "local" / "compose.local.yml"
+
+
+def test_the_local_override_replaces_every_public_image_and_nothing_else() -> None:
+    """Where no registry can be reached, each service that runs a public image runs a
+    local stand-in instead (Grafana, which has none, only under its profile); the
+    override touches images and this machine's limits, never the topology itself."""
+    base = yaml.safe_load(COMPOSE.read_text())["services"]
+    local = yaml.safe_load(LOCAL_OVERRIDE.read_text())["services"]
+    public = {name for name, svc in base.items() if "build" not in svc}
+    assert set(local) == public
+    for name, svc in local.items():
+        if name == "grafana":
+            assert svc == {"profiles": ["grafana"]}
+            continue
+        assert svc["image"].startswith("localhost/myaiserv-local/"), name
+        assert set(svc) <= {"image", "ulimits", "environment"}, name
+    # Only Elasticsearch gets more: this machine's limits and the transport relay.
+    for node in ES_NODES:
+        env = local[node]["environment"]
+        assert env["MYAISERV_ES_TRANSPORT_RELAY"] == "es01:9301,es02:9302,es03:9303"
+        assert local[node]["ulimits"]["nofile"] == {"soft": 20000, "hard": 20000}
