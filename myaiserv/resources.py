@@ -69,7 +69,9 @@ async def open_resources(
     es = create_es_client(settings)
     redis = create_redis_client(settings, breakers.redis)
     indices = IndexManager(es, settings.es.index_prefix, info, index_options(settings))
-    cached = CachedEmbedder(model, redis, ttl_s=settings.embedding.cache_ttl_s)
+    cached = CachedEmbedder(
+        model, redis, ttl_s=settings.embedding.cache_ttl_s, namespace=settings.redis.namespace
+    )
     sessionmaker = create_sessionmaker(engine, breakers.postgres)
     secrets = SecretResolver(
         sessionmaker,

@@ -36,23 +36,32 @@ class CachedEmbedder:
         *,
         ttl_s: int = 7 * 86400,
         scope: str = INDEXING_SCOPE,
+        namespace: str = "myaiserv",
     ) -> None:
         self.embedder = embedder
         self.redis = redis
         self.ttl_s = ttl_s
         self.scope = scope
+        # Every key MyAIServ keeps in Redis starts with the deployment's namespace.
+        self.namespace = namespace
 
     def for_tenant(self, tenant_id: UUID | str) -> CachedEmbedder:
         """The same model and cache, with entries of ``tenant_id``'s own."""
-        return CachedEmbedder(self.embedder, self.redis, ttl_s=self.ttl_s, scope=f"t:{tenant_id}")
+        return CachedEmbedder(
+            self.embedder,
+            self.redis,
+            ttl_s=self.ttl_s,
+            scope=f"t:{tenant_id}",
+            namespace=self.namespace,
+        )
 
     def uncached(self) -> CachedEmbedder:
         """The same model without a cache (for callers that cannot name a tenant)."""
-        return CachedEmbedder(self.embedder, None, scope=self.scope)
+        return CachedEmbedder(self.embedder, None, scope=self.scope, namespace=self.namespace)
 
     def key(self, text: str) -> str:
         digest = hashlib.sha256(text.encode()).hexdigest()
-        return f"emb:{self.embedder.vectors_id}:{self.scope}:{digest}"
+        return f"{self.namespace}:emb:{self.embedder.vectors_id}:{self.scope}:{digest}"
 
     async def _get_many(self, keys: list[str]) -> list[bytes | None]:
         if self.redis is None:

@@ -121,5 +121,10 @@ async def test_the_embedding_cache_is_per_tenant(
     assert await search(tenant) == (1, 0)  # the tenant's own repeat is a hit
     assert await search(other) == (0, 1)  # the same query from another tenant is not
     for who in (tenant, other):
-        keys = [k async for k in resources.redis.scan_iter(match=f"emb:*:t:{who.id}:*")]
+        keys = [
+            k
+            async for k in resources.redis.scan_iter(
+                match=f"{resources.settings.redis.namespace}:emb:*:t:{who.id}:*"
+            )
+        ]
         assert len(keys) == 1
