@@ -133,7 +133,16 @@ def test_elasticsearch_speaks_tls_only_and_myaiserv_sees_only_its_indices(
     assert status("/myaiserv-documents/_count", "-u", user) == "200"
     assert status("/.security/_search", "-u", user) == "403"
     assert status("/_security/user", "-u", user) == "403"
-    assert status("/_cluster/settings", "-u", user) == "403"
+    assert status("/other-index/_search", "-u", user) == "403"
+    change = (
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{"persistent": {"cluster.routing.allocation.enable": "all"}}',
+    )
+    assert status("/_cluster/settings", "-u", user, *change) == "403"
     # Plain HTTP is not served at all.
     plain = topo.engine.run(
         "exec", node, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
