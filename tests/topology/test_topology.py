@@ -247,7 +247,12 @@ def test_redis_primary_failover_through_sentinel(topo: Topology) -> None:
     (container,) = topo.containers(primary)
     topo.stop(container)
     try:
-        eventually(lambda: topo.redis_primary() != primary, within=60)
+        try:
+            eventually(lambda: topo.redis_primary() != primary, within=120)
+        except AssertionError as exc:
+            sentinel = topo.containers("redis-sentinel-1")[0]
+            logs = topo.engine.run("logs", "--tail", "60", sentinel, capture=True)
+            raise AssertionError(f"{exc}; Sentinel said:\n{logs.stdout}{logs.stderr}") from None
         new_primary = topo.redis_primary()
         assert new_primary in ("redis", "redis-replica-1", "redis-replica-2")
         # The app follows: /ready (which pings Redis) is 200 again through the Sentinels.
