@@ -284,3 +284,36 @@ def test_hung_dependencies_get_a_row_each_and_are_skipped_without_figures() -> N
     assert "| postgres (30 s) | 4 | 8016 | 8479 | 201: 2, 503: 367 | 0 | True | 1 |" in text
     assert "Acknowledged writes 9, lost 0." in text
     assert "Hung dependencies" not in report.render({})
+
+
+def test_the_topology_section_and_its_readme_block_come_from_its_figures() -> None:
+    topology = {
+        "engine": "podman",
+        "image_mb": 907,
+        "boot_s": 150.2,
+        "boot_s_range": {"median": 150.2, "min": 140.0, "max": 160.4},
+        "boot_restart_s": 60.0,
+        "boot_restart_s_range": {"median": 60.0, "min": 55.0, "max": 65.0},
+        "scale_3_to_5_failed_requests": 0,
+        "scale_3_to_5_requests": 1234,
+        "scale_5_to_3_failed_requests": 1,
+        "scale_5_to_3_requests": 900,
+        "es_node_loss_failed_searches": 0,
+        "es_node_loss_searches": 2500,
+        "redis_failover_s": 9.4,
+        "redis_failover_max_s": 11.0,
+        "redis_failover_switch_s": 7.5,
+        "rounds": 3,
+        "boot_rounds": 2,
+    }
+    text = report.render({"topology": topology, "_method": {"topology": {"how": "Boots."}}})
+    assert "## Production topology" in text
+    assert "| boot, empty volumes, to `/ready` 200 (images built) | 150 s (140-160) |" in text
+    assert "| failed requests, scaling web 3 -> 5 | 0 of 1,234 |" in text
+    assert "| app image | 907 MB |" in text
+    assert "9.4 s, max 11.0 s (7.5 s)" in text
+    assert "Production topology" not in report.render({})
+    readme = "<!-- bench:topology -->\n<!-- /bench:topology -->\n"
+    block = report.with_readme_blocks(readme, {"topology": topology})
+    assert "| failed searches, an Elasticsearch node down | 0 |" in block
+    assert report.with_readme_blocks(readme, {}) == readme
