@@ -1,4 +1,5 @@
-"""The Docker deployment checked without a Docker engine: Compose itself validates
+"""The Docker deployment checked without starting it (tests/topology runs it for real):
+Compose itself validates
 docker-compose.yml (`docker compose config`, or docker-compose 1.29) and resolves it with
 .env.example, and the topology is asserted on what it resolves; .env.example is checked
 against the compose file and the app's settings; the Dockerfile's stages, user and
