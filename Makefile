@@ -13,7 +13,7 @@ VENV_STAMP := .venv/.installed
 BROWSER_STAMP := tests/browser/node_modules/.installed
 PEERS_STAMP := bench/peers/.venv/.installed
 
-.PHONY: help install system-deps compose-deps compose-build compose-up compose-down compose-test bench-topology browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-peers eval lint clean
+.PHONY: help install system-deps compose-deps compose-build compose-up compose-down compose-test bench-topology browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing bench-peers eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
@@ -23,7 +23,7 @@ help:
 	@echo "                  and plots, MyAIServ beside LangChain and Haystack (bench-ingest,"
 	@echo "                  bench-search, bench-search-sustained, bench-peers, bench-vectors,"
 	@echo "                  bench-scale, bench-load, bench-reliability, bench-failover, bench-hangs,"
-	@echo "                  bench-security, bench-console: one of them)"
+	@echo "                  bench-security, bench-console, bench-tracing: one of them)"
 	@echo "make eval         relevance (nDCG@10, MAP, Recall@100) on ../shared/data/cisi"
 	@echo "make stack-up     start Elasticsearch, PostgreSQL and Redis locally (STACK_ARGS=...)"
 	@echo "make stack-down   stop them (data is kept in .stack/)"
@@ -68,7 +68,7 @@ run: migrate
 	POETRY="$(POETRY)" PORT="$(PORT)" bash scripts/run.sh
 
 # One run, every figure: the report and plots are rewritten from this run's figures only.
-bench: bench-fresh bench-ingest bench-search bench-search-sustained bench-peers bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console
+bench: bench-fresh bench-ingest bench-search bench-search-sustained bench-peers bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing
 
 bench-fresh:
 	rm -f bench/results.json bench/REPORT.md bench/plots/*.png
@@ -113,6 +113,10 @@ bench-security: migrate
 
 bench-console: migrate
 	$(POETRY) run python -m bench.console
+
+# Uncached search p50 with tracing off, on at 1.0 and at 0.1 (exporting to the stack's Zipkin).
+bench-tracing: migrate
+	$(POETRY) run python -m bench.tracing
 
 # The peers (LangChain, Haystack) need Elasticsearch's 8.x client: their own environment.
 $(PEERS_STAMP): bench/peers/pyproject.toml bench/peers/poetry.lock

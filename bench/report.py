@@ -152,6 +152,17 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     if "cached_p50_ms" in s:
         v = s["cached_p50_ms"]
         out.append(("cached search p50 <= 5 ms server time", f"{v:.2f} ms", v <= 5))
+    t = results.get("tracing", {})
+    if "overhead_ratio" in t:
+        v = t["overhead_ratio"]
+        spread = f"{t['overhead_ratio_ratio_1_min']:+.1%} to {t['overhead_ratio_ratio_1_max']:+.1%}"
+        out.append(
+            (
+                "tracing at ratio 1.0 adds <= 5% to uncached search p50",
+                f"{v:+.1%} (rounds {spread})",
+                v <= 0.05,
+            )
+        )
     return out
 
 
@@ -672,6 +683,38 @@ def _topology(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     ]
 
 
+def _tracing(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
+    def row(label: str, name: str) -> str:
+        overhead = (
+            f"{r[f'overhead_ratio_{name}']:+.1%} ({r[f'overhead_ratio_{name}_min']:+.1%} to "
+            f"{r[f'overhead_ratio_{name}_max']:+.1%}) | {r[f'traces_{name}']:,} of "
+            f"{r['requests_per_variant']:,}"
+            if name != "off"
+            else "- | -"
+        )
+        p50 = f"{r[f'{name}_p50_ms']:.2f} | {r[f'{name}_server_p50_ms']:.2f}"
+        return f"| {label} | {p50} | {overhead} |"
+
+    return [
+        "## Tracing overhead",
+        "",
+        (
+            f"Uncached hybrid search, {r['queries']} CISI queries x {r['rounds']} rounds per "
+            "variant, interleaved: p50 (ms), and the p50's change against tracing off "
+            "(lowest-highest per round)."
+        ),
+        "",
+        "| tracing | client p50 | server p50 | overhead | traces in Zipkin |",
+        "| --- | --- | --- | --- | --- |",
+        row("off", "off"),
+        row("on, sample ratio 1.0", "ratio_1"),
+        row("on, sample ratio 0.1", "ratio_0_1"),
+        "",
+        f"How: {method.get('how', '')}",
+        "",
+    ]
+
+
 RENDERERS = [
     _targets,
     _ingest,
@@ -688,6 +731,7 @@ RENDERERS = [
     _section("security", _security),
     _section("console", _console),
     _section("topology", _topology),
+    _section("tracing", _tracing),
 ]
 
 

@@ -1,0 +1,149 @@
+"""What tracing costs: uncached search p50 with tracing off, on at ratio 1.0 and at 0.1.
+
+Three API instances (child processes, as deployed) over the CISI index of `bench.search`
+(same database, tenant and index prefix; CISI is stored through the API first, deduplicated,
+so a re-run indexes nothing new): tracing off (`exporter=none`), on with every trace sampled
+(`sample_ratio=1.0`) and on with one in ten (`0.1`), both exporting to the local stack's
+Zipkin for real. Each instance has a Redis namespace of its own, so a query cached by one is
+still new to the others. Every round flushes Redis and sends every CISI query to all three,
+one request at a time, in an order that rotates query by query (each instance goes first,
+second and third equally often), so the three see the machine at the same moments. p50 is
+the client's time (loopback HTTP included) over all rounds; `overhead_ratio` = p50 on /
+p50 off - 1, and its spread is the lowest-highest of the same ratio per round. The traces
+Zipkin received for each instance are counted at the end: the exporter really exported.
+Writes the `tracing` section of bench/results.json and bench/REPORT.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+
+from bench import report
+from bench.common import bench_settings, local_stack_config, prepare_database
+from bench.search import CISI, DB, PREFIX, REDIS_DB, Timings
+from myaiserv.cache.client import create_redis_client
+from myaiserv.datasets.trec import load_collection
+from myaiserv.db.engine import create_engine, create_sessionmaker
+from myaiserv.evaluation.harness import local_api, tenant_key
+from myaiserv.evaluation.runner import EvalClient
+
+ROUNDS = 5
+# name -> (exporter, sample ratio)
+VARIANTS = {"off": ("none", "1.0"), "ratio_1": ("zipkin", "1.0"), "ratio_0_1": ("zipkin", "0.1")}
+
+
+def zipkin_url() -> str:
+    return local_stack_config().zipkin.url
+
+
+def variant_env(env: dict[str, str], name: str) -> dict[str, str]:
+    exporter, ratio = VARIANTS[name]
+    return {
+        **env,
+        "MYAISERV_REDIS__NAMESPACE": f"{PREFIX}-trace-{name}",
+        "MYAISERV_TRACING__EXPORTER": exporter,
+        "MYAISERV_TRACING__ENDPOINT": f"{zipkin_url()}/api/v2/spans",
+        "MYAISERV_TRACING__SAMPLE_RATIO": ratio,
+        "MYAISERV_TRACING__SERVICE_NAME": f"bench-tracing-{name}",
+    }
+
+
+async def traces_received(service: str, since: float) -> int:
+    """Traces Zipkin holds for ``service`` that began after ``since`` (epoch seconds)."""
+    end_ms = int(time.time() * 1000)
+    params = {
+        "serviceName": service,
+        "limit": 100_000,
+        "endTs": end_ms,
+        "lookback": end_ms - int(since * 1000),
+    }
+    async with httpx.AsyncClient(base_url=zipkin_url(), timeout=30) as zipkin:
+        resp = await zipkin.get("/api/v2/traces", params=params)
+        resp.raise_for_status()
+        return len(resp.json())
+
+
+async def main() -> None:
+    settings, env = bench_settings(DB, REDIS_DB, PREFIX)
+    await prepare_database(settings, fresh=False)
+    init = [sys.executable, "-m", "myaiserv", "index", "init"]
+    await asyncio.to_thread(subprocess.run, init, env=env, check=True)
+    engine = create_engine(settings)
+    try:
+        _, key = await tenant_key(create_sessionmaker(engine), "bench-search")
+    finally:
+        await engine.dispose()
+    collection = load_collection(CISI)
+    queries = [query.text for query in collection.queries]
+
+    async with local_api(env) as (url, _):
+        client = EvalClient(url, key)
+        try:
+            expected = await client.store(collection)
+            print(f"bench: {expected} CISI documents stored; waiting for the index", flush=True)
+            await client.wait_indexed(collection, expected)
+        finally:
+            await client.close()
+
+    names = list(VARIANTS)
+    started = time.time()
+    timings = {name: Timings() for name in names}
+    per_round: dict[str, list[float]] = {name: [] for name in names}
+    redis = create_redis_client(settings)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with AsyncExitStack() as stack:
+        http = {}
+        for name in names:
+            url, _ = await stack.enter_async_context(
+                local_api(variant_env(env, name), indexer=False)
+            )
+            http[name] = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, headers=headers, timeout=60)
+            )
+        for text_ in queries[:5]:  # warm-up: connections, the model's first calls
+            for name in names:
+                await Timings().send(http[name], {"query": text_})
+        for round_ in range(ROUNDS):
+            await redis.flushdb()
+            this_round = {name: Timings() for name in names}
+            for i, text_ in enumerate(queries):
+                order = names[i % 3 :] + names[: i % 3]
+                for name in order:
+                    await this_round[name].send(http[name], {"query": text_})
+            for name in names:
+                per_round[name].append(statistics.median(this_round[name].client))
+                timings[name].client += this_round[name].client
+                timings[name].server += this_round[name].server
+            print(f"bench: round {round_ + 1}/{ROUNDS}: {per_round}", flush=True)
+    await redis.aclose()
+    await asyncio.sleep(6)  # the batch exporters' last flush (every 5 s) has landed
+
+    p50 = {name: statistics.median(timings[name].client) for name in names}
+    figures: dict[str, Any] = {"queries": len(queries), "rounds": ROUNDS}
+    for name in names:
+        figures[f"{name}_p50_ms"] = round(p50[name], 2)
+        figures[f"{name}_server_p50_ms"] = round(statistics.median(timings[name].server), 2)
+    for name in ("ratio_1", "ratio_0_1"):
+        ratios = [on / off - 1 for on, off in zip(per_round[name], per_round["off"], strict=True)]
+        figures[f"overhead_ratio_{name}"] = round(p50[name] / p50["off"] - 1, 4)
+        figures[f"overhead_ratio_{name}_min"] = round(min(ratios), 4)
+        figures[f"overhead_ratio_{name}_max"] = round(max(ratios), 4)
+        figures[f"traces_{name}"] = await traces_received(f"bench-tracing-{name}", started)
+    # Every request made a trace at 1.0 (the warm-up's too); about a tenth of them at 0.1.
+    figures["requests_per_variant"] = len(timings["off"].client) + 5
+    figures["overhead_ratio"] = figures["overhead_ratio_ratio_1"]
+    report.save("tracing", figures, {"how": __doc__.split("\n\n", 1)[1].strip() if __doc__ else ""})
+    for name, value in figures.items():
+        print(f"{name}: {value}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
