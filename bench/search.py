@@ -34,13 +34,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 
 from bench import report
 from bench.common import bench_settings, peak_rss_mb, prepare_database
 from myaiserv.config import Settings
-from myaiserv.datasets.trec import load_collection
+from myaiserv.datasets.trec import Collection, load_collection
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.embeddings.model import Embedder
 from myaiserv.evaluation.harness import local_api, tenant_key
@@ -169,25 +170,36 @@ async def paired(
     return api, {"p50_ms": statistics.median(direct_ms), "p99_ms": percentile(direct_ms, 0.99)}
 
 
-async def main() -> None:
-    settings, env = bench_settings(DB, REDIS_DB, PREFIX)
+async def cisi_tenant(settings: Settings, env: dict[str, str]) -> tuple[UUID, str]:
+    """The benchmark's database migrated, its indices made, and a fresh key of its tenant
+    (the one that owns the stored CISI documents)."""
     await prepare_database(settings, fresh=False)
     init = [sys.executable, "-m", "myaiserv", "index", "init"]
     await asyncio.to_thread(subprocess.run, init, env=env, check=True)
     engine = create_engine(settings)
     try:
-        tenant_id, key = await tenant_key(create_sessionmaker(engine), "bench-search")
+        return await tenant_key(create_sessionmaker(engine), "bench-search")
     finally:
         await engine.dispose()
+
+
+async def store_cisi(client: EvalClient, collection: Collection) -> None:
+    """CISI stored through the API (deduplicated: a re-run stores nothing new) and indexed."""
+    expected = await client.store(collection)
+    print(f"bench: {expected} CISI documents stored; waiting for the index", flush=True)
+    await client.wait_indexed(collection, expected)
+
+
+async def main() -> None:
+    settings, env = bench_settings(DB, REDIS_DB, PREFIX)
+    tenant_id, key = await cisi_tenant(settings, env)
     collection = load_collection(CISI)
     queries = [query.text for query in collection.queries]
 
     async with local_api(env) as (url, api):
         client = EvalClient(url, key)
         try:
-            expected = await client.store(collection)
-            print(f"bench: {expected} CISI documents stored; waiting for the index", flush=True)
-            await client.wait_indexed(collection, expected)
+            await store_cisi(client, collection)
             print("bench: relevance (bm25, vector, hybrid) ...", flush=True)
             relevance = await evaluate(client, collection)
         finally:

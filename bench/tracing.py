@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
-import sys
 import time
 from contextlib import AsyncExitStack
 from typing import Any
@@ -27,12 +25,11 @@ from typing import Any
 import httpx
 
 from bench import report
-from bench.common import bench_settings, local_stack_config, prepare_database
-from bench.search import CISI, DB, PREFIX, REDIS_DB, Timings
+from bench.common import bench_settings, local_stack_config
+from bench.search import CISI, DB, PREFIX, REDIS_DB, Timings, cisi_tenant, store_cisi
 from myaiserv.cache.client import create_redis_client
 from myaiserv.datasets.trec import load_collection
-from myaiserv.db.engine import create_engine, create_sessionmaker
-from myaiserv.evaluation.harness import local_api, tenant_key
+from myaiserv.evaluation.harness import local_api
 from myaiserv.evaluation.runner import EvalClient
 
 ROUNDS = 5
@@ -73,23 +70,13 @@ async def traces_received(service: str, since: float) -> int:
 
 async def main() -> None:
     settings, env = bench_settings(DB, REDIS_DB, PREFIX)
-    await prepare_database(settings, fresh=False)
-    init = [sys.executable, "-m", "myaiserv", "index", "init"]
-    await asyncio.to_thread(subprocess.run, init, env=env, check=True)
-    engine = create_engine(settings)
-    try:
-        _, key = await tenant_key(create_sessionmaker(engine), "bench-search")
-    finally:
-        await engine.dispose()
+    _, key = await cisi_tenant(settings, env)
     collection = load_collection(CISI)
     queries = [query.text for query in collection.queries]
-
     async with local_api(env) as (url, _):
         client = EvalClient(url, key)
         try:
-            expected = await client.store(collection)
-            print(f"bench: {expected} CISI documents stored; waiting for the index", flush=True)
-            await client.wait_indexed(collection, expected)
+            await store_cisi(client, collection)
         finally:
             await client.close()
 
