@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.auth.middleware import requires
 from myaiserv.auth.principal import Principal
-from myaiserv.config import Settings
+from myaiserv.console.document_filters import buckets, facet_names, filters, href, query_of
 from myaiserv.console.pages import highlighted, page, wants_json
 from myaiserv.db.models import Document, IndexStatus
 from myaiserv.documents.controller import to_out
@@ -39,7 +39,7 @@ from myaiserv.errors import AppError, NotFoundError
 from myaiserv.kit.validation import InvalidInputError, changes_of
 from myaiserv.resources import Resources
 from myaiserv.search.deps import search_service
-from myaiserv.search.schemas import Filters, SearchRequest, SearchResponse
+from myaiserv.search.schemas import SearchRequest, SearchResponse
 from myaiserv.search.service import SearchService
 
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -50,7 +50,6 @@ NOTICE_COOKIE = "myaiserv_documents_notice"
 ACCEPTED_TYPES = (
     ".pdf,.html,.htm,.md,.markdown,.txt,text/plain,text/markdown,text/html,application/pdf"
 )
-FACETS = ("tags", "content_type", "source")
 STATUSES: tuple[IndexStatus, ...] = ("pending", "indexed", "failed")
 
 
@@ -66,14 +65,6 @@ class EditForm:
     title: str = ""
     tags: str = ""
     metadata: str = ""
-
-
-@dataclass(frozen=True)
-class Bucket:
-    value: Any
-    count: int
-    href: str
-    active: bool
 
 
 @dataclass(frozen=True)
@@ -110,76 +101,6 @@ async def provide_documents(
 
 async def provide_search(resources: Resources, principal: Principal) -> SearchService:
     return search_service(resources, principal.tenant_id)
-
-
-def _query_of(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
-    params: dict[str, list[str]] = {}
-    for key, value in request.query_params.multi_items():
-        if value != "":
-            params.setdefault(key, []).append(value)
-    return params
-
-
-def _href(params: dict[str, list[str]], **change: list[str] | None) -> str:
-    """The list's URL with ``params`` changed (None removes one); always the first page."""
-    merged = {k: v for k, v in params.items() if k != "cursor"}
-    for key, value in change.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    query = urlencode([(k, v) for k, vs in merged.items() for v in vs])
-    return "/console/documents" + (f"?{query}" if query else "")
-
-
-def _filters(params: dict[str, list[str]], settings: Settings) -> Filters | None:
-    meta: dict[str, Any] = {}
-    for name, kind in settings.search.metadata_fields.items():
-        values = params.get(f"meta.{name}")
-        if values:
-            meta[name] = [_typed(v, kind) for v in values]
-    filters = Filters(
-        tags=params.get("tags"),
-        content_type=params.get("content_type"),
-        source=params.get("source"),
-        metadata=meta or None,
-    )
-    return filters if msgspec.to_builtins(filters) else None
-
-
-def _typed(value: str, kind: str) -> Any:
-    """A metadata filter from the URL, typed as the field is (the search checks it)."""
-    if kind == "boolean":
-        return value == "true"
-    if kind == "long":
-        return int(value) if value.lstrip("-").isdigit() else value
-    if kind == "double":
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _facet_names(settings: Settings) -> list[str]:
-    meta = [
-        f"metadata.{name}"
-        for name, kind in settings.search.metadata_fields.items()
-        if kind in ("keyword", "boolean", "long")
-    ]
-    return [*FACETS, *meta]
-
-
-def _buckets(name: str, found: SearchResponse, params: dict[str, list[str]]) -> list[Bucket]:
-    key = f"meta.{name.removeprefix('metadata.')}" if name.startswith("metadata.") else name
-    chosen = params.get(key, [])
-    out = []
-    for b in found.facets.get(name, []):
-        value = str(b.value).lower() if isinstance(b.value, bool) else str(b.value)
-        active = value in chosen
-        values = [v for v in chosen if v != value] if active else [*chosen, value]
-        out.append(Bucket(b.value, b.count, _href(params, **{key: values or None}), active))
-    return out
 
 
 def _notice_cookie(message: str) -> Cookie:
@@ -235,7 +156,7 @@ class ConsoleDocumentsController(Controller):
     ) -> Template:
         """Search (with query text) or the list of documents, newest first."""
         q = q.strip()
-        params = _query_of(request)
+        params = query_of(request)
         notice = _read_notice(request)
         ctx: dict[str, Any] = {
             "q": q,
@@ -248,14 +169,14 @@ class ConsoleDocumentsController(Controller):
             "facets": [],
             "total": None,
             "next_url": None,
-            "first_url": _href(params) if cursor else None,
+            "first_url": href(params) if cursor else None,
         }
         if q:
             req = SearchRequest(
                 query=q,
                 kinds=["documents"],
-                filters=_filters(params, resources.settings),
-                facets=_facet_names(resources.settings),
+                filters=filters(params, resources.settings),
+                facets=facet_names(resources.settings),
                 collapse=True,
                 size=PAGE_SIZE,
                 cursor=cursor,
@@ -272,11 +193,11 @@ class ConsoleDocumentsController(Controller):
             ]
             ctx["total"] = found.total
             ctx["facets"] = [
-                (name.removeprefix("metadata.").replace("_", " "), _buckets(name, found, params))
-                for name in _facet_names(resources.settings)
+                (name.removeprefix("metadata.").replace("_", " "), buckets(name, found, params))
+                for name in facet_names(resources.settings)
             ]
             if found.next_cursor:
-                ctx["next_url"] = f"{_href(params)}&{urlencode({'cursor': found.next_cursor})}"
+                ctx["next_url"] = f"{href(params)}&{urlencode({'cursor': found.next_cursor})}"
         else:
             tag = params["tags"][0] if params.get("tags") else None
             given = params["index_status"][0] if params.get("index_status") else None
@@ -292,7 +213,7 @@ class ConsoleDocumentsController(Controller):
             ctx["rows"] = rows
             ctx["filtered"] = bool(tag or status)
             if next_cursor:
-                base = _href(params)
+                base = href(params)
                 sep = "&" if "?" in base else "?"
                 ctx["next_url"] = f"{base}{sep}{urlencode({'cursor': next_cursor})}"
         response = page(
