@@ -37,6 +37,7 @@ from myaiserv.health.controller import HealthController
 from myaiserv.kit.deps import provide_principal, provide_resources, provide_session
 from myaiserv.kit.inputguard import Wrapper, input_guard
 from myaiserv.logging import configure_logging, get_logger
+from myaiserv.mcp.server import McpEndpoint
 from myaiserv.openapi import document_errors
 from myaiserv.prompts.controller import PromptController
 from myaiserv.quotas.controller import UsageController
@@ -110,10 +111,14 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
     """Build the app. ``embedder``: an already loaded model to share (tests); by default
     the lifespan loads one."""
     instance = settings.instance_name or f"{socket.gethostname()}:{settings.port}"
+    mcp = McpEndpoint(settings.limits.max_request_bytes)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_resources(settings, embedder=embedder) as resources:
+        async with (
+            open_resources(settings, embedder=embedder) as resources,
+            mcp.running(resources),
+        ):
             app.state.resources = resources
             log.info("started", instance=instance, pid=os.getpid(), es=settings.es_url)
             yield
@@ -133,6 +138,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             AuditController,
             DeadLetterController,
             UsageController,
+            mcp.route(),
             *console.console_routes(),
         ],
         lifespan=[lifespan],

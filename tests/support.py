@@ -1,6 +1,7 @@
 """Helpers the tests share (fixtures stay in conftest.py): tenants and their keys, console
 users and their logins, SQL on the server's admin database, draining the outbox as an
-indexer would, a web tier on free ports, a server process, and polling for recovery."""
+indexer would, a web tier on free ports, a server process, an app served by uvicorn in a
+thread, and polling for recovery."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -20,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 import httpx
+import uvicorn
+from litestar import Litestar
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -234,3 +239,25 @@ def served(settings: Settings, folder: Path, **env: str) -> Iterator[tuple[str, 
         except subprocess.TimeoutExpired:  # still embedding a batch nobody waits for
             proc.kill()
             proc.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def uvicorn_thread(app: Litestar) -> Iterator[str]:
+    """``app`` served by uvicorn on a loopback port, in a thread of its own (lifespan and
+    all): real HTTP for clients that need a server, sharing the test's loaded model. Its
+    base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -150,13 +150,18 @@ def requires(scope: str) -> Guard:
     stronger one)."""
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal = connection.user
-        if isinstance(principal, Principal) and principal.allows(scope):
-            return
-        if isinstance(principal, Principal) and principal.user_id is not None:
-            raise PermissionDeniedException(
-                f"Your role does not allow this: it needs the '{scope}' scope (ask an admin)."
-            )
-        raise PermissionDeniedException(f"This API key lacks the '{scope}' scope.")
+        check_scope(connection.user, scope)
 
     return guard
+
+
+def check_scope(principal: object, scope: str) -> None:
+    """Raise the 403 of a caller whose key (or console role) lacks ``scope``; shared by the
+    routes' guards and the MCP tools, so both refuse with the same words."""
+    if isinstance(principal, Principal) and principal.allows(scope):
+        return
+    if isinstance(principal, Principal) and principal.user_id is not None:
+        raise PermissionDeniedException(
+            f"Your role does not allow this: it needs the '{scope}' scope (ask an admin)."
+        )
+    raise PermissionDeniedException(f"This API key lacks the '{scope}' scope.")

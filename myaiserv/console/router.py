@@ -116,7 +116,7 @@ def templates() -> TemplateConfig[JinjaTemplateEngine]:
 
 def csrf(settings: Settings) -> CSRFConfig:
     """Signed double-submit tokens on every console form and script request (the API's
-    keys are not cookies, so /v1 needs none)."""
+    keys are not cookies, so /v1 and /mcp need none)."""
     secret = settings.console.secret
     key = (
         secret.get_secret_value()
@@ -133,5 +133,11 @@ def csrf(settings: Settings) -> CSRFConfig:
         cookie_samesite="lax",
         cookie_secure=settings.console.public_url.startswith("https://"),
         header_name=CSRF_HEADER,
-        exclude=[r"^/v1/", r"^/(health|ready|metrics)$", r"^/schema", r"^/console/static/"],
+        exclude=[
+            r"^/v1/",
+            r"^/mcp(/|$)",
+            r"^/(health|ready|metrics)$",
+            r"^/schema",
+            r"^/console/static/",
+        ],
     )

@@ -48,7 +48,7 @@ def to_out(doc: Document, *, text: bool = False, deduplicated: bool = False) -> 
     )
 
 
-def _new(item: DocumentCreate) -> NewDocument:
+def new_document(item: DocumentCreate) -> NewDocument:
     return NewDocument(
         text=item.text,
         content_type=item.content_type,
@@ -84,7 +84,7 @@ class DocumentController(Controller):
         """Store a document given as JSON text (plain, Markdown or HTML). Content this
         tenant already has is not stored twice: the existing document is returned (200,
         ``deduplicated: true``)."""
-        [(doc, dup)] = await service.create_many([_new(data)])
+        [(doc, dup)] = await service.create_many([new_document(data)])
         return Response(to_out(doc, deduplicated=dup), status_code=200 if dup else 201)
 
     @post("/batch", guards=[requires("write")], status_code=201)
@@ -99,7 +99,7 @@ class DocumentController(Controller):
             raise InvalidInputError(
                 "documents", f"{len(data.documents)} documents; a batch holds at most {limit}"
             )
-        results = await service.create_many([_new(item) for item in data.documents])
+        results = await service.create_many([new_document(item) for item in data.documents])
         return BatchResult(
             created=sum(not dup for _, dup in results),
             deduplicated=sum(dup for _, dup in results),

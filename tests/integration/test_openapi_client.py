@@ -9,11 +9,8 @@ import importlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,13 +20,12 @@ from typing import Any
 import attrs
 import httpx
 import pytest
-import uvicorn
 
 from myaiserv.app import create_app
 from myaiserv.config import Settings
 from myaiserv.embeddings.model import Embedder
 from myaiserv.resources import Resources
-from tests.support import TenantKey, drain
+from tests.support import TenantKey, drain, uvicorn_thread
 
 pytestmark = pytest.mark.integration
 
@@ -39,26 +35,10 @@ PACKAGE = "myaiserv_client"
 
 @pytest.fixture(scope="module")
 def base_url(settings: Settings, embedder: Embedder, resources: Resources) -> Iterator[str]:
-    """The app served by uvicorn on a loopback port, in a thread of its own (lifespan and
-    all), on this session's database and indices; ``resources`` made them."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        create_app(settings, embedder=embedder), log_config=None, access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    """The app served by uvicorn on a loopback port, on this session's database and
+    indices; ``resources`` made them."""
+    with uvicorn_thread(create_app(settings, embedder=embedder)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

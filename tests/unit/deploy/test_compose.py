@@ -808,14 +808,15 @@ def test_nginx_health_and_metrics_stay_at_the_edge(edge: tuple[str, Path]) -> No
     assert httpx.get(f"{url}/metrics").status_code == 404
 
 
-def test_nginx_streams_chat_completions_unbuffered(edge: tuple[str, Path]) -> None:
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/mcp"])
+def test_nginx_streams_chat_completions_and_mcp_unbuffered(
+    edge: tuple[str, Path], path: str
+) -> None:
     """The stand-in holds its second event until the first has arrived here: buffered,
     the first would not arrive before the read timeout."""
     url, _ = edge
     StandIn.release.clear()
-    with httpx.stream(
-        "POST", f"{url}/v1/chat/completions", json={"stream": True}, timeout=3
-    ) as response:
+    with httpx.stream("POST", f"{url}{path}", json={"stream": True}, timeout=3) as response:
         assert response.status_code == 200
         lines = response.iter_lines()
         assert next(lines) == "data: first"
