@@ -79,7 +79,8 @@ def instrument(provider: TracerProvider) -> None:
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    for instrumentor in (AsyncPGInstrumentor(), RedisInstrumentor()):
+    # AsyncPGInstrumentor.__init__ is not annotated.
+    for instrumentor in (AsyncPGInstrumentor(), RedisInstrumentor()):  # type: ignore[no-untyped-call]
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=provider)
 
