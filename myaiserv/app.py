@@ -43,7 +43,7 @@ from myaiserv.rag.controller import OpenAIController, RagController
 from myaiserv.resources import open_resources
 from myaiserv.runs.controller import RunController
 from myaiserv.search.controller import SearchController
-from myaiserv.tracing.http import server_span_middleware
+from myaiserv.tracing.http import route_namer, server_span_middleware
 from myaiserv.tracing.setup import start_tracing
 
 log = get_logger(__name__)
@@ -125,7 +125,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             tracing.shutdown()
 
     # Tracing off adds no middleware at all.
-    traced = [server_span_middleware()] if settings.tracing.enabled else []
+    traced = [server_span_middleware(), route_namer] if settings.tracing.enabled else []
 
     return Litestar(
         route_handlers=[
