@@ -19,7 +19,7 @@ from litestar.enums import ScopeType
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Middleware, Receive, Scope, Send
 
 from myaiserv import __version__, metrics
 from myaiserv.audit.controller import AuditController
@@ -125,7 +125,9 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
             tracing.shutdown()
 
     # Tracing off adds no middleware at all.
-    traced = [server_span_middleware(), route_namer] if settings.tracing.enabled else []
+    traced: list[Middleware] = (
+        [server_span_middleware(), route_namer] if settings.tracing.enabled else []
+    )
 
     return Litestar(
         route_handlers=[

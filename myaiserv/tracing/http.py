@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar.enums import ScopeType
 from litestar.middleware.base import DefineMiddleware
 from litestar.plugins.opentelemetry import OpenTelemetryConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,7 +42,7 @@ def route_namer(app: ASGIApp) -> ASGIApp:
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         span = trace.get_current_span()
-        if scope["type"] != "http" or not span.is_recording():
+        if scope["type"] != ScopeType.HTTP or not span.is_recording():
             await app(scope, receive, send)
             return
 
