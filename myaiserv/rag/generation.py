@@ -80,7 +80,13 @@ async def generate(
         finish: str | None = None
         usage: Usage | None = None
         ttft: float | None = None
-        span = genai.chat_span(target, stream=stream, position=len(attempts))
+        span = genai.chat_span(
+            target.settings.name,
+            target.settings.kind,
+            target.model,
+            stream=stream,
+            position=len(attempts),
+        )
         try:
             deltas = _deltas(target, messages, params, passages, stream)
             async for delta in genai.within(span, deltas):

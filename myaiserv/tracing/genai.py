@@ -18,7 +18,6 @@ from opentelemetry.trace import Span, SpanKind
 
 if TYPE_CHECKING:
     from myaiserv.llm.base import Usage
-    from myaiserv.llm.registry import Target
 
 T = TypeVar("T")
 tracer = trace.get_tracer("myaiserv.llm")
@@ -27,17 +26,18 @@ tracer = trace.get_tracer("myaiserv.llm")
 PROVIDER_NAMES = {"openai": "openai", "extractive": "myaiserv.extractive"}
 
 
-def chat_span(target: Target, *, stream: bool, position: int) -> Span:
-    """A started, not current, span for a chat call to ``target`` (``position``: 1 for
-    the model's first target, 2 for the first failover, ...)."""
+def chat_span(provider: str, kind: str, model: str, *, stream: bool, position: int) -> Span:
+    """A started, not current, span for a chat call to ``model`` of the configured
+    ``provider`` (of ``kind``; ``position``: 1 for the model's first target, 2 for the
+    first failover, ...)."""
     return tracer.start_span(
-        f"chat {target.model}",
+        f"chat {model}",
         kind=SpanKind.CLIENT,
         attributes={
             "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": PROVIDER_NAMES.get(target.settings.kind, target.settings.kind),
-            "gen_ai.request.model": target.model,
-            "myaiserv.llm.provider": target.settings.name,
+            "gen_ai.provider.name": PROVIDER_NAMES.get(kind, kind),
+            "gen_ai.request.model": model,
+            "myaiserv.llm.provider": provider,
             "myaiserv.llm.stream": stream,
             "myaiserv.llm.failover_position": position,
         },
