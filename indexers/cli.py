@@ -53,6 +53,7 @@ def indexer_run(metrics_port: int | None, once: bool) -> None:
     """Run an indexer worker until SIGTERM. Several can run side by side."""
     from indexers.worker import Worker
     from myaiserv.search.indices import IndexModelMismatchError
+    from myaiserv.tracing.setup import start_tracing
 
     async def job(resources: Any) -> None:
         try:
@@ -71,12 +72,16 @@ def indexer_run(metrics_port: int | None, once: bool) -> None:
                 click.echo(
                     f"indexer: metrics port {port} unavailable ({exc}); not served", err=True
                 )
-        worker = Worker(resources)
-        if once:
-            done = await worker.drain(idle_exit=True)
-            click.echo(f"indexed {done} outbox rows")
-        else:
-            await worker.run_forever()
+        tracing = start_tracing(resources.settings, "indexer")
+        try:
+            worker = Worker(resources)
+            if once:
+                done = await worker.drain(idle_exit=True)
+                click.echo(f"indexed {done} outbox rows")
+            else:
+                await worker.run_forever()
+        finally:
+            tracing.shutdown()
 
     run(with_resources(job))
 

@@ -367,6 +367,7 @@ class Builder:
                 "metadata": run.metadata_ or {},
                 "started_at": _iso(run.started_at),
                 "finished_at": _iso(run.finished_at),
+                "trace_id": run.trace_id,
                 "version": run.version,
                 "created_at": _iso(run.created_at),
                 "updated_at": _iso(run.updated_at),

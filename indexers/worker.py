@@ -38,6 +38,7 @@ from indexers.building import build_isolated
 from indexers.bulk import write
 from indexers.settle import apply, entity_of, sort_rows, written_versions
 from indexers.sources import Builder, Entity, Pending
+from indexers.tracing import batch_span, row_spans
 from myaiserv.db.generations import bump
 from myaiserv.db.models import IndexBuild, OutboxEvent
 from myaiserv.db.outbox import CHANNEL, DELETE, OutboxRepository
@@ -130,38 +131,47 @@ class Worker:
             result.claimed = len(claimed)
             if not claimed:
                 return result
-            pending: dict[Entity, Pending] = {}
-            for row in claimed:
-                entity = entity_of(row)
-                p = pending.setdefault(entity, Pending(entity))
-                if row.op == DELETE:
-                    p.delete_version = max(p.delete_version or 0, row.version)
-            builder = Builder(
-                session,
-                self.resources.es,
-                self.resources.embedder,
-                self.settings,
-                await self.targets(session),
-            )
-            actions, unbuilt = await build_isolated(session, builder, list(pending.values()))
-            result.actions = len(actions)
-            outcomes = await write(self.resources.es, actions)
-            outcomes.update(unbuilt)
-            for outcome in outcomes.values():
-                for reason in outcome.failures:
-                    result.failures[reason] = result.failures.get(reason, 0) + 1
+            with batch_span(claimed) as span:
+                batch_started = time.time_ns()
+                pending: dict[Entity, Pending] = {}
+                for row in claimed:
+                    entity = entity_of(row)
+                    p = pending.setdefault(entity, Pending(entity))
+                    if row.op == DELETE:
+                        p.delete_version = max(p.delete_version or 0, row.version)
+                builder = Builder(
+                    session,
+                    self.resources.es,
+                    self.resources.embedder,
+                    self.settings,
+                    await self.targets(session),
+                )
+                actions, unbuilt = await build_isolated(session, builder, list(pending.values()))
+                result.actions = len(actions)
+                outcomes = await write(self.resources.es, actions)
+                outcomes.update(unbuilt)
+                for outcome in outcomes.values():
+                    for reason in outcome.failures:
+                        result.failures[reason] = result.failures.get(reason, 0) + 1
 
-            cfg = self.settings.indexing
-            settlement = sort_rows(claimed, outcomes, cfg)
-            refreshed = {(str(r.tenant_id), INDEX_OF[entity_of(r).kind]) for r in settlement.done}
-            if refreshed:
-                await self.publish(refreshed)
-            await apply(session, settlement, written_versions(claimed, actions), cfg)
-            # Last, so the generation rows (shared by a tenant's batches) stay locked only
-            # for the commit; it commits with the settlement, or not at all.
-            await bump(session, refreshed)
-            done, retry, dead = settlement.done, settlement.retry, settlement.dead
-            result.indexed, result.retried, result.dead = len(done), len(retry), len(dead)
+                cfg = self.settings.indexing
+                settlement = sort_rows(claimed, outcomes, cfg)
+                refreshed = {
+                    (str(r.tenant_id), INDEX_OF[entity_of(r).kind]) for r in settlement.done
+                }
+                if refreshed:
+                    await self.publish(refreshed)
+                await apply(session, settlement, written_versions(claimed, actions), cfg)
+                # Last, so the generation rows (shared by a tenant's batches) stay locked only
+                # for the commit; it commits with the settlement, or not at all.
+                await bump(session, refreshed)
+                done, retry, dead = settlement.done, settlement.retry, settlement.dead
+                result.indexed, result.retried, result.dead = len(done), len(retry), len(dead)
+                span.set_attribute("myaiserv.indexer.indexed", len(done))
+                span.set_attribute("myaiserv.indexer.retried", len(retry))
+                span.set_attribute("myaiserv.indexer.dead", len(dead))
+                failed = {r.id: "retry" for r, _ in retry} | {r.id: "dead" for r, _ in dead}
+                row_spans(span, claimed, failed, batch_started)
         result.seconds = time.perf_counter() - started
         metrics.record_batch(result)
         if result.retried or result.dead:

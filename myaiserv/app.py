@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ from litestar.enums import ScopeType
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Middleware, Receive, Scope, Send
 
 from myaiserv import __version__, metrics
 from myaiserv.audit.controller import AuditController
@@ -45,6 +44,8 @@ from myaiserv.rag.controller import OpenAIController, RagController
 from myaiserv.resources import open_resources
 from myaiserv.runs.controller import RunController
 from myaiserv.search.controller import SearchController
+from myaiserv.tracing.http import route_namer, server_span_middleware
+from myaiserv.tracing.setup import start_tracing
 
 log = get_logger(__name__)
 # Probes, metrics and the schema are open; the console has its own sessions.
@@ -110,19 +111,28 @@ def _observe(name: str, security_headers: bool = True) -> Wrapper:
 def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Litestar:
     """Build the app. ``embedder``: an already loaded model to share (tests); by default
     the lifespan loads one."""
-    instance = settings.instance_name or f"{socket.gethostname()}:{settings.port}"
+    instance = settings.instance
     mcp = McpEndpoint(settings.limits.max_request_bytes)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with (
-            open_resources(settings, embedder=embedder) as resources,
-            mcp.running(resources),
-        ):
-            app.state.resources = resources
-            log.info("started", instance=instance, pid=os.getpid(), es=settings.es_url)
-            yield
-            log.info("stopping", instance=instance, pid=os.getpid())
+        tracing = start_tracing(settings, "api")
+        try:
+            async with (
+                open_resources(settings, embedder=embedder) as resources,
+                mcp.running(resources),
+            ):
+                app.state.resources = resources
+                log.info("started", instance=instance, pid=os.getpid(), es=settings.es_url)
+                yield
+                log.info("stopping", instance=instance, pid=os.getpid())
+        finally:
+            tracing.shutdown()
+
+    # Tracing off adds no middleware at all.
+    traced: list[Middleware] = (
+        [server_span_middleware(), route_namer] if settings.tracing.enabled else []
+    )
 
     return Litestar(
         route_handlers=[
@@ -152,6 +162,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Lites
         template_config=console.templates(),
         csrf_config=console.csrf(settings),
         middleware=[
+            *traced,
             _observe(instance, settings.http.security_headers),
             # Everything but UNAUTHENTICATED needs a key.
             DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude=UNAUTHENTICATED),

@@ -18,6 +18,7 @@ that answer without giving any module a second job to shed.
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -563,6 +564,85 @@ class RedisSettings(BaseModel):
     _blank = field_validator("username", "password", mode="before")(_unset_if_blank)
 
 
+TRACING_DEFAULT_ENDPOINTS = {
+    "otlp": "http://127.0.0.1:4318/v1/traces",
+    "zipkin": "http://127.0.0.1:9411/api/v2/spans",
+}
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry distributed tracing (``myaiserv.tracing``): off by default, and off
+    installs nothing (no instrumentation, OpenTelemetry's no-op tracer)."""
+
+    exporter: Literal["none", "otlp", "zipkin"] = Field(
+        "none",
+        description="Where spans go: 'otlp' (OTLP/HTTP protobuf: an OpenTelemetry "
+        "Collector, Jaeger, Tempo), 'zipkin' (Zipkin v2 JSON), or 'none' (tracing off).",
+    )
+    endpoint: str | None = Field(
+        None,
+        description="The exporter's URL; unset: http://127.0.0.1:4318/v1/traces (otlp) or "
+        "http://127.0.0.1:9411/api/v2/spans (zipkin).",
+    )
+    sample_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces recorded (a request with a sampled `traceparent` "
+        "is recorded whatever this says; 0: none at all).",
+    )
+    service_name: str = Field(
+        "myaiserv",
+        min_length=1,
+        description="service.name of the API's spans; the indexer reports "
+        "'<service_name>-indexer'.",
+    )
+    instance: str | None = Field(
+        None, description="service.instance.id (default: instance_name, or host:port)."
+    )
+    ui_url: str | None = Field(
+        None,
+        description="A trace's page in the trace store's UI, with {trace_id}, e.g. "
+        "http://127.0.0.1:9411/zipkin/traces/{trace_id}: the console links runs to it.",
+    )
+
+    _blank = field_validator("endpoint", "instance", "ui_url", mode="before")(_unset_if_blank)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @field_validator("ui_url")
+    @classmethod
+    def _ui_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            if urlsplit(value).scheme not in ("http", "https"):
+                raise ValueError(f"{value!r} is not an http(s) URL")
+            if "{trace_id}" not in value:
+                raise ValueError("the template names no {trace_id}")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.exporter != "none"
+
+    @property
+    def export_url(self) -> str:
+        """The endpoint spans are sent to (the exporter's default when unset)."""
+        return self.endpoint or TRACING_DEFAULT_ENDPOINTS.get(self.exporter, "")
+
+    def trace_url(self, trace_id: str | None) -> str | None:
+        """The UI page of a trace, when ``ui_url`` is set."""
+        if not trace_id or not self.ui_url:
+            return None
+        return self.ui_url.replace("{trace_id}", trace_id)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MYAISERV_",
@@ -613,6 +693,7 @@ class Settings(BaseSettings):
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     secrets: SecretSettings = Field(default_factory=SecretSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @model_validator(mode="after")
     def _llm_targets(self) -> Settings:
@@ -630,7 +711,13 @@ class Settings(BaseSettings):
         """Every URL in the settings that may carry credentials (``user:password@``):
         logs scrub their passwords."""
         providers = [p.base_url for p in self.llm.providers if p.base_url]
-        return [self.database_url, self.redis_url, *self.es_url, *providers]
+        tracing = [self.tracing.endpoint] if self.tracing.endpoint else []
+        return [self.database_url, self.redis_url, *self.es_url, *providers, *tracing]
+
+    @property
+    def instance(self) -> str:
+        """This web instance's name: ``instance_name``, or host:port."""
+        return self.instance_name or f"{socket.gethostname()}:{self.port}"
 
     @field_validator("database_url")
     @classmethod

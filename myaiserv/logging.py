@@ -3,7 +3,8 @@
 The standard library's loggers (uvicorn, litestar, sqlalchemy, elasticsearch) are routed
 through the same processors, so one process writes one format. Every line is scrubbed of
 registered secrets and of the credentials of any URL in it (``scheme://user:password@``),
-in messages, values and tracebacks alike.
+in messages, values and tracebacks alike. Lines written inside a traced request or job
+carry its ``trace_id`` and ``span_id``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import structlog
+
+from myaiserv.tracing.context import current_ids
 
 # Values that must never reach a log line (provider API keys, once read); per process.
 _SECRETS: set[str] = set()
@@ -74,8 +77,19 @@ def _redact_secrets(_: object, __: str, event_dict: MutableMapping[str, Any]) ->
     return event_dict
 
 
+def _trace_ids(_: object, __: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """The current span's trace and span ids (inside a request or job that tracing
+    follows), so a log line leads to its trace."""
+    ids = current_ids()
+    if ids is not None:
+        event_dict.setdefault("trace_id", ids[0])
+        event_dict.setdefault("span_id", ids[1])
+    return event_dict
+
+
 _SHARED: list[structlog.types.Processor] = [
     structlog.contextvars.merge_contextvars,
+    _trace_ids,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -199,6 +199,41 @@ async def eventually(
     return await probe()
 
 
+def zipkin_url() -> str:
+    """The Zipkin server tracing tests export to and read back from (one place to swap
+    for the local stack's, once it runs one)."""
+    return os.environ.get("MYAISERV_TEST_ZIPKIN_URL", "http://127.0.0.1:19411").rstrip("/")
+
+
+async def zipkin_trace(
+    trace_id: str, done: Callable[[list[dict[str, Any]]], bool], *, within: float = 60
+) -> list[dict[str, Any]]:
+    """The spans Zipkin holds for ``trace_id``, polled until ``done(spans)`` holds (the
+    exporters send in batches), or what it holds after ``within`` seconds."""
+    spans: list[dict[str, Any]] = []
+
+    async def probe() -> bool:
+        nonlocal spans
+        async with httpx.AsyncClient(timeout=10) as client:
+            resp = await client.get(f"{zipkin_url()}/api/v2/trace/{trace_id}")
+        spans = resp.json() if resp.status_code == 200 else []
+        return done(spans)
+
+    await eventually(probe, within=within)
+    return spans
+
+
+def tracing_env(service: str, **more: str) -> dict[str, str]:
+    """Variables that turn a process's tracing on, exporting to the test Zipkin quickly."""
+    return {
+        "MYAISERV_TRACING__EXPORTER": "zipkin",
+        "MYAISERV_TRACING__ENDPOINT": f"{zipkin_url()}/api/v2/spans",
+        "MYAISERV_TRACING__SERVICE_NAME": service,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms between exports (default 5 s)
+        **more,
+    }
+
+
 @contextlib.contextmanager
 def served(settings: Settings, folder: Path, **env: str) -> Iterator[tuple[str, Path]]:
     """``myaiserv serve`` as a real process on these settings (``env``: more variables);

@@ -287,6 +287,7 @@ class RunView:
     prompt_href: str | None = None
     conversation_runs: list[RunHit] = field(default_factory=list)
     conversation_error: str = ""
+    trace_href: str | None = None  # the run's trace in the trace store's UI (tracing.ui_url)
 
 
 def chunk_views(retrieved: list[str], cited: list[str]) -> list[ChunkView]:
@@ -402,6 +403,7 @@ class ConsoleRunsController(Controller):
             prompt_href=f"/console/prompts/{quote(run.prompt_name, safe='')}"
             if run.prompt_name
             else None,
+            trace_href=resources.settings.tracing.trace_url(run.trace_id),
         )
         await self._titles(view, db_session, principal, resources)
         if run.conversation_id is not None:

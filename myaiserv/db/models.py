@@ -231,6 +231,8 @@ class Run(TenantRecord, Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The trace the call was recorded in (32 hex digits), when tracing recorded it.
+    trace_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class OutboxEvent(Base):
@@ -253,6 +255,8 @@ class OutboxEvent(Base):
     available_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
+    # The write's trace (a W3C traceparent), so the indexer's work continues it.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
 
 class DeadLetter(Base):

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from myaiserv.db.models import OutboxEvent
 from myaiserv.search.kinds import EntityKind
+from myaiserv.tracing.context import current_traceparent
 
 Op = Literal["upsert", "delete"]
 UPSERT: Op = "upsert"
@@ -59,8 +60,10 @@ class OutboxRepository:
         self.session = session
 
     async def add(self, changes: Iterable[Change]) -> None:
-        """One row per change, in one statement, and a wake-up for the indexers."""
-        rows = [asdict(change) for change in changes]
+        """One row per change, in one statement, and a wake-up for the indexers. Each row
+        carries the current trace (when one is recorded): the indexer continues it."""
+        traceparent = current_traceparent()
+        rows = [{**asdict(change), "traceparent": traceparent} for change in changes]
         if rows:
             await self.session.execute(insert(OutboxEvent), rows)
             await self.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})

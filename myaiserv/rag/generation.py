@@ -4,7 +4,8 @@ Each of the model's targets is tried in order. A failed target hands over to the
 only while nothing of its answer has reached the client and its error allows failover
 (a request the provider refused as malformed would fail everywhere). A non-streamed call
 is a stream of one delta (the whole completion), so both kinds of call go through the
-same loop; the provider still gets a non-streaming request.
+same loop; the provider still gets a non-streaming request. Each target tried is a span
+(``myaiserv.tracing.genai``); a failed one is marked as an error.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from myaiserv.llm.base import ChatMessage, Delta, GenerationParams, Passage, ProviderError, Usage
 from myaiserv.llm.registry import Target
 from myaiserv.logging import get_logger
+from myaiserv.tracing import genai
+from myaiserv.tracing.spans import fail
 
 log = get_logger(__name__)
 
@@ -77,8 +80,16 @@ async def generate(
         finish: str | None = None
         usage: Usage | None = None
         ttft: float | None = None
+        span = genai.chat_span(
+            target.settings.name,
+            target.settings.kind,
+            target.model,
+            stream=stream,
+            position=len(attempts),
+        )
         try:
-            async for delta in _deltas(target, messages, params, passages, stream):
+            deltas = _deltas(target, messages, params, passages, stream)
+            async for delta in genai.within(span, deltas):
                 # A completion arrives whole: its first token came with it, text or not.
                 if ttft is None and (delta.text or not stream):
                     ttft = (time.perf_counter() - started) * 1000
@@ -90,11 +101,16 @@ async def generate(
                 if delta.usage:
                     usage = delta.usage
         except ProviderError as exc:
+            fail(span, exc)
             last = exc
             log.warning("provider failed", target=target.label, error=str(exc))
             if parts or not exc.failover:
                 raise GenerationFailedError(exc, attempts, "".join(parts)) from exc
             continue
+        else:
+            genai.finish(span, usage=usage, finish_reason=finish or "stop", ttft_ms=ttft)
+        finally:
+            span.end()
         yield Generated(
             target, "".join(parts), finish or "stop", usage or Usage(), ttft, tuple(attempts)
         )

@@ -55,6 +55,7 @@ def to_out(run: Run) -> RunOut:
         metadata=dict(run.metadata_ or {}),
         started_at=run.started_at,
         finished_at=run.finished_at,
+        trace_id=run.trace_id,
         version=run.version,
         created_at=run.created_at,
         updated_at=run.updated_at,

@@ -5,7 +5,7 @@ calls directly too, so they fail the same way (422, naming the field) from both.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -80,6 +80,7 @@ class RunOut(IndexState, kw_only=True):
     metadata: dict[str, Any]
     started_at: datetime | None
     finished_at: datetime | None
+    trace_id: str | None  # the trace it was recorded in (tracing on), 32 hex digits
     version: int
     created_at: datetime
     updated_at: datetime
@@ -125,6 +126,7 @@ class RunSearchFilters(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     prompt_version: int | None = None
     conversation_id: UUID | None = None
     document_id: UUID | None = None  # lineage: runs that retrieved or cited its chunks
+    trace_id: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")] | None = None
     latency_ms: FloatRange | None = None
     cost_usd: FloatRange | None = None
     total_tokens: IntRange | None = None
@@ -159,6 +161,7 @@ class RunHit(msgspec.Struct, kw_only=True):
     created_at: datetime
     error: str | None = None
     document_ids: list[str] = msgspec.field(default_factory=list)  # chunk id prefixes
+    trace_id: str | None = None
     highlights: dict[str, list[str]] | None = None
     input: str | msgspec.UnsetType = msgspec.UNSET
     output: str | msgspec.UnsetType | None = msgspec.UNSET

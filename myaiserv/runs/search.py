@@ -65,6 +65,7 @@ HIT_FIELDS = [
     "created_at",
     "error",
     "document_ids",
+    "trace_id",
 ]
 MAX_QUERY_CHARS = 4096
 MAX_TERMS = 100  # values per any-of filter
@@ -153,6 +154,8 @@ def build_filters(filters: RunSearchFilters, tenant_id: UUID) -> list[dict[str, 
         clauses.append({"term": {"conversation_id": str(filters.conversation_id)}})
     if filters.document_id is not None:
         clauses.append({"term": {"document_ids": str(filters.document_id)}})
+    if filters.trace_id is not None:
+        clauses.append({"term": {"trace_id": filters.trace_id}})
     clauses += _range("latency_ms", filters.latency_ms)
     clauses += _range("cost_usd", filters.cost_usd)
     clauses += _range("total_tokens", filters.total_tokens)

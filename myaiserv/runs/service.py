@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from myaiserv.db.models import IndexStatus, Run
 from myaiserv.kit.validation import InvalidInputError, check_metadata, reject_nul
 from myaiserv.runs.repository import RunRepository
+from myaiserv.tracing.context import current_trace_id
 
 STATUSES = ("ok", "error", "timeout", "cancelled")
 # What the columns hold: a value past these would be a database error, not a 422.
@@ -227,6 +228,8 @@ class RunService:
                 cols["prompt_name"] = found[0]
             if cols["prompt_version"] is None:
                 cols["prompt_version"] = found[1]
+        # The trace this call is recorded in (its POST's, or the chat call's), if any.
+        cols["trace_id"] = current_trace_id()
         run = await self.repo.add(cols)
         await self.repo.record([self.repo.upserted(run.id, run.version)])
         return run

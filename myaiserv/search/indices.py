@@ -183,6 +183,7 @@ def _runs(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
         "metadata": {"type": "flattened"},
         "started_at": _DATE,
         "finished_at": _DATE,
+        "trace_id": _KW,  # v3
         "version": _LONG,
         "created_at": _DATE,
         "updated_at": _DATE,
@@ -225,7 +226,8 @@ SPECS: dict[str, IndexSpec] = {
     "documents": IndexSpec("documents", 2, _documents),
     "prompts": IndexSpec("prompts", 2, _prompts),
     "conversations": IndexSpec("conversations", 2, _conversations),
-    "runs": IndexSpec("runs", 2, _runs),
+    # runs v3: trace_id (the trace a run was recorded in).
+    "runs": IndexSpec("runs", 3, _runs),
 }
 
 

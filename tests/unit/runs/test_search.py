@@ -81,6 +81,7 @@ def test_all_filters_sit_in_bool_filter_with_the_tenant():
                 "prompt_version": 3,
                 "conversation_id": str(conv),
                 "document_id": str(doc),
+                "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
                 "latency_ms": {"gte": 10, "lt": 20.5},
                 "cost_usd": {"gt": 0},
                 "total_tokens": {"lte": 100},
@@ -95,11 +96,12 @@ def test_all_filters_sit_in_bool_filter_with_the_tenant():
     assert {"term": {"prompt_version": 3}} in filters
     assert {"term": {"conversation_id": str(conv)}} in filters
     assert {"term": {"document_ids": str(doc)}} in filters
+    assert {"term": {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}} in filters
     assert {"range": {"latency_ms": {"gte": 10.0, "lt": 20.5}}} in filters
     assert {"range": {"created_at": {"gte": datetime(2025, 1, 1, tzinfo=UTC).isoformat()}}} in (
         filters
     )
-    assert len(filters) == 12
+    assert len(filters) == 13
     assert set(body["query"]["bool"]) == {"filter", "must"}
 
 
@@ -228,3 +230,8 @@ def _source(i: int) -> dict[str, Any]:
 def test_a_filter_value_longer_than_a_term_may_be_is_refused_with_its_position() -> None:
     assert field_of({"filters": {"model": ["ok", "m" * 513]}}) == "filters.model[1]"
     assert field_of({"filters": {"provider": [""]}}) == "filters.provider[0]"
+
+
+def test_a_trace_id_filter_is_32_hex_digits():
+    with pytest.raises(msgspec.ValidationError, match="trace_id"):
+        msgspec.convert({"filters": {"trace_id": "not-a-trace"}}, RunSearchRequest)

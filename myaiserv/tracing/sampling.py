@@ -1,0 +1,56 @@
+"""Which new traces are recorded: ``sample_ratio`` of them, parent-based (a client's
+sampled ``traceparent`` is followed), but never a trace that would start with a lone
+datastore call.
+
+Why the exception: the instrumented clients (asyncpg, Redis) make a span for every
+command, also outside any request or job, e.g. an idle indexer polling the outbox
+twice a second. Such a span would be a whole trace of one query, recorded forever; work
+worth a trace starts with a server span (a request) or one of our own (an indexer batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+
+class RootRatio(Sampler):
+    """The root sampler: ``ratio`` of new traces, none started by a client span."""
+
+    def __init__(self, ratio: float) -> None:
+        self._ratio = TraceIdRatioBased(ratio)
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if kind is SpanKind.CLIENT:
+            return SamplingResult(Decision.DROP, None, trace_state)
+        return self._ratio.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"RootRatio{{{self._ratio.rate}}}"
+
+
+def sampler(ratio: float) -> Sampler:
+    """ParentBased(``RootRatio(ratio)``): children follow their parent's decision."""
+    return ParentBased(RootRatio(ratio))
