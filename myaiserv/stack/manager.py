@@ -21,8 +21,9 @@ from myaiserv.stack.process import (
 )
 from myaiserv.stack.redis import RedisService
 from myaiserv.stack.web import WebService
+from myaiserv.stack.zipkin import ZipkinService
 
-Service = ElasticsearchService | PostgresService | RedisService | WebService
+Service = ElasticsearchService | PostgresService | RedisService | ZipkinService | WebService
 
 
 class Stack:
@@ -34,6 +35,7 @@ class Stack:
             "postgres": PostgresService(root, config.postgres, self.run_as),
             "redis": RedisService(root, config.redis, self.run_as),
             "elasticsearch": ElasticsearchService(root, config.elasticsearch, self.run_as),
+            "zipkin": ZipkinService(root, config.zipkin, self.run_as),
         }
         self.web = WebService(root, config)
 

@@ -166,7 +166,8 @@ def fresh() -> Iterator[Stack]:
     """A second, empty stack in a folder of its own, on free ports."""
     root = Path(tempfile.mkdtemp(prefix="myaiserv-restore-"))
     os.chmod(root, 0o755)  # noqa: S103 - the servers' user must traverse it
-    config = StackConfig(dir=root / "stack")
+    # The stores a backup covers (no Zipkin: traces are not backed up).
+    config = StackConfig(dir=root / "stack", services=("elasticsearch", "postgres", "redis"))
     config.elasticsearch.http_port = free_port()
     config.elasticsearch.transport_port = free_port()
     config.elasticsearch.cluster_name = "myaiserv-restore"

@@ -55,7 +55,7 @@ SECRETS = {
 ES_NODES = ("es01", "es02", "es03")
 REDIS_REPLICAS = ("redis-replica-1", "redis-replica-2")
 REDIS_SENTINELS = ("redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3")
-MONITORING_UIS = {"prometheus", "alertmanager", "grafana"}
+MONITORING_UIS = {"prometheus", "alertmanager", "grafana", "jaeger"}
 # Variables Compose reads itself, not through ${...} in the file.
 COMPOSE_OWN = {"COMPOSE_PROJECT_NAME"}
 # MYAISERV_* variables in .env.example that only the compose file reads.
@@ -477,6 +477,50 @@ def test_monitoring_mounts_the_monitoring_folder(services: dict[str, Any]) -> No
         for name in sd["names"]
     }
     assert names <= set(services), names - set(services)
+
+
+def test_jaeger_takes_the_apps_spans_and_shows_them_on_loopback(
+    services: dict[str, Any],
+) -> None:
+    """web and the indexers export to Jaeger's OTLP/HTTP receiver on the backend network;
+    its UI (where the app's trace links point) is published on the host's loopback only;
+    its store is in memory and bounded; nothing waits for it."""
+    jaeger = services["jaeger"]
+    assert re.fullmatch(r"jaegertracing/jaeger:2\.\d+\.\d+", jaeger["image"])  # v2, pinned
+    assert set(jaeger["networks"]) == {"backend", "ops"}
+    assert ports(jaeger) == [("127.0.0.1", "16686", "16686")]
+    assert (
+        Path(volumes(jaeger)["/etc/jaeger/config.yaml"]).resolve()
+        == (MONITORING / "jaeger.yaml").resolve()
+    )
+    assert command(jaeger) == ["--config", "/etc/jaeger/config.yaml"]
+    assert int(jaeger["mem_limit"]) == 1073741824  # .env.example's JAEGER_MEM_LIMIT
+    assert environment(jaeger)["JAEGER_MAX_TRACES"] == "50000"
+    for name in ("web", "indexer"):
+        env = environment(services[name])
+        assert env["MYAISERV_TRACING__EXPORTER"] == "otlp", name
+        assert env["MYAISERV_TRACING__ENDPOINT"] == "http://jaeger:4318/v1/traces", name
+        assert env["MYAISERV_TRACING__UI_URL"] == "http://127.0.0.1:16686/trace/{trace_id}"
+    assert all("jaeger" not in depends_on(svc) for svc in services.values())
+
+    config = yaml.safe_load((MONITORING / "jaeger.yaml").read_text())
+    pipeline = config["service"]["pipelines"]["traces"]
+    assert pipeline["receivers"] == ["otlp"]
+    assert config["receivers"]["otlp"]["protocols"] == {"http": {"endpoint": "0.0.0.0:4318"}}
+    assert pipeline["exporters"] == ["jaeger_storage_exporter"]
+    store = config["exporters"]["jaeger_storage_exporter"]["trace_storage"]
+    extensions = config["extensions"]
+    assert extensions["jaeger_query"]["storage"]["traces"] == store
+    assert extensions["jaeger_query"]["http"]["endpoint"] == "0.0.0.0:16686"
+    # In memory, bounded by the variable compose gives the container.
+    assert extensions["jaeger_storage"]["backends"][store] == {
+        "memory": {"max_traces": "${env:JAEGER_MAX_TRACES:-50000}"}
+    }
+    assert set(config["service"]["extensions"]) == set(extensions)
+    # The healthcheck asks the health extension, which listens inside the container only.
+    health = extensions["healthcheckv2"]["http"]["endpoint"]
+    assert health == "127.0.0.1:13133"
+    assert f"http://{health}/status" in healthcheck_test(jaeger)
 
 
 # -- .env.example ----------------------------------------------------------------------
@@ -912,15 +956,16 @@ LOCAL_OVERRIDE = ROOT / "docker" / "local" / "compose.local.yml"
 
 def test_the_local_override_replaces_every_public_image_and_nothing_else() -> None:
     """Where no registry can be reached, each service that runs a public image runs a
-    local stand-in instead (Grafana, which has none, only under its profile); the
-    override touches images and this machine's limits, never the topology itself."""
+    local stand-in instead (Grafana and Jaeger, which have none, only under their
+    profiles); the override touches images and this machine's limits, never the
+    topology itself."""
     base = yaml.safe_load(COMPOSE.read_text())["services"]
     local = yaml.safe_load(LOCAL_OVERRIDE.read_text())["services"]
     public = {name for name, svc in base.items() if "build" not in svc}
     assert set(local) == public
     for name, svc in local.items():
-        if name == "grafana":
-            assert svc == {"profiles": ["grafana"]}
+        if name in ("grafana", "jaeger"):
+            assert svc == {"profiles": [name]}
             continue
         assert svc["image"].startswith("localhost/myaiserv-local/"), name
         assert set(svc) <= {"image", "ulimits", "environment"}, name

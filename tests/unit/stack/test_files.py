@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -51,3 +52,31 @@ def test_the_web_tier_shares_the_cores_among_the_processes_that_embed(
     # An explicit setting wins.
     monkeypatch.setenv("MYAISERV_EMBEDDING__THREADS", "5")
     assert web.env()["MYAISERV_EMBEDDING__THREADS"] == "5"
+
+
+def test_a_stack_with_zipkin_turns_the_apps_tracing_on(tmp_path: Path) -> None:
+    config = StackConfig(dir=tmp_path)
+    config.zipkin.port = 19511
+    config.save()
+    loaded = StackConfig.load(tmp_path)
+    assert loaded is not None
+    assert loaded.zipkin.url == "http://127.0.0.1:19511"
+    env = loaded.env()
+    assert env["MYAISERV_TRACING__EXPORTER"] == "zipkin"
+    assert env["MYAISERV_TRACING__ENDPOINT"] == "http://127.0.0.1:19511/api/v2/spans"
+    assert env["MYAISERV_TRACING__UI_URL"] == "http://127.0.0.1:19511/zipkin/traces/{trace_id}"
+    without = StackConfig(dir=tmp_path, services=("elasticsearch", "postgres", "redis"))
+    assert not any(key.startswith("MYAISERV_TRACING__") for key in without.env())
+
+
+def test_a_stack_saved_before_zipkin_loads_without_it(tmp_path: Path) -> None:
+    """stack.json of a stack made before Zipkin was part of it: its services stay as they
+    were (a running stack is not changed under its owner)."""
+    (tmp_path / "stack.json").write_text(
+        json.dumps({"services": ["elasticsearch", "postgres", "redis"], "redis": {"port": 1}})
+    )
+    loaded = StackConfig.load(tmp_path)
+    assert loaded is not None
+    assert loaded.services == ("elasticsearch", "postgres", "redis")
+    assert loaded.zipkin.port == 19411
+    assert "MYAISERV_TRACING__EXPORTER" not in loaded.env()
