@@ -200,9 +200,16 @@ async def eventually(
 
 
 def zipkin_url() -> str:
-    """The Zipkin server tracing tests export to and read back from (one place to swap
-    for the local stack's, once it runs one)."""
-    return os.environ.get("MYAISERV_TEST_ZIPKIN_URL", "http://127.0.0.1:19411").rstrip("/")
+    """The local stack's Zipkin (MYAISERV_STACK_DIR, else .stack), which tracing tests
+    export to and read back from."""
+    stack_dir = Path(os.environ.get("MYAISERV_STACK_DIR", ".stack"))
+    config = StackConfig.load(stack_dir)
+    if config is None or "zipkin" not in config.services:
+        raise RuntimeError(
+            f"the stack in {stack_dir} runs no Zipkin: "
+            "`myaiserv stack up --services elasticsearch,postgres,redis,zipkin`"
+        )
+    return config.zipkin.url
 
 
 async def zipkin_trace(

@@ -958,12 +958,17 @@ def test_the_local_override_replaces_every_public_image_and_nothing_else() -> No
     """Where no registry can be reached, each service that runs a public image runs a
     local stand-in instead (Grafana and Jaeger, which have none, only under their
     profiles); the override touches images and this machine's limits, never the
-    topology itself."""
+    topology itself. Without Jaeger, web and the indexer trace nothing."""
     base = yaml.safe_load(COMPOSE.read_text())["services"]
     local = yaml.safe_load(LOCAL_OVERRIDE.read_text())["services"]
     public = {name for name, svc in base.items() if "build" not in svc}
-    assert set(local) == public
+    traced = {"web", "indexer"}
+    assert set(local) == public | traced
+    for name in traced:
+        assert local[name] == {"environment": {"MYAISERV_TRACING__EXPORTER": "none"}}
     for name, svc in local.items():
+        if name in traced:
+            continue
         if name in ("grafana", "jaeger"):
             assert svc == {"profiles": [name]}
             continue
