@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from bench import report
-from bench.common import bench_settings, local_stack_config
+from bench.common import bench_settings, cpu_seconds, local_stack_config, stack_dir
 from bench.search import CISI, DB, PREFIX, REDIS_DB, Timings, cisi_tenant, store_cisi
 from myaiserv.cache.client import create_redis_client
 from myaiserv.datasets.trec import load_collection
@@ -39,6 +39,10 @@ VARIANTS = {"off": ("none", "1.0"), "ratio_1": ("zipkin", "1.0"), "ratio_0_1": (
 
 def zipkin_url() -> str:
     return local_stack_config().zipkin.url
+
+
+def zipkin_pid() -> int:
+    return int((stack_dir() / "zipkin" / "zipkin.pid").read_text())
 
 
 def variant_env(env: dict[str, str], name: str) -> dict[str, str]:
@@ -88,16 +92,20 @@ async def main() -> None:
     headers = {"Authorization": f"Bearer {key}"}
     async with AsyncExitStack() as stack:
         http = {}
+        pids = {}
         for name in names:
-            url, _ = await stack.enter_async_context(
+            url, api = await stack.enter_async_context(
                 local_api(variant_env(env, name), indexer=False)
             )
+            pids[name] = api.pid
             http[name] = await stack.enter_async_context(
                 httpx.AsyncClient(base_url=url, headers=headers, timeout=60)
             )
         for text_ in queries[:5]:  # warm-up: connections, the model's first calls
             for name in names:
                 await Timings().send(http[name], {"query": text_})
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        zipkin_before = cpu_seconds(zipkin_pid())
         for round_ in range(ROUNDS):
             await redis.flushdb()
             this_round = {name: Timings() for name in names}
@@ -110,12 +118,16 @@ async def main() -> None:
                 timings[name].client += this_round[name].client
                 timings[name].server += this_round[name].server
             print(f"bench: round {round_ + 1}/{ROUNDS}: {per_round}", flush=True)
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        zipkin_cpu = cpu_seconds(zipkin_pid()) - zipkin_before
     await redis.aclose()
     await asyncio.sleep(6)  # the batch exporters' last flush (every 5 s) has landed
 
     p50 = {name: statistics.median(timings[name].client) for name in names}
     figures: dict[str, Any] = {"queries": len(queries), "rounds": ROUNDS}
+    measured = len(queries) * ROUNDS
     for name in names:
+        figures[f"{name}_cpu_ms_per_request"] = round(cpu[name] * 1000 / measured, 2)
         figures[f"{name}_p50_ms"] = round(p50[name], 2)
         figures[f"{name}_server_p50_ms"] = round(statistics.median(timings[name].server), 2)
     for name in ("ratio_1", "ratio_0_1"):
@@ -124,6 +136,9 @@ async def main() -> None:
         figures[f"overhead_ratio_{name}_min"] = round(min(ratios), 4)
         figures[f"overhead_ratio_{name}_max"] = round(max(ratios), 4)
         figures[f"traces_{name}"] = await traces_received(f"bench-tracing-{name}", started)
+        figures[f"cpu_overhead_ratio_{name}"] = round(cpu[name] / cpu["off"] - 1, 4)
+    # The trace store shares this machine: its CPU while receiving both variants' spans.
+    figures["zipkin_cpu_ms_per_request"] = round(zipkin_cpu * 1000 / measured, 2)
     # Every request made a trace at 1.0 (the warm-up's too); about a tenth of them at 0.1.
     figures["requests_per_variant"] = len(timings["off"].client) + 5
     figures["overhead_ratio"] = figures["overhead_ratio_ratio_1"]

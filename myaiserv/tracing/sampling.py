@@ -6,6 +6,12 @@ Why the exception: the instrumented clients (asyncpg, Redis) make a span for eve
 command, also outside any request or job, e.g. an idle indexer polling the outbox
 twice a second. Such a span would be a whole trace of one query, recorded forever; work
 worth a trace starts with a server span (a request) or one of our own (an indexer batch).
+
+Nor is a PostgreSQL transaction's bookkeeping recorded: the asyncpg instrumentation makes
+a span of every statement, and a request's few queries come wrapped in ``BEGIN``,
+``ROLLBACK`` and the pool's liveness ping (an empty statement), two thirds of its
+PostgreSQL spans, saying nothing the queries' spans do not, at the cost of recording and
+exporting each (bench/REPORT.md, "Tracing overhead").
 """
 
 from __future__ import annotations
@@ -23,6 +29,48 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
+
+TRANSACTION_CONTROL = frozenset({"", "begin", "commit", "rollback"})
+STATEMENT_KEYS = ("db.statement", "db.query.text")
+
+
+def transaction_control(kind: SpanKind | None, attributes: Attributes) -> bool:
+    """A PostgreSQL client span of BEGIN, COMMIT, ROLLBACK or an empty statement."""
+    if kind is not SpanKind.CLIENT or not attributes:
+        return False
+    if attributes.get("db.system", attributes.get("db.system.name")) != "postgresql":
+        return False
+    statement = next((attributes[k] for k in STATEMENT_KEYS if k in attributes), None)
+    return (
+        isinstance(statement, str)
+        and statement.strip().rstrip(";").strip().lower() in TRANSACTION_CONTROL
+    )
+
+
+class Quiet(Sampler):
+    """Drops transaction-control statements, asks ``inner`` about everything else."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self._inner = inner
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if transaction_control(kind, attributes):
+            return SamplingResult(Decision.DROP, None, trace_state)
+        return self._inner.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"Quiet{{{self._inner.get_description()}}}"
 
 
 class RootRatio(Sampler):
@@ -52,5 +100,6 @@ class RootRatio(Sampler):
 
 
 def sampler(ratio: float) -> Sampler:
-    """ParentBased(``RootRatio(ratio)``): children follow their parent's decision."""
-    return ParentBased(RootRatio(ratio))
+    """ParentBased(``RootRatio(ratio)``): children follow their parent's decision; no
+    transaction control recorded."""
+    return Quiet(ParentBased(RootRatio(ratio)))

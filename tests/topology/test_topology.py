@@ -8,6 +8,7 @@ web instances, every node up), so a failure in one does not cascade into the nex
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -15,7 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
+import httpx2
 import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 from tooling.topology.live import Load, Topology, eventually
 from tooling.topology.settings import wait_ready
@@ -173,6 +177,42 @@ def test_a_document_written_through_nginx_is_searchable_and_answers_cite_it(api:
     body = resp.json()
     assert body["citations"]
     assert body["passages"][0]["document_id"] == doc
+
+
+def test_an_mcp_client_through_nginx_adds_a_document_and_finds_it(topo: Topology, api: Api) -> None:
+    """Stateless MCP behind nginx: the client's requests land on different instances, and
+    each one answers on its own."""
+    key = str(api.client.headers["X-API-Key"])
+
+    async def session() -> list[str]:
+        async with (
+            httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=60) as http,
+            streamable_http_client(f"{topo.url}/mcp", http_client=http) as (read, write_),
+            ClientSession(read, write_) as mcp,
+        ):
+            await mcp.initialize()
+            tools = {tool.name for tool in (await mcp.list_tools()).tools}
+            assert {"search", "add_document", "answer"} <= tools
+            added = await mcp.call_tool(
+                "add_document",
+                {"title": "Salt marshes", "text": "Cordgrass binds the mud of salt marshes."},
+            )
+            assert not added.is_error, added
+
+            async def titles() -> list[str]:
+                found = await mcp.call_tool("search", {"query": "cordgrass salt marsh mud"})
+                assert not found.is_error, found
+                assert isinstance(found.structured_content, dict)
+                return [p.get("title") for p in found.structured_content["passages"]]
+
+            for _ in range(120):  # indexed within two minutes
+                seen = await titles()
+                if "Salt marshes" in seen:
+                    break
+                await asyncio.sleep(1)
+            return seen
+
+    assert "Salt marshes" in asyncio.run(session())
 
 
 def test_prometheus_finds_every_web_instance_and_the_indexer(topo: Topology) -> None:

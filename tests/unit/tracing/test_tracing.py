@@ -28,7 +28,7 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 def test_off_installs_nothing() -> None:
-    settings = Settings()
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]  # not the stack's .env
     before = trace.get_tracer_provider()
     tracing = start_tracing(settings, "api")
     assert not tracing.enabled
@@ -51,6 +51,28 @@ def test_sampler_ratio_parent_and_stray_clients() -> None:
     # A client's sampled traceparent is followed whatever the ratio.
     parent = from_traceparent(f"00-{TRACE}-00f067aa0ba902b7-01")
     assert never.should_sample(parent, 1, "GET").decision is not Decision.DROP
+
+
+def test_postgres_transaction_control_is_not_recorded() -> None:
+    """Inside a recorded request, a query is recorded; its BEGIN, ROLLBACK and the pool's
+    empty ping are not."""
+    always = sampler(1.0)
+    parent = from_traceparent(f"00-{TRACE}-00f067aa0ba902b7-01")
+
+    def decision(statement: str, system: str = "postgresql") -> Decision:
+        attributes = {"db.system": system, "db.statement": statement}
+        return always.should_sample(
+            parent, 1, statement.split(" ")[0], SpanKind.CLIENT, attributes
+        ).decision
+
+    assert (
+        decision("SELECT api_keys.id FROM api_keys WHERE prefix = $1") is Decision.RECORD_AND_SAMPLE
+    )
+    assert decision("UPDATE outbox SET attempts = attempts + 1") is Decision.RECORD_AND_SAMPLE
+    for statement in ("BEGIN;", "begin", "ROLLBACK;", "COMMIT", ";", ""):
+        assert decision(statement) is Decision.DROP, statement
+    # Another system's command of the same name is its own business.
+    assert decision("BEGIN", system="redis") is Decision.RECORD_AND_SAMPLE
 
 
 def recording() -> tuple[TracerProvider, InMemorySpanExporter]:
