@@ -685,27 +685,34 @@ def _topology(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
 
 def _tracing(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     def row(label: str, name: str) -> str:
+        p50 = f"{r[f'{name}_p50_ms']:.2f} | {r[f'{name}_server_p50_ms']:.2f}"
+        cpu = f"{r[f'{name}_cpu_ms_per_request']:.2f}"
+        if name == "off":
+            return f"| {label} | {p50} | - | {cpu} | - | - |"
         overhead = (
             f"{r[f'overhead_ratio_{name}']:+.1%} ({r[f'overhead_ratio_{name}_min']:+.1%} to "
-            f"{r[f'overhead_ratio_{name}_max']:+.1%}) | {r[f'traces_{name}']:,} of "
-            f"{r['requests_per_variant']:,}"
-            if name != "off"
-            else "- | -"
+            f"{r[f'overhead_ratio_{name}_max']:+.1%})"
         )
-        p50 = f"{r[f'{name}_p50_ms']:.2f} | {r[f'{name}_server_p50_ms']:.2f}"
-        return f"| {label} | {p50} | {overhead} |"
+        cpu_overhead = f"{cpu} | {r[f'cpu_overhead_ratio_{name}']:+.1%}"
+        traces = f"{r[f'traces_{name}']:,} of {r['requests_per_variant']:,}"
+        return f"| {label} | {p50} | {overhead} | {cpu_overhead} | {traces} |"
 
     return [
         "## Tracing overhead",
         "",
         (
             f"Uncached hybrid search, {r['queries']} CISI queries x {r['rounds']} rounds per "
-            "variant, interleaved: p50 (ms), and the p50's change against tracing off "
-            "(lowest-highest per round)."
+            "variant, interleaved: p50 (ms) and its change against tracing off "
+            "(lowest-highest per round); the API process's CPU time per search (ms) and its "
+            "change; the searches Zipkin holds a trace of. Zipkin, on the same machine, used "
+            f"{r['zipkin_cpu_ms_per_trace']:.2f} ms of CPU per trace it received."
         ),
         "",
-        "| tracing | client p50 | server p50 | overhead | traces in Zipkin |",
-        "| --- | --- | --- | --- | --- |",
+        (
+            "| tracing | client p50 | server p50 | p50 change | CPU per search | CPU change "
+            "| traces in Zipkin |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- |",
         row("off", "off"),
         row("on, sample ratio 1.0", "ratio_1"),
         row("on, sample ratio 0.1", "ratio_0_1"),

@@ -48,7 +48,7 @@ MAX_CONVERSATION_RUNS = 50
 MAX_DOCUMENT_TITLES = 50  # distinct documents looked up for a run's chunks
 # Filters that match any of their values: repeated in the query string, or comma-separated.
 MULTI = ("model", "provider", "status", "prompt_name")
-SINGLE = ("prompt_version", "conversation_id", "document_id")
+SINGLE = ("prompt_version", "conversation_id", "document_id", "trace_id")
 # Range filters: the form's field -> the API's filter and bound.
 RANGES: dict[str, tuple[str, str]] = {
     "from": ("created_at", "gte"),

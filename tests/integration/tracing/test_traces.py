@@ -25,8 +25,10 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support import (
     ROOT,
     TenantKey,
+    console_login,
     drain,
     eventually,
+    make_user,
     process_env,
     served,
     tracing_env,
@@ -92,7 +94,11 @@ async def test_chat_completion_is_one_trace_continuing_the_clients(
 ) -> None:
     name = service()
     header, trace_id, client_span = traceparent()
-    env = {**tracing_env(name), **llm_env(fake_llm.url)}
+    trace_page = f"{zipkin_url()}/zipkin/traces/{{trace_id}}"
+    env = {
+        **tracing_env(name, MYAISERV_TRACING__UI_URL=trace_page),
+        **llm_env(fake_llm.url),
+    }
     question = f"what do tides depend on {uuid.uuid4().hex}"  # a query embedding not cached
     with served(settings, tmp_path, **env) as (url, _):
         async with httpx.AsyncClient(base_url=url, headers=tenant.headers, timeout=60) as api:
@@ -103,6 +109,19 @@ async def test_chat_completion_is_one_trace_continuing_the_clients(
             )
             assert resp.status_code == 200, resp.text
             run_id = resp.json()["run_id"]
+        # The console finds the run by its trace id, and its page links to the trace in
+        # the trace store's UI.
+        await drain(resources)
+        user = await make_user(resources, tenant, "viewer")
+        async with httpx.AsyncClient(base_url=url, timeout=60) as browser:
+            assert (await console_login(browser, user)).status_code == 303
+            listed = await browser.get("/console/runs", params={"trace_id": trace_id})
+            page = await browser.get(f"/console/runs/{run_id}")
+        assert listed.status_code == 200, listed.text
+        assert f'href="/console/runs/{run_id}"' in listed.text
+        assert page.status_code == 200, page.text
+        link = trace_page.format(trace_id=trace_id)
+        assert f'href="{link}"' in page.text
 
         def complete(spans: list[dict[str, Any]]) -> bool:
             return bool(by_name(spans, "chat echo") and by_name(spans, "embedding batch"))
@@ -138,7 +157,8 @@ async def test_chat_completion_is_one_trace_continuing_the_clients(
     # The run keeps its trace id, and runs search filters by it.
     run = (await _get(resources, tenant, f"/v1/runs/{run_id}")).json()
     assert run["trace_id"] == trace_id
-    await drain(resources)
+    async with httpx.AsyncClient(timeout=30) as client:
+        assert (await client.get(link)).status_code == 200  # Zipkin's page of the trace
     found = await _search_runs(resources, tenant, {"trace_id": trace_id})
     assert [h["id"] for h in found["hits"]] == [run_id]
     other = await _search_runs(resources, tenant, {"trace_id": secrets.token_hex(16)})
