@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
@@ -47,11 +47,13 @@ def transaction_control(kind: SpanKind | None, attributes: Attributes) -> bool:
     )
 
 
-class Quiet(Sampler):
-    """Drops transaction-control statements, asks ``inner`` about everything else."""
+class Policy(Sampler):
+    """ParentBased(``TraceIdRatioBased(ratio)``), except that transaction control is never
+    recorded and a client span never starts a trace."""
 
-    def __init__(self, inner: Sampler) -> None:
-        self._inner = inner
+    def __init__(self, ratio: float) -> None:
+        self._ratio = ratio
+        self._inner = ParentBased(TraceIdRatioBased(ratio))
 
     def should_sample(
         self,
@@ -63,43 +65,18 @@ class Quiet(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
-        if transaction_control(kind, attributes):
+        # The parent as ParentBased finds it: the given context's span, else the current.
+        has_parent = get_current_span(parent_context).get_span_context().is_valid
+        if transaction_control(kind, attributes) or (kind is SpanKind.CLIENT and not has_parent):
             return SamplingResult(Decision.DROP, None, trace_state)
         return self._inner.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )
 
     def get_description(self) -> str:
-        return f"Quiet{{{self._inner.get_description()}}}"
-
-
-class RootRatio(Sampler):
-    """The root sampler: ``ratio`` of new traces, none started by a client span."""
-
-    def __init__(self, ratio: float) -> None:
-        self._ratio = TraceIdRatioBased(ratio)
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        if kind is SpanKind.CLIENT:
-            return SamplingResult(Decision.DROP, None, trace_state)
-        return self._ratio.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
-
-    def get_description(self) -> str:
-        return f"RootRatio{{{self._ratio.rate}}}"
+        return f"MyAIServPolicy{{{self._ratio}}}"
 
 
 def sampler(ratio: float) -> Sampler:
-    """ParentBased(``RootRatio(ratio)``): children follow their parent's decision; no
-    transaction control recorded."""
-    return Quiet(ParentBased(RootRatio(ratio)))
+    """Children follow their parent's decision; ``ratio`` of new traces are kept."""
+    return Policy(ratio)
