@@ -179,10 +179,11 @@ def test_a_document_written_through_nginx_is_searchable_and_answers_cite_it(api:
     assert body["passages"][0]["document_id"] == doc
 
 
-def test_an_mcp_client_through_nginx_adds_a_document_and_finds_it(topo: Topology, api: Api) -> None:
+def test_an_mcp_client_through_nginx_adds_a_document_and_finds_it(topo: Topology) -> None:
     """Stateless MCP behind nginx: the client's requests land on different instances, and
-    each one answers on its own."""
-    key = str(api.client.headers["X-API-Key"])
+    each one answers on its own. A tenant of its own: the other tests' searches see only
+    their documents."""
+    key = topo.create_tenant(f"topology-mcp-{uuid.uuid4().hex[:8]}")
 
     async def session() -> list[str]:
         async with (
