@@ -61,6 +61,8 @@ def bench_settings(database: str, redis_db: int, prefix: str) -> tuple[Settings,
         # Measurements, not traffic to police: no request rate limits.
         MYAISERV_RATE_LIMITS__PER_KEY_PER_MINUTE="0",
         MYAISERV_RATE_LIMITS__PER_TENANT_PER_MINUTE="0",
+        # Untraced, whatever the stack's .env says (bench.tracing measures what tracing costs).
+        MYAISERV_TRACING__EXPORTER="none",
     )
     return settings, env
 

@@ -111,7 +111,8 @@ async def console_login(client: httpx.AsyncClient, user: ConsoleUser) -> httpx.R
 
 def process_env(settings: Settings) -> dict[str, str]:
     """The variables that give a server or CLI process these settings' database, Redis
-    database and namespace, and indices (with their analysis settings)."""
+    database and namespace, and indices (with their analysis settings); tracing as these
+    settings have it (off, unless a test turns it on), not as the stack's .env."""
     return {
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
@@ -119,6 +120,7 @@ def process_env(settings: Settings) -> dict[str, str]:
         "MYAISERV_ES__INDEX_PREFIX": settings.es.index_prefix,
         "MYAISERV_REDIS__NAMESPACE": settings.redis.namespace,
         "MYAISERV_SEARCH__METADATA_FIELDS": json.dumps(settings.search.metadata_fields),
+        "MYAISERV_TRACING__EXPORTER": settings.tracing.exporter,
         "LOG_LEVEL": "WARNING",
     }
 

@@ -132,8 +132,10 @@ class ZipkinConfig:
 
     version: str = DEFAULT_ZIPKIN_VERSION
     port: int = 19411
-    heap: str = "256m"
-    max_spans: int = 100_000
+    # A traced search is about a dozen spans; 50,000 spans, a few thousand requests, fit
+    # this heap with room (100,000 in 256 MB ran out of memory under the test suite).
+    heap: str = "768m"
+    max_spans: int = 50_000
 
     @property
     def url(self) -> str:

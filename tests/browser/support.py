@@ -10,12 +10,14 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -26,6 +28,7 @@ from myaiserv.stack.web import WebService
 from tests.browser.accessibility import axe_check
 from tests.support import ConsoleUser
 
+T = TypeVar("T")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # Generous: the tests share two cores with the stack and other sessions.
 WAIT_S = 15.0
@@ -107,11 +110,27 @@ def phone(driver: webdriver.Chrome) -> Iterator[webdriver.Chrome]:
         use_viewport(driver, LAPTOP)
 
 
+def settled(condition: Callable[[webdriver.Chrome], T]) -> Callable[[webdriver.Chrome], T | bool]:
+    """``condition``, false while the page is being replaced: Chromium answers a question
+    about an element of the outgoing page with an "unknown error" (its node "does not
+    belong to the document") rather than the stale-element error waits expect."""
+
+    def check(driver: webdriver.Chrome) -> T | bool:
+        try:
+            return condition(driver)
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return False
+            raise
+
+    return check
+
+
 def wait_for_element(driver: webdriver.Chrome, css: str, timeout: float = WAIT_S) -> WebElement:
     """The first visible element matching `css`, once there is one."""
     wait = WebDriverWait(driver, timeout)
     element: WebElement = wait.until(
-        expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, css)),
+        settled(expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, css))),
         f"no visible element matches {css!r} after {timeout:.0f} s",
     )
     return element
@@ -123,7 +142,7 @@ def wait_for_text(
     """The element matching `css` once its text contains `text` (a streamed answer, a
     status that changes after a reload by the page itself)."""
     WebDriverWait(driver, timeout).until(
-        expected_conditions.text_to_be_present_in_element((By.CSS_SELECTOR, css), text),
+        settled(expected_conditions.text_to_be_present_in_element((By.CSS_SELECTOR, css), text)),
         f"{css!r} does not contain {text!r} after {timeout:.0f} s",
     )
     return driver.find_element(By.CSS_SELECTOR, css)
