@@ -60,8 +60,7 @@ async def list_prompts(caller: Caller, cursor: str | None) -> ListPromptsResult:
         service = _service(caller, session)
         rows, next_cursor = await service.list(cursor=cursor, limit=PAGE, tag=None)
         for row in rows:
-            label = PRODUCTION if PRODUCTION in (row.labels or {}) else None
-            version = await service.resolve(row.name, label=label)
+            version = await service.resolve(row.name, label=default_label(row))
             arguments = [PromptArgument(name=v, required=True) for v in version.variables]
             listed.append(
                 Prompt(
@@ -71,6 +70,12 @@ async def list_prompts(caller: Caller, cursor: str | None) -> ListPromptsResult:
                 )
             )
     return ListPromptsResult(prompts=listed, next_cursor=next_cursor)
+
+
+def default_label(prompt: PromptRow) -> str | None:
+    """The version a prompt is listed and rendered at unless the caller picks one: its
+    ``production`` label's, else (no such label) its latest."""
+    return PRODUCTION if PRODUCTION in (prompt.labels or {}) else None
 
 
 def _version(arguments: dict[str, str]) -> int | None:
@@ -93,7 +98,9 @@ async def get_prompt(
         raise InvalidInputError(VERSION_ARG, f"give {LABEL_ARG} or {VERSION_ARG}, not both")
     async with caller.unit_of_work() as session:
         service = _service(caller, session)
-        picked = await service.resolve(name, label=label or PRODUCTION, version=version)
+        if label is None and version is None:
+            label = default_label(await service.get_by_name(name))
+        picked = await service.resolve(name, label=label, version=version)
         text = service.render(picked.template, values)
         description = _describe(picked.prompt, picked.number)
     return GetPromptResult(

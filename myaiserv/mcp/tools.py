@@ -14,13 +14,11 @@ from mcp_types import CallToolResult, TextContent, Tool, ToolAnnotations
 from myaiserv.documents.controller import new_document, to_out
 from myaiserv.documents.schemas import DocumentCreate
 from myaiserv.documents.service import DocumentService
-from myaiserv.kit.validation import InvalidInputError
-from myaiserv.llm.base import GenerationParams
 from myaiserv.mcp.context import Caller
 from myaiserv.mcp.schemas import DocumentRef, SearchArgs, input_schema, parse
-from myaiserv.rag import wire
+from myaiserv.rag.controller import answer_question
 from myaiserv.rag.deps import provide_rag_service
-from myaiserv.rag.schemas import ChatMessageIn, RagAnswerRequest
+from myaiserv.rag.schemas import RagAnswerRequest
 from myaiserv.runs.controller import provide_run_search_service
 from myaiserv.runs.schemas import RunSearchRequest
 from myaiserv.search.deps import search_service
@@ -64,18 +62,8 @@ async def get_document(caller: Caller, args: DocumentRef) -> Any:
 
 
 async def answer(caller: Caller, args: RagAnswerRequest) -> Any:
-    if args.max_tokens is not None and args.max_tokens < 1:
-        raise InvalidInputError("max_tokens", "must be at least 1")
     service = provide_rag_service(caller.resources, caller.principal)
-    request = await service.prepare(
-        model=args.model,
-        messages=[ChatMessageIn(role="user", content=args.question)],
-        params=GenerationParams(temperature=args.temperature, max_tokens=args.max_tokens),
-        retrieval=args.retrieval,
-        prompt=args.prompt,
-        conversation_id=args.conversation_id,
-    )
-    return wire.rag_answer(await service.complete(request), request)
+    return await answer_question(service, args)
 
 
 async def add_document(caller: Caller, args: DocumentCreate) -> Any:

@@ -32,6 +32,22 @@ from myaiserv.rag.service import RagService
 from myaiserv.resources import Resources
 
 
+async def answer_question(service: RagService, data: RagAnswerRequest) -> RagAnswer:
+    """One question answered, as ``POST /v1/rag/answer`` and the MCP ``answer`` tool
+    give it."""
+    if data.max_tokens is not None and data.max_tokens < 1:
+        raise InvalidInputError("max_tokens", "must be at least 1")
+    request = await service.prepare(
+        model=data.model,
+        messages=[ChatMessageIn(role="user", content=data.question)],
+        params=GenerationParams(temperature=data.temperature, max_tokens=data.max_tokens),
+        retrieval=data.retrieval,
+        prompt=data.prompt,
+        conversation_id=data.conversation_id,
+    )
+    return wire.rag_answer(await service.complete(request), request)
+
+
 class OpenAIController(Controller):
     path = "/v1"
     tags = ["openai"]  # noqa: RUF012
@@ -103,14 +119,4 @@ class RagController(Controller):
         """One question: the answer, its citations, the passages given to the model, the
         retrieval trace (each hit's rank and score in the bm25 and vector lists and the
         fused score) and the prompt version used."""
-        if data.max_tokens is not None and data.max_tokens < 1:
-            raise InvalidInputError("max_tokens", "must be at least 1")
-        request = await service.prepare(
-            model=data.model,
-            messages=[ChatMessageIn(role="user", content=data.question)],
-            params=GenerationParams(temperature=data.temperature, max_tokens=data.max_tokens),
-            retrieval=data.retrieval,
-            prompt=data.prompt,
-            conversation_id=data.conversation_id,
-        )
-        return wire.rag_answer(await service.complete(request), request)
+        return await answer_question(service, data)

@@ -160,6 +160,12 @@ async def test_prompts_render_by_label_and_version(base_url: str, tenant: Tenant
         with pytest.raises(MCPError) as unknown:
             await mcp.get_prompt("nope", {})
         assert unknown.value.code == RESOURCE_NOT_FOUND and unknown.value.data["status"] == 404
+        # Without a production label, the latest version is the one listed and rendered.
+        removed = await api.delete(f"/v1/prompts/{prompt_id}/labels/production")
+        assert removed.status_code in (200, 204), removed.text
+        [listed] = (await mcp.list_prompts()).prompts
+        assert "version 2" in (listed.description or "")
+        assert await text() == "Hi Ada, from v2."
 
 
 async def test_tenants_are_isolated(base_url: str, resources: Resources):
