@@ -36,9 +36,9 @@ from sqlalchemy import func, select
 
 from bench import report
 from bench.common import ROOT, bench_settings, prepare_database
-from myaiserv.console.documents import FACETS as DOCUMENT_FACETS
+from myaiserv.console.document_filters import FACETS as DOCUMENT_FACETS
 from myaiserv.console.documents import PAGE_SIZE as DOCUMENT_PAGE_SIZE
-from myaiserv.console.runs import PAGE_SIZE as RUNS_PAGE_SIZE
+from myaiserv.console.run_search import PAGE_SIZE as RUNS_PAGE_SIZE
 from myaiserv.datasets.trec import load_collection
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.db.models import OutboxEvent

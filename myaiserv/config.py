@@ -8,7 +8,7 @@ for several nodes), ``LOG_LEVEL``, ``DEBUG``, ``PORT`` and ``HOST``.
 A malformed value stops start-up with a message naming the variable (see
 ``load_settings``), never a stack trace at the first request.
 
-Why one module of ~700 lines and not several: it holds declarations only (one section
+Why one module of ~850 lines and not several: it holds declarations only (one section
 class per datastore or domain, their defaults, descriptions and field checks), everything
 an operator can set, one section after another, so one file answers "what can I
 configure, and to what" beside the README's table; splitting it by section would scatter

@@ -9,13 +9,8 @@ import msgspec
 import pytest
 
 from myaiserv.console.pages import highlighted
-from myaiserv.console.runs import (
-    SearchForm,
-    chunk_views,
-    form_field,
-    messages_of,
-    validation_error,
-)
+from myaiserv.console.run_search import SearchForm, form_field, validation_error
+from myaiserv.console.runs import chunk_views, messages_of
 from myaiserv.kit.validation import InvalidInputError
 
 
