@@ -13,7 +13,7 @@ VENV_STAMP := .venv/.installed
 BROWSER_STAMP := tests/browser/node_modules/.installed
 PEERS_STAMP := bench/peers/.venv/.installed
 
-.PHONY: help install system-deps compose-deps compose-build compose-up compose-down compose-test bench-topology browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing bench-peers eval lint clean
+.PHONY: help install system-deps compose-deps compose-build compose-up compose-down compose-test bench-topology browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scaleout bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing bench-peers eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
@@ -22,8 +22,10 @@ help:
 	@echo "make bench        run the benchmarks; writes bench/REPORT.md and bench/results.json"
 	@echo "                  and plots, MyAIServ beside LangChain and Haystack (bench-ingest,"
 	@echo "                  bench-search, bench-search-sustained, bench-peers, bench-vectors,"
-	@echo "                  bench-scale, bench-load, bench-reliability, bench-failover, bench-hangs,"
+	@echo "                  bench-scaleout, bench-load, bench-reliability, bench-failover, bench-hangs,"
 	@echo "                  bench-security, bench-console, bench-tracing: one of them)"
+	@echo "make bench-scale  how costs grow with a corpus of Debian documentation (150,000 chunks,"
+	@echo "                  hours; not part of make bench): SCALE_STAGES=single, then cluster,vectors,runs"
 	@echo "make eval         relevance (nDCG@10, MAP, Recall@100) on ../shared/data/cisi"
 	@echo "make stack-up     start Elasticsearch, PostgreSQL and Redis locally (STACK_ARGS=...)"
 	@echo "make stack-down   stop them (data is kept in .stack/)"
@@ -68,7 +70,7 @@ run: migrate
 	POETRY="$(POETRY)" PORT="$(PORT)" bash scripts/run.sh
 
 # One run, every figure: the report and plots are rewritten from this run's figures only.
-bench: bench-fresh bench-ingest bench-search bench-search-sustained bench-peers bench-vectors bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing
+bench: bench-fresh bench-ingest bench-search bench-search-sustained bench-peers bench-vectors bench-scaleout bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing
 
 bench-fresh:
 	rm -f bench/results.json bench/REPORT.md bench/plots/*.png
@@ -89,8 +91,14 @@ bench-search-sustained: migrate
 bench-vectors: migrate
 	$(POETRY) run python -m bench.vectors
 
-bench-scale: migrate
-	$(POETRY) run python -m bench.scale
+# /v1/search req/s with 1 and 3 API instances behind nginx, on bench-search's CISI index.
+bench-scaleout: migrate
+	$(POETRY) run python -m bench.scaleout
+
+# How costs grow with the corpus, on private stacks of its own (bench/growth.py): hours on
+# 2 cores, in stages that checkpoint (SCALE_STAGES, SCALE_STAGE_MINUTES; see the README).
+bench-scale: install
+	$(POETRY) run python -m bench.growth $(if $(SCALE_STAGES),--stages $(SCALE_STAGES))
 
 bench-load: migrate
 	$(POETRY) run python -m bench.load

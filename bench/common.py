@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from sqlalchemy import text
@@ -18,6 +21,9 @@ from myaiserv.config import Settings, load_settings
 from myaiserv.db import migrate
 from myaiserv.evaluation.harness import free_port
 from myaiserv.stack.config import StackConfig, WebConfig
+from myaiserv.stack.elasticsearch import ElasticsearchService
+from myaiserv.stack.manager import Stack
+from myaiserv.stack.process import read_pid
 from myaiserv.stack.web import WebService
 from tooling.ports import free_port_range
 
@@ -115,3 +121,67 @@ def web_tier(env: dict[str, str], root: Path, instances: int, *, indexers: int =
         first_indexer_metrics_port=free_port(),
     )
     return WebService(root, config, extra_env=env)
+
+
+def _free(ports: list[int]) -> bool:
+    for port in ports:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def private_stack_up(
+    folder: Path,
+    *,
+    es_nodes: int = 1,
+    es_heap: str = "512m",
+    services: tuple[str, ...] = ("elasticsearch", "postgres", "redis"),
+) -> StackConfig:
+    """A stack of the benchmark's own in ``folder`` (`myaiserv stack up --dir`), never the
+    shared one: its servers on loopback ports free now (a stack restarted from its folder
+    keeps its ports where they are still free). Its data stays in ``folder`` until removed;
+    stop it with ``private_stack_down``."""
+    saved = StackConfig.load(folder)
+    es = saved.elasticsearch if saved else None
+    if es is None or not _free([*es.http_ports(), *es.transport_ports()]):
+        http, transport = free_port_range(es_nodes), free_port_range(es_nodes)
+        while set(range(http, http + es_nodes)) & set(range(transport, transport + es_nodes)):
+            transport = free_port_range(es_nodes)
+    else:
+        http, transport = es.http_port, es.transport_port
+    pg = saved.postgres.port if saved and _free([saved.postgres.port]) else free_port()
+    redis = saved.redis.port if saved and _free([saved.redis.port]) else free_port()
+    command = [
+        *(sys.executable, "-m", "myaiserv", "stack", "up", "--dir", str(folder)),
+        *("--es-nodes", str(es_nodes), "--es-heap", es_heap),
+        *("--es-http-port", str(http), "--es-transport-port", str(transport)),
+        *("--pg-port", str(pg), "--redis-port", str(redis)),
+        *("--services", ",".join(services), "--env-file", "-"),
+    ]
+    subprocess.run(command, check=True, cwd=ROOT)
+    config = StackConfig.load(folder)
+    if config is None:
+        raise RuntimeError(f"no stack in {folder} after `stack up`")
+    return config
+
+
+def private_stack_down(folder: Path) -> None:
+    """Stop the servers of the stack in ``folder`` (its data is kept)."""
+    if StackConfig.load(folder) is not None:
+        command = [sys.executable, "-m", "myaiserv", "stack", "down", "--dir", str(folder)]
+        subprocess.run(command, check=False, cwd=ROOT)
+
+
+def es_pids(config: StackConfig) -> list[int]:
+    """The Elasticsearch server processes of the stack ``config`` describes (its nodes'
+    pid files), so that no other Elasticsearch on the machine counts."""
+    service = Stack(config).services["elasticsearch"]
+    assert isinstance(service, ElasticsearchService)
+    return [
+        pid
+        for name in config.elasticsearch.node_names()
+        if (pid := read_pid(service.pidfile(name))) is not None
+    ]

@@ -89,25 +89,47 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-async def store_runs(sessions: Any, tenant_id: Any, texts: list[str]) -> None:
+async def store_runs(
+    sessions: Any,
+    tenant_id: Any,
+    texts: list[str],
+    *,
+    count: int = RUNS,
+    distinct: int | None = None,
+    days: int = 60,
+) -> None:
+    """``count`` runs recorded through RunService (500 per transaction): four models, 5%
+    errors, started over the last ``days``, inputs and outputs drawn from ``texts``; with
+    ``distinct``, each run's (input, output) is one of that many pairs drawn first (so an
+    indexer embeds that many texts, the rest are its cache's hits)."""
     from myaiserv.runs.service import RunService
 
     rng = random.Random(19)  # noqa: S311 (reproducible data, not secrets)
+    pairs = None
+    if distinct:
+        pick = random.Random(23)  # noqa: S311
+        pairs = [(pick.choice(texts), pick.choice(texts)) for _ in range(distinct)]
     now = datetime.now(UTC)
     batch = 500
-    for start in range(0, RUNS, batch):
+    for start in range(0, count, batch):
         async with sessions() as session, session.begin():
             service = RunService(session, tenant_id)
-            for _ in range(min(batch, RUNS - start)):
+            for _ in range(min(batch, count - start)):
                 failed = rng.random() < 0.05
-                started = now - timedelta(seconds=rng.uniform(0, 60 * 86400))
+                started = now - timedelta(seconds=rng.uniform(0, days * 86400))
                 latency = rng.lognormvariate(6.5, 0.5)
                 prompt, completion = rng.randint(50, 2000), rng.randint(10, 500)
+                model = rng.choice(MODELS)
+                if pairs is None:  # (the draws in the order they have always been made)
+                    given = rng.choice(texts)
+                    answer = None if failed else rng.choice(texts)
+                else:
+                    given, answer = rng.choice(pairs)
                 await service.record(
                     provider="openai",
-                    model=rng.choice(MODELS),
-                    input=rng.choice(texts),
-                    output=None if failed else rng.choice(texts),
+                    model=model,
+                    input=given,
+                    output=None if failed else answer,
                     error="upstream timeout" if failed else None,
                     status="error" if failed else "ok",
                     prompt_tokens=prompt,
@@ -117,6 +139,14 @@ async def store_runs(sessions: Any, tenant_id: Any, texts: list[str]) -> None:
                     started_at=started,
                     finished_at=started + timedelta(milliseconds=latency),
                 )
+
+
+def query_words(collection: Any, n: int) -> list[str]:
+    """``n`` words of six letters or more from the collection's queries (a fixed sample)."""
+    words = sorted(
+        {w.lower() for query in collection.queries for w in re.findall(r"[A-Za-z]{6,}", query.text)}
+    )
+    return random.Random(7).sample(words, min(n, len(words)))  # noqa: S311
 
 
 async def wait_indexed(sessions: Any, what: str) -> float:
@@ -187,12 +217,7 @@ async def main() -> None:
     collection = load_collection(CISI)
     texts = [doc.text for doc in collection.documents if doc.text.strip()]
     texts += [query.text for query in collection.queries if query.text.strip()]
-    words = sorted(
-        {w.lower() for query in collection.queries for w in re.findall(r"[A-Za-z]{6,}", query.text)}
-    )
-    words = random.Random(7).sample(  # noqa: S311
-        words, min(QUERIES, len(words))
-    )
+    words = query_words(collection, QUERIES)
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
     try:

@@ -1,6 +1,7 @@
 """The report's plots (PNG, matplotlib), drawn from bench/results.json: ingest, relevance,
-query latency, scaling, memory and open search contexts, MyAIServ beside the limit and the
-peers. A plot whose figures are not there yet (its benchmark has not run) is skipped."""
+query latency, scaling, memory, open search contexts, MyAIServ beside the limit and the
+peers, and the scale benchmark's costs against the corpus size and its ingest throughput
+over time. A plot whose figures are not there yet (its benchmark has not run) is skipped."""
 
 from __future__ import annotations
 
@@ -186,6 +187,97 @@ def contexts(results: dict[str, Any], ax: Any) -> bool:
     return True
 
 
+TOPOLOGY_STYLES = {"single": "-", "cluster": "--"}
+SCALE_MODES = {"bm25": "#2ca02c", "vector": "#d62728", "hybrid": OURS, "cached": "#9467bd",
+               "direct": LIMIT}  # fmt: skip
+
+
+def scale_rows(results: dict[str, Any], topology: str) -> list[dict[str, Any]]:
+    """A topology's measuring points of the scale benchmark, smallest first."""
+    t = get(results, f"scale.{topology}") or {}
+    return [t[k] for k in sorted((k for k in t if k.isdigit()), key=int)]
+
+
+def scale_search(results: dict[str, Any], ax: Any) -> bool:
+    """p50 latency of each mode against the corpus size, single node and cluster."""
+    drawn = False
+    for topology, style in TOPOLOGY_STYLES.items():
+        rows = scale_rows(results, topology)
+        if not rows:
+            continue
+        for mode, colour in SCALE_MODES.items():
+            xs = [r["chunks"] for r in rows if f"{mode}_p50_ms" in r]
+            ys = [r[f"{mode}_p50_ms"] for r in rows if f"{mode}_p50_ms" in r]
+            if xs:
+                ax.plot(xs, ys, style, marker="o", color=colour, label=f"{mode}, {topology}")
+                drawn = True
+    if not drawn:
+        return False
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("chunks in the index (log)")
+    ax.set_ylabel("p50 ms, one client (log)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("Search latency as the corpus grows (cached: client time)")
+    return True
+
+
+def scale_cost(results: dict[str, Any], axes: Any) -> bool:
+    """Elasticsearch's disk and heap, and the processes' peak RSS, against the size."""
+    drawn = False
+    for topology, style in TOPOLOGY_STYLES.items():
+        t = get(results, f"scale.{topology}") or {}
+        rows = scale_rows(results, topology)
+        if not t or not rows:
+            continue
+        drawn = True
+        xs = [r["chunks"] for r in rows]
+        axes[0].plot(xs, [r["es_disk_bytes"] / 2**20 for r in rows], style, marker="o",
+                     color=OURS, label=f"{topology}, all copies")  # fmt: skip
+        heap = t.get("es_heap_floor_bytes") or []
+        axes[1].plot([c for c, _ in heap], [h / 2**20 for _, h in heap], style, marker=".",
+                     color=OURS, label=topology)  # fmt: skip
+        axes[2].plot(xs, [r["api_peak_rss_mb"] for r in rows], style, marker="o",
+                     color=OURS, label=f"API, {topology}")  # fmt: skip
+        if t.get("indexer_peak_rss_mb"):
+            axes[2].axhline(t["indexer_peak_rss_mb"], linestyle=style, color=LIMIT,
+                            label=f"indexer (whole run), {topology}")  # fmt: skip
+    if not drawn:
+        return False
+    for ax, title, unit in (
+        (axes[0], "Index on disk", "MB"),
+        (axes[1], "Elasticsearch heap floor (all nodes)", "MB"),
+        (axes[2], "Peak RSS (own VmHWM)", "MB"),
+    ):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("chunks")
+        ax.set_ylabel(unit)
+        ax.legend(fontsize=7)
+    return True
+
+
+def scale_ingest(results: dict[str, Any], ax: Any) -> bool:
+    """Ingest throughput over the ingest clock (portions back to back, searches left out)."""
+    drawn = False
+    for topology, style in TOPOLOGY_STYLES.items():
+        windows = get(results, f"scale.{topology}.throughput") or []
+        for phase, label in ((0, "end to end"), (1, "cached vectors")):
+            points = [(t / 60, r) for t, r, ph in windows if ph == phase]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                colour = OURS if phase == 0 else "#9467bd"
+                ax.plot(xs, ys, style, color=colour, linewidth=1, label=f"{topology}, {label}")
+                drawn = True
+    if not drawn:
+        return False
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("minutes of ingest")
+    ax.set_ylabel("chunks/s (60 s windows)")
+    ax.legend(fontsize=7)
+    ax.set_title("Ingest throughput over the whole run")
+    return True
+
+
 def render(results: dict[str, Any], folder: Path) -> list[Path]:
     """Draw every plot whose figures exist into ``folder``; returns the files written."""
     import matplotlib
@@ -202,6 +294,9 @@ def render(results: dict[str, Any], folder: Path) -> list[Path]:
         ("scaling", scaling, (1, 3, (12, 2.8))),
         ("memory", memory, (1, 1, (8, 3.4))),
         ("contexts", contexts, (1, 1, (8, 3))),
+        ("scale_search", scale_search, (1, 1, (8, 4.5))),
+        ("scale_cost", scale_cost, (1, 3, (13, 3.4))),
+        ("scale_ingest", scale_ingest, (1, 1, (9, 3.4))),
     ):
         rows, cols, size = shape
         fig, axes = plt.subplots(rows, cols, figsize=size, layout="constrained")

@@ -22,6 +22,7 @@ import dataclasses
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,23 @@ def es_cpu_seconds() -> float:
     return total
 
 
+async def vector_memory(es: Any, index: str) -> dict[str, int]:
+    """The index's vector files that kNN search reads from memory (the page cache, off the
+    heap), in bytes, primaries: the raw float vectors (vec), the HNSW graph (vex), the
+    int8/int4 (veq) or one-bit (veb) quantised copies, and their total."""
+    stats = await es.indices.stats(index=index, metric="dense_vector")
+    dense = stats["_all"]["primaries"]["dense_vector"]
+    off = dense.get("off_heap", {})
+    return {
+        "vectors": int(dense.get("value_count", 0)),
+        **{
+            f"{part}_bytes": int(off.get(f"total_{part}_size_bytes", 0))
+            for part in ("vec", "vex", "veq", "veb")
+        },
+        "total_bytes": int(off.get("total_size_bytes", 0)),
+    }
+
+
 def recall(found: list[list[int]], exact: np.ndarray, depth: int) -> float:
     return float(
         np.mean(
@@ -74,26 +92,31 @@ def recall(found: list[list[int]], exact: np.ndarray, depth: int) -> float:
 
 
 async def index_all(
-    es: Any, index: str, field: dict[str, Any], vectors: np.ndarray
+    es: Any,
+    index: str,
+    field: dict[str, Any],
+    vectors: np.ndarray,
+    cpu: Callable[[], float] = es_cpu_seconds,
 ) -> dict[str, float]:
-    """Index every vector into a fresh ``index``; what it cost Elasticsearch."""
+    """Index every vector into a fresh ``index``; what it cost Elasticsearch (``cpu``: its
+    CPU seconds so far; by default every Elasticsearch process on the machine's)."""
     await es.options(ignore_status=404).indices.delete(index=index)
     await es.indices.create(
         index=index,
         settings={"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": -1},
         mappings={"properties": {"embedding": field}},
     )
-    cpu, started = es_cpu_seconds(), time.perf_counter()
+    cpu_before, started = cpu(), time.perf_counter()
     await async_bulk(
         es,
         ({"_index": index, "_id": str(i), "embedding": v} for i, v in enumerate(vectors)),
         chunk_size=500,
     )
     await es.indices.refresh(index=index)
-    seconds, cpu = time.perf_counter() - started, es_cpu_seconds() - cpu
+    seconds, cpu_s = time.perf_counter() - started, cpu() - cpu_before
     stats = await es.indices.stats(index=index, metric="indexing")
     return {
-        "index_es_cpu_s": cpu,
+        "index_es_cpu_s": cpu_s,
         "index_seconds": seconds,
         "shard_indexing_ms": stats["_all"]["primaries"]["indexing"]["index_time_in_millis"],
     }

@@ -1,0 +1,467 @@
+"""How MyAIServ's costs grow with the corpus (`make bench-scale`; not part of `make bench`).
+
+A corpus of real documents from Debian's packages (bench/corpus.py, about 180,000 chunks
+available; SCALE_MAX_CHUNKS, default 150,000, are used) is ingested through MyAIServ's
+own ingest path into a private stack, once on a single Elasticsearch node and once on a
+3-node cluster with one replica (bench/growth_ingest.py), with searches measured as the
+corpus passes each size (SCALE_POINTS, default 2,000 and 20,000, and the largest;
+bench/growth_search.py); then the vector index options at the largest size, and runs
+search with SCALE_RUNS recorded runs (bench/growth_runs.py).
+
+Stages (SCALE_STAGES, comma-separated; all of them by default, in this order):
+
+- ``corpus``: fetch, render and count the corpus (minutes; the others do it when needed);
+- ``single``: one node, the whole corpus end to end (the model embeds every chunk), then
+  kNN recall@10 against exact search, and every vector saved for ``vectors``;
+- ``cluster``: three nodes, replicas 1; end to end (cold) up to SCALE_CLUSTER_COLD_CHUNKS
+  (default 20,000), then the rest from the vectors the single node's indexer computed,
+  loaded into this indexer's embedding cache (a cache hit per chunk, as in a reindex), so
+  the corpus is embedded once, not twice: Elasticsearch does the same work either way, so
+  its figures (disk, heap, CPU per chunk, search) are the cluster's own; the cluster's
+  end-to-end throughput is that of its cold part, its cached throughput is reported apart;
+- ``vectors``: hnsw, int8_hnsw and bbq_hnsw re-checked on the largest size's vectors;
+- ``runs``: runs search with SCALE_RUNS (100,000) runs.
+
+A topology stage checkpoints after every portion of the corpus (SCALE_PORTION_CHUNKS,
+25,000): with SCALE_STAGE_MINUTES set, it stops before a portion that would not end in
+time, and running it again goes on from there. Everything measured is kept in the work
+folder (SCALE_WORK_DIR, /var/tmp/myaiserv-scale) and bench/results.json's ``scale``
+section is rewritten from it after every stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import shutil
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import corpus, report
+from bench.common import bench_settings
+
+STAGES = ("corpus", "single", "cluster", "vectors", "runs")
+
+
+@dataclass(frozen=True)
+class Config:
+    # Not /tmp: the corpus, the stacks' data and the checkpoints outlive a session.
+    work: Path = Path("/var/tmp/myaiserv-scale")  # noqa: S108
+    max_chunks: int = 150_000
+    points: tuple[int, ...] = (2_000, 20_000)
+    portion_chunks: int = 25_000
+    queries: int = 200
+    rounds: int = 3
+    es_heap: str = "1g"
+    cluster_cold_chunks: int = 20_000
+    runs: int = 100_000
+    run_texts: int = 2_000
+    stage_minutes: float = 0.0
+    sample_s: float = 10.0
+    stages: tuple[str, ...] = field(default=STAGES)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Config:
+        def number(name: str, default: float) -> float:
+            return float(env[name]) if env.get(name) else default
+
+        base = cls()
+        stages = tuple(s.strip() for s in env.get("SCALE_STAGES", "").split(",") if s.strip())
+        unknown = set(stages) - set(STAGES)
+        if unknown:
+            raise SystemExit(f"scale: unknown stage(s) {', '.join(sorted(unknown))}; {STAGES}")
+        points = env.get("SCALE_POINTS")
+        return cls(
+            work=Path(env.get("SCALE_WORK_DIR") or base.work),
+            max_chunks=int(number("SCALE_MAX_CHUNKS", base.max_chunks)),
+            points=tuple(int(p) for p in points.split(",")) if points else base.points,
+            portion_chunks=int(number("SCALE_PORTION_CHUNKS", base.portion_chunks)),
+            queries=int(number("SCALE_QUERIES", base.queries)),
+            rounds=int(number("SCALE_ROUNDS", base.rounds)),
+            es_heap=env.get("SCALE_ES_HEAP") or base.es_heap,
+            cluster_cold_chunks=int(number("SCALE_CLUSTER_COLD_CHUNKS", base.cluster_cold_chunks)),
+            runs=int(number("SCALE_RUNS", base.runs)),
+            run_texts=int(number("SCALE_RUN_TEXTS", base.run_texts)),
+            stage_minutes=number("SCALE_STAGE_MINUTES", 0.0),
+            sample_s=number("SCALE_SAMPLE_S", base.sample_s),
+            stages=tuple(s for s in STAGES if s in stages) if stages else STAGES,
+        )
+
+
+# -- figures from the stages' states (pure; unit-tested) ----------------------------------
+
+
+def throughput(samples: list[list[float]], width_s: float = 60.0) -> list[list[float]]:
+    """[[ingest clock at the window's end, chunks/s over the window], ...]: the samples
+    ``[clock_s, chunks, ...]`` in windows of at least ``width_s``."""
+    out: list[list[float]] = []
+    if not samples:
+        return out
+    start = samples[0]
+    for sample in samples[1:]:
+        if sample[0] - start[0] >= width_s:
+            out.append([sample[0], round((sample[1] - start[1]) / (sample[0] - start[0]), 2)])
+            start = sample
+    return out
+
+
+def quarter_rates(samples: list[list[float]]) -> list[float]:
+    """Chunks/s over each quarter of the chunks ingested in ``samples`` (the time each
+    quarter's last chunk became searchable, interpolated between samples)."""
+    if len(samples) < 2 or samples[-1][1] <= samples[0][1]:
+        return []
+    first, total = samples[0][1], samples[-1][1] - samples[0][1]
+    marks = [first + total * i / 4 for i in range(5)]
+    times = [samples[0][0]]
+    for mark in marks[1:]:
+        for before, after in itertools.pairwise(samples):
+            if after[1] >= mark > before[1] or (mark == first and after[1] >= mark):
+                share = (mark - before[1]) / (after[1] - before[1])
+                times.append(before[0] + share * (after[0] - before[0]))
+                break
+    return [round((total / 4) / (b - a), 2) if b > a else 0.0 for a, b in itertools.pairwise(times)]
+
+
+def slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of y on x (None for fewer than two distinct x)."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    mx = statistics.fmean(x for x, _ in points)
+    my = statistics.fmean(y for _, y in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+
+
+def warm_portion(portion_chunks: list[int], cold_chunks: int) -> int | None:
+    """The first portion that starts at or past ``cold_chunks`` (the cluster ingests it
+    and the rest from cached vectors), or None."""
+    total = 0
+    for index, chunks in enumerate(portion_chunks):
+        if total >= cold_chunks:
+            return index
+        total += chunks
+    return None
+
+
+def _rate(portions: list[dict[str, Any]]) -> float | None:
+    seconds = sum(p["searchable_s"] for p in portions)
+    return round(sum(p["new_chunks"] for p in portions) / seconds, 2) if seconds else None
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+
+PORTION_KEYS = ("phase", "chunks", "new_chunks", "documents", "store_s", "searchable_s",
+                "backlog_s", "es_cpu_s")  # fmt: skip
+
+
+def _per_chunk(total: float, chunks: int, digits: int = 5) -> float:
+    return round(total / max(chunks, 1), digits)
+
+
+def topology_figures(state: dict[str, Any]) -> dict[str, Any]:
+    """One topology's figures from its state (its portions and measuring points). The
+    end-to-end ingest figures are of its cold portions (the model embedding every chunk),
+    the cached ones of its warm portions; Elasticsearch's and the processes' costs are of
+    them all (the same work either way)."""
+    portions = state.get("portions", [])
+    if not portions:
+        return {}
+    cold = [p for p in portions if p["phase"] == "cold"]
+    warm = [p for p in portions if p["phase"] == "warm"]
+    last = portions[-1]
+    chunks = last["chunks"]
+    cold_samples = [s for p in cold for s in p["samples"]]
+    windows = throughput(cold_samples)
+    rates = [w[1] for w in windows]
+    quarters = quarter_rates(cold_samples)
+    heap = [(p["chunks"], p["heap_floor_bytes"]) for p in portions]
+    heap_slope = slope([(float(c), float(h)) for c, h in heap])
+    backlog = max(portions, key=lambda p: p["backlog_s"])
+    cold_chunks = sum(p["new_chunks"] for p in cold)
+    out: dict[str, Any] = {
+        "complete": state.get("complete", False),
+        "chunks": chunks,
+        "chunks_counted": sum(p["chunks_expected"] for p in portions),
+        "documents": sum(p["documents"] for p in portions),
+        "failed_documents": sum(p["failed"] for p in portions),
+        "dead_letters": last["dead_letters"],
+        "ingest_chunks_per_s": _rate(cold),
+        "ingest_chunks": cold_chunks,
+        "ingest_window_p10_chunks_per_s": _percentile(rates, 0.1) if rates else None,
+        "ingest_window_p90_chunks_per_s": _percentile(rates, 0.9) if rates else None,
+        "ingest_quarters_chunks_per_s": quarters,
+        "ingest_last_to_first_quarter": (
+            round(quarters[-1] / quarters[0], 3) if len(quarters) == 4 and quarters[0] else None
+        ),
+        "searchable_s": round(sum(p["searchable_s"] for p in portions), 1),
+        "largest_backlog_s": backlog["backlog_s"],
+        "largest_backlog_chunks": backlog["new_chunks"],
+        "es_index_cpu_s_per_chunk": _per_chunk(sum(p["es_cpu_s"] for p in portions), chunks),
+        "indexer_cpu_s_per_chunk": _per_chunk(sum(p["indexer_cpu_s"] for p in cold), cold_chunks),
+        "storer_cpu_s_per_chunk": _per_chunk(sum(p["storer_cpu_s"] for p in portions), chunks),
+        "es_disk_bytes": last["disk_bytes"],
+        "es_disk_primary_bytes": last["disk_primary_bytes"],
+        "es_disk_bytes_per_chunk": _per_chunk(last["disk_bytes"], chunks, 1),
+        "es_disk_primary_bytes_per_chunk": _per_chunk(last["disk_primary_bytes"], chunks, 1),
+        "es_heap_floor_bytes": [[c, h] for c, h in heap],
+        "es_heap_bytes_per_chunk": round(heap_slope, 1) if heap_slope is not None else None,
+        "indexer_peak_rss_mb": state.get("indexer_peak_rss_mb"),
+        "storer_peak_rss_mb": max(p["storer_peak_rss_mb"] for p in portions),
+        "portions": [{k: p[k] for k in PORTION_KEYS} for p in portions],
+        # [ingest clock s, chunks/s over the window before it, 0 end to end / 1 cached]
+        "throughput": [[t, r, 0] for t, r in windows]
+        + [[t, r, 1] for t, r in throughput([s for p in warm for s in p["samples"]])],
+    }
+    if warm:
+        out["ingest_cached_chunks_per_s"] = _rate(warm)
+        out["ingest_cached_chunks"] = sum(p["new_chunks"] for p in warm)
+    out.update(state.get("points", {}))  # "<nominal size>": its search figures
+    out.update({k: state[k] for k in ("recall", "encode") if k in state})
+    return out
+
+
+TOP = ("ingest_chunks_per_s", "es_disk_primary_bytes_per_chunk", "es_heap_bytes_per_chunk",
+       "es_index_cpu_s_per_chunk")  # fmt: skip
+
+
+def figures(states: dict[str, dict[str, Any]], corpus_info: dict[str, Any]) -> dict[str, Any]:
+    """The ``scale`` section: the headline keys from the single node (the whole corpus
+    embedded end to end; the cluster's where the single node has not run), the topologies'
+    detail under ``single`` and ``cluster``, and the runs and vector options stages'."""
+    out: dict[str, Any] = {"corpus": corpus_info}
+    topologies = {
+        name: topology_figures(states[name]) for name in ("single", "cluster") if name in states
+    }
+    topologies = {k: v for k, v in topologies.items() if v}
+    out.update(topologies)
+    head = topologies.get("single") or topologies.get("cluster")
+    if head:
+        out["max_chunks"] = head["chunks"]
+        for key in TOP:
+            out[key.replace("_primary", "")] = head[key]
+        sizes = sorted((k for k in head if k.isdigit()), key=int)
+        out["sizes"] = [int(k) for k in sizes]
+        for size in sizes:
+            out[size] = head[size]
+        if "encode" in head:
+            out["encode_s_per_chunk_per_core"] = head["encode"]["s_per_chunk_one_core"]
+        if "recall" in head:
+            out["recall_at_10"] = head["recall"]["recall_at_10"]
+        out["headline_topology"] = "single" if "single" in topologies else "cluster"
+    if "vectors" in states:
+        out["vectors"] = states["vectors"]
+    if "runs" in states:
+        runs = states["runs"]
+        out["runs"] = runs
+        out["runs_search_p50_ms"] = runs.get("text_p50_ms")
+        out["runs_search_p99_ms"] = runs.get("text_p99_ms")
+        for kind in ("filters", "dashboard"):
+            for p in ("p50", "p99"):
+                if f"{kind}_{p}_ms" in runs:
+                    out[f"runs_{kind}_{p}_ms"] = runs[f"{kind}_{p}_ms"]
+    return out
+
+
+# -- stages ------------------------------------------------------------------------------
+
+
+def check_machine(cfg: Config) -> dict[str, Any]:
+    """Disk and memory, against a rough need for this size; refuses far too little."""
+    cfg.work.mkdir(parents=True, exist_ok=True)
+    free_gb = shutil.disk_usage(cfg.work).free / 2**30
+    meminfo = {
+        line.split(":")[0]: int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+    }
+    available_gb = meminfo["MemAvailable"] / 2**20
+    need_disk = 2 + 8 * cfg.max_chunks / 150_000
+    heap_gb = float(cfg.es_heap.rstrip("gGmM")) / (1024 if cfg.es_heap[-1] in "mM" else 1)
+    need_memory = 3 * heap_gb + 3
+    print(
+        f"scale: {free_gb:.1f} GB free on {cfg.work} (need ~{need_disk:.0f}), "
+        f"{available_gb:.1f} GB memory available (need ~{need_memory:.0f})",
+        flush=True,
+    )
+    if free_gb < need_disk or available_gb < need_memory:
+        raise SystemExit("scale: not enough disk or memory for this size")
+    return {"disk_free_gb": round(free_gb, 1), "memory_available_gb": round(available_gb, 1)}
+
+
+def encode_cost(texts: list[str]) -> dict[str, float]:
+    """Seconds to encode one chunk on one core (one ONNX thread) and on every core, over
+    ``texts`` after a warm-up (in this process, nothing else of the benchmark running)."""
+    from myaiserv.config import load_settings
+    from myaiserv.embeddings.model import Embedder
+
+    out: dict[str, float] = {"chunks": len(texts), "cores": os.cpu_count() or 1}
+    settings = load_settings().embedding
+    for name, threads in (("one_core", 1), ("all_cores", 0)):
+        embedder = Embedder.from_settings(settings.model_copy(update={"threads": threads}))
+        embedder.load()
+        embedder.encode_sync(texts[:16])
+        started = time.perf_counter()
+        embedder.encode_sync(texts)
+        out[f"s_per_chunk_{name}"] = round((time.perf_counter() - started) / len(texts), 5)
+        embedder.close()
+    out["backend"] = settings.backend  # type: ignore[assignment]
+    return out
+
+
+def _state(cfg: Config, name: str, selection: str | None = None) -> dict[str, Any] | None:
+    """A stage's saved state (None when there is none, or it is of another selection)."""
+    path = cfg.work / "state" / f"{name}.json"
+    state = json.loads(path.read_text()) if path.exists() else None
+    if state is not None and selection is not None and state.get("selection") != selection:
+        return None
+    return state
+
+
+def _save_state(cfg: Config, name: str, state: dict[str, Any]) -> None:
+    path = cfg.work / "state" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=1))
+
+
+async def run_stages(cfg: Config) -> None:
+    from bench import growth_ingest, growth_runs, growth_search
+
+    deadline = time.monotonic() + cfg.stage_minutes * 60 if cfg.stage_minutes else None
+    machine = check_machine(cfg)
+    selection = corpus.selection(cfg.work, max_chunks=cfg.max_chunks, points=cfg.points,
+                                 step=cfg.portion_chunks, queries=cfg.queries)  # fmt: skip
+    print(f"scale: corpus {selection.id}: {selection.documents} documents, {selection.chunks} "
+          f"chunks counted, {len(selection.folders)} portions, searches after portions "
+          f"{selection.points}, {len(selection.queries)} queries", flush=True)  # fmt: skip
+    vectors_file = cfg.work / "state" / f"vectors-{selection.id}.npz"
+
+    async def measure(ctx: growth_ingest.Context, nominal: int) -> None:
+        print(f"scale: {ctx.topology.name}: searches at {nominal}", flush=True)
+        found = await growth_search.measure(
+            ctx.settings, ctx.env, str(ctx.tenant_id), ctx.key, selection.queries, cfg.rounds
+        )
+        last = ctx.state["portions"][-1]
+        found.update(
+            chunks=last["chunks"],
+            es_disk_bytes=last["disk_bytes"],
+            es_disk_primary_bytes=last["disk_primary_bytes"],
+            es_heap_floor_bytes=last["heap_floor_bytes"],
+        )
+        ctx.state["points"][str(nominal)] = found
+
+    async def finish_single(ctx: growth_ingest.Context) -> None:
+        print("scale: single: kNN recall@10 against exact search", flush=True)
+        ctx.state["recall"] = await growth_search.knn_recall(
+            ctx.settings, ctx.alias, str(ctx.tenant_id), selection.queries, vectors_file
+        )
+        ctx.state["encode"] = encode_cost(corpus.chunk_texts(cfg.work, selection, 256))
+
+    async def finish_cluster(ctx: growth_ingest.Context) -> None:
+        return None
+
+    for stage in cfg.stages:
+        if deadline is not None and time.monotonic() > deadline:
+            print(f"scale: out of time before {stage}", flush=True)
+            break
+        stage_started = time.monotonic()
+        single = _state(cfg, "single", selection.id)
+        if stage == "single":
+            await growth_ingest.run_topology(
+                growth_ingest.TOPOLOGIES["single"], selection, cfg.work, es_heap=cfg.es_heap,
+                sample_s=cfg.sample_s, deadline=deadline, measure=measure, finish=finish_single,
+            )  # fmt: skip
+        elif stage == "cluster":
+            warm_from = None
+            if single and single.get("complete"):
+                warm_from = warm_portion(selection.portion_chunks, cfg.cluster_cold_chunks)
+            else:
+                print("scale: cluster: the single node is not complete, so no vectors are "
+                      "cached: every chunk is embedded", flush=True)  # fmt: skip
+            await growth_ingest.run_topology(
+                growth_ingest.TOPOLOGIES["cluster"], selection, cfg.work, es_heap=cfg.es_heap,
+                sample_s=cfg.sample_s, deadline=deadline, measure=measure,
+                finish=finish_cluster, warm_from=warm_from,
+            )  # fmt: skip
+        elif stage == "vectors":
+            if _state(cfg, "vectors", selection.id):
+                print("scale: vectors: measured already (delete its state to measure again)")
+            elif not vectors_file.exists():
+                print("scale: vectors: the single stage has not saved the vectors yet", flush=True)
+            else:
+                settings, _ = bench_settings(growth_ingest.DB, 1, growth_ingest.PREFIX)
+                found = await growth_search.vector_options(
+                    settings, cfg.work / "stacks" / "vectors", vectors_file, selection.queries,
+                    cfg.es_heap,
+                )  # fmt: skip
+                _save_state(cfg, "vectors", {**found, "selection": selection.id})
+        elif stage == "runs":
+            done = _state(cfg, "runs")
+            if done and done.get("runs") == cfg.runs:
+                print("scale: runs: measured already (delete its state to measure again)")
+            else:
+                found = await growth_runs.runs_stage(
+                    cfg.work, runs=cfg.runs, distinct=cfg.run_texts, rounds=cfg.rounds,
+                    es_heap=cfg.es_heap,
+                )  # fmt: skip
+                _save_state(cfg, "runs", found)
+        timings = _state(cfg, "timings") or {}
+        timings[stage] = round(time.monotonic() - stage_started, 1)
+        _save_state(cfg, "timings", timings)
+        save_results(cfg, selection, machine)
+
+
+def save_results(cfg: Config, selection: corpus.Selection, machine: dict[str, Any]) -> None:
+    """results.json's ``scale`` section, rewritten from every stage's saved state."""
+    states = {
+        name: state
+        for name in ("single", "cluster", "vectors")
+        if (state := _state(cfg, name, selection.id))
+    }
+    if runs := _state(cfg, "runs"):
+        states["runs"] = runs
+    info = {
+        "packages": selection.packages,
+        "documents": selection.documents,
+        "chunks_counted": selection.chunks,
+        "queries": len(selection.queries),
+        "query_examples": selection.queries[:6],
+        "selection": selection.id,
+        "max_chunks_asked": cfg.max_chunks,
+        "es_heap": cfg.es_heap,
+        "stage_seconds": _state(cfg, "timings") or {},
+        **machine,
+    }
+    report.save("scale", figures(states, info), {"how": how(cfg)})
+
+
+def how(cfg: Config) -> str:
+    from bench import growth_ingest, growth_runs, growth_search
+
+    parts = [corpus.__doc__, growth_ingest.__doc__, growth_search.__doc__, growth_runs.__doc__]
+    text = "\n\n".join(" ".join((p or "").split()) for p in parts)
+    return (
+        f"{' '.join((__doc__ or '').split('Stages', 1)[0].split())} Elasticsearch heap "
+        f"{cfg.es_heap} per node on both topologies (the stack's default 512m is tight for "
+        f"150,000 chunks with their vectors). {text}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--stages", help=f"comma-separated, of {','.join(STAGES)} (all by default)")
+    args = parser.parse_args()
+    env = dict(os.environ)
+    if args.stages:
+        env["SCALE_STAGES"] = args.stages
+    asyncio.run(run_stages(Config.from_env(env)))
+
+
+if __name__ == "__main__":
+    main()
