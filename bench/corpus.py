@@ -19,6 +19,9 @@ of their path), so every slice of the corpus mixes all packages. Queries come fr
 documents held out of the corpus, the first usable ones in that order: a manual page's
 one-line description (``ls - list directory contents`` gives "list directory contents"),
 a page's title otherwise (without its site suffix and section number).
+
+It stays one module past 400 lines: fetching, rendering, counting and choosing are the
+steps of one corpus, sharing its ``Doc`` records and its order.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ its embedding cache (Redis, a database of its own); those entries are saved afte
 portion, so that the cluster can ingest the corpus beyond its first SCALE_CLUSTER_COLD_CHUNKS
 chunks from vectors already computed (cache hits, as a reindex would), its Elasticsearch
 doing the same work as when it embeds them itself.
+
+It stays one module past 400 lines: the stack, its processes, the readings and the
+checkpoint are one topology's run, sharing its context.
 """
 
 from __future__ import annotations
