@@ -59,8 +59,10 @@ PACKAGES: tuple[tuple[str, str, str], ...] = (
 _NOT_TEXT = re.compile(r"(^|/)(_sources|_static|_images|_downloads)/|(^|/)(genindex|search|"
                        r"py-modindex|bookindex)[^/]*\.html$")  # fmt: skip
 _MAN_PAGE = re.compile(r"^man[0-9n][^/]*/[^/]+\.gz$")  # English pages only: man1/ls.1.gz
-_TITLE_SUFFIX = re.compile(r"\s+[\u2014-]\s+(The Linux Kernel documentation|Python [\d.]+ "
-                           r"documentation)$")  # fmt: skip
+_TITLE_SUFFIX = re.compile(
+    r"\s+(?:[\u2014|-]\s+The Linux Kernel documentation|[\u2014-]\s+Python [\d.]+ documentation"
+    r"|\|\s+Node\.js v[\d.]+ Documentation)$"
+)
 _SECTION_NUMBER = re.compile(r"^(?:[A-Z]\.|\d+\.)(?:\d+\.)*\s+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*")
 
@@ -89,14 +91,15 @@ def is_alias(page: bytes) -> bool:
 
 def clean_html(data: bytes) -> bytes:
     """The page's title and main text: its main element where the site's layout has one,
-    else the body without DocBook's navigation bars; headings' permalink marks and
-    mandoc's header and footer lines dropped."""
+    else the body without DocBook's navigation bars or SQLite's menus; headings' permalink
+    marks and mandoc's header and footer lines dropped."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(data, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for junk in [
-        *soup.find_all("div", class_=["navheader", "navfooter"]),
+        # DocBook's navigation bars; what SQLite's own search leaves out (its menus).
+        *soup.find_all("div", class_=["navheader", "navfooter", "nosearch"]),
         *soup.find_all("table", class_=["head", "foot"]),
         *soup.find_all("a", class_="headerlink"),
     ]:
@@ -233,6 +236,8 @@ class Selection:
     queries: list[str]
     packages: dict[str, str]
     documents: int
+    # package -> documents and chunks it has (as counted), and those chosen
+    composition: dict[str, dict[str, int]]
 
     @property
     def chunks(self) -> int:
@@ -314,7 +319,9 @@ def render(work: Path) -> None:
             if not data.strip():
                 continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(clean_html(data))
+        partial = target.with_suffix(".partial")  # a page is there whole or not at all
+        partial.write_bytes(clean_html(data))
+        partial.rename(target)
         done += 1
     print(f"corpus: {done} pages rendered", flush=True)
 
@@ -413,6 +420,12 @@ def selection(
     chosen = select(rest, max_chunks)
     portions = split(chosen, boundaries(max_chunks, points, step))
     digest, folders = lay_out(work, portions)
+    composition: dict[str, dict[str, int]] = {}
+    for group, docs_of in (("available", docs), ("chosen", chosen)):
+        for d in docs_of:
+            row = composition.setdefault(d.package, {})
+            row[f"{group}_documents"] = row.get(f"{group}_documents", 0) + 1
+            row[f"{group}_chunks"] = row.get(f"{group}_chunks", 0) + d.chunks
     return Selection(
         id=digest,
         folders=folders,
@@ -421,6 +434,7 @@ def selection(
         queries=taken,
         packages=packages,
         documents=len(chosen),
+        composition=composition,
     )
 
 

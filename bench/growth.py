@@ -251,6 +251,7 @@ def save_results(cfg: Config, selection: corpus.Selection, machine: dict[str, An
         states["runs"] = runs
     info = {
         "packages": selection.packages,
+        "composition": selection.composition,
         "documents": selection.documents,
         "chunks_counted": selection.chunks,
         "queries": len(selection.queries),

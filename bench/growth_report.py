@@ -34,6 +34,24 @@ def _latency(r: dict[str, Any], mode: str) -> str:
     )
 
 
+def _corpus(c: dict[str, Any]) -> list[str]:
+    composition = c.get("composition") or {}
+    if not composition:
+        return []
+    lines = [
+        "| package | version | documents used / there | chunks used / there |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, version in c.get("packages", {}).items():
+        row = composition.get(name, {})
+        lines.append(
+            f"| {name} | {version} | {row.get('chosen_documents', 0):,} / "
+            f"{row.get('available_documents', 0):,} | {row.get('chosen_chunks', 0):,} / "
+            f"{row.get('available_chunks', 0):,} |"
+        )
+    return [*lines, ""]
+
+
 def _search(s: dict[str, Any]) -> list[str]:
     lines = [
         "### Search as the corpus grows",
@@ -189,13 +207,13 @@ def section(results: dict[str, Any]) -> list[str]:
     if not s:
         return []
     c = s.get("corpus", {})
-    packages = ", ".join(f"{name} {version}" for name, version in c.get("packages", {}).items())
     lines = [
         f"## Scale: costs as the corpus grows (to {s.get('max_chunks', 0):,} chunks)",
         "",
         (
             f"{c.get('documents', 0):,} documents ({c.get('chunks_counted', 0):,} chunks as "
-            f"counted) from Debian's {packages}. {c.get('queries', 0)} queries held out, e.g. "
+            f"MyAIServ's chunker counts them) from Debian's packages (below). "
+            f"{c.get('queries', 0)} queries held out, e.g. "
             + "; ".join(f"\u201c{q}\u201d" for q in c.get("query_examples", [])[:4])
             + ". Headline keys (`scale.<size>.*`, `scale.ingest_chunks_per_s`, ...) come from "
             f"the {s.get('headline_topology', 'single')} topology; Elasticsearch heap "
@@ -203,6 +221,7 @@ def section(results: dict[str, Any]) -> list[str]:
         ),
         "",
     ]
+    lines += _corpus(c)
     lines += _search(s)
     lines += _ingest(s)
     lines += _costs(s)

@@ -72,5 +72,7 @@ STATES: dict[str, dict[str, Any]] = {
     },
 }  # fmt: skip
 CORPUS = {"packages": {"linux-doc-6.1": "6.1.1", "manpages": "6.03"}, "documents": 2000,
+          "composition": {"manpages": {"available_documents": 900, "available_chunks": 9000,
+                                       "chosen_documents": 400, "chosen_chunks": 4000}},
           "chunks_counted": 40000, "queries": 30, "query_examples": ["list directory contents"],
           "es_heap": "1g", "stage_seconds": {"single": 1800.0}}  # fmt: skip

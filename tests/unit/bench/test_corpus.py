@@ -39,6 +39,12 @@ def test_a_page_keeps_its_title_and_main_text_only() -> None:
     assert "Drivers probe devices." in cleaned
     assert "Every page of the manual" not in cleaned and "\u00b6" not in cleaned
 
+    sqlite = b"""<html><head><title>SELECT</title></head><body>
+    <div class=nosearch><div class="menu mainmenu">Home About Download</div></div>
+    <div class=fancy><h1>Overview</h1><p>The SELECT statement queries.</p></div></body></html>"""
+    cleaned = clean_html(sqlite).decode()
+    assert "The SELECT statement queries." in cleaned and "Download" not in cleaned
+
     docbook = b"""<html><head><title>SELECT</title></head><body>
     <div class="navheader">Prev Up Next</div><p>Retrieve rows.</p>
     <div class="navfooter">Prev Home Next</div></body></html>"""

@@ -19,6 +19,7 @@ def test_the_report_section_gives_the_corpus_size_in_each_row(tmp_path: Path) ->
     assert len(rows) == 3 * 2 + 2 + 2  # search by size, then ingest and costs per topology
     assert all(any(f"{n:,}" in row for n in (2010, 20100, 40000)) for row in rows)
     assert "| `int8_hnsw` |" in text and "### Runs search with 100,000 runs" in text
+    assert "| manpages | 6.03 | 400 / 900 | 4,000 / 9,000 |" in text
     assert "How: Ingest." in text
     assert "Scale:" not in report.render({})
     written = {p.name for p in plots.render(results, tmp_path)}
