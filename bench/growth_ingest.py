@@ -356,8 +356,13 @@ def store(folder: Path, env: dict[str, str], log: Path) -> tuple[dict[str, Any],
         if proc.returncode:
             raise RuntimeError(f"myaiserv ingest exited {proc.returncode}: see {log}")
         out.seek(0)
-        lines = out.read().decode().strip().splitlines()
-    return (json.loads(lines[-1]) if lines else {}), usage
+        lines = out.read().decode().splitlines()
+    for line in reversed(lines):  # the summary is the last JSON object with "documents"
+        with contextlib.suppress(ValueError):
+            summary = json.loads(line)
+            if isinstance(summary, dict) and "documents" in summary:
+                return summary, usage
+    raise RuntimeError(f"myaiserv ingest printed no summary: see {log}")
 
 
 async def run_topology(

@@ -133,26 +133,39 @@ def _ingest(s: dict[str, Any]) -> list[str]:
     return [*lines, "", *_plot("scale_ingest")]
 
 
+def _per_100k(bytes_per_chunk: Any) -> str:
+    return _num(bytes_per_chunk * 100_000 / 2**20, "{:,.0f}") if bytes_per_chunk else "-"
+
+
 def _costs(s: dict[str, Any]) -> list[str]:
     lines = [
         "### Elasticsearch and process costs",
         "",
         (
-            "| topology | chunks | disk, bytes per chunk (all copies / primaries) | heap, bytes "
-            "per chunk (slope of the floor) | heap floor, MB, by size | Elasticsearch CPU s per "
-            "chunk | indexer CPU s per chunk (end to end) | storing CPU s per chunk |"
+            "Per chunk, and in MB per 100,000 chunks. Disk: the documents index's store at the "
+            "largest size. Heap: the slope of the heap's floor (the least of 15 readings a "
+            "second apart after each portion, all nodes) against the chunks. CPU: the "
+            "processes' own user + system time over the whole ingest."
         ),
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "",
+        (
+            "| topology | chunks | disk, all copies: bytes per chunk (MB per 100k) | disk, "
+            "primaries | heap: bytes per chunk (MB per 100k) | heap floor MB, by chunks | "
+            "Elasticsearch CPU s per chunk | indexer CPU s per chunk (end to end) | storing "
+            "CPU s per chunk |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, label in TOPOLOGIES.items():
         t = s.get(name)
         if not t:
             continue
         floors = ", ".join(f"{c:,}: {h / 2**20:.0f}" for c, h in t.get("es_heap_floor_bytes", []))
+        disk, primary = t["es_disk_bytes_per_chunk"], t["es_disk_primary_bytes_per_chunk"]
+        heap = t.get("es_heap_bytes_per_chunk")
         lines.append(
-            f"| {label} | {t['chunks']:,} | {t['es_disk_bytes_per_chunk']:,.0f} / "
-            f"{t['es_disk_primary_bytes_per_chunk']:,.0f} | "
-            f"{_num(t.get('es_heap_bytes_per_chunk'), '{:,.0f}')} | {floors} | "
+            f"| {label} | {t['chunks']:,} | {disk:,.0f} ({_per_100k(disk)}) | {primary:,.0f} "
+            f"({_per_100k(primary)}) | {_num(heap, '{:,.0f}')} ({_per_100k(heap)}) | {floors} | "
             f"{t['es_index_cpu_s_per_chunk']:.4f} | {t['indexer_cpu_s_per_chunk']:.4f} | "
             f"{t['storer_cpu_s_per_chunk']:.4f} |"
         )
