@@ -164,6 +164,9 @@ async def run_stages(cfg: Config) -> None:
           f"chunks counted, {len(selection.folders)} portions, searches after portions "
           f"{selection.points}, {len(selection.queries)} queries", flush=True)  # fmt: skip
     vectors_file = cfg.work / "state" / f"vectors-{selection.id}.npz"
+    # What the searches at one size take, roughly: an API start, then five kinds of
+    # request per query and round at about 0.1 s each on this machine.
+    point_s = 60 + cfg.rounds * len(selection.queries) * 5 * 0.1
 
     async def measure(ctx: growth_ingest.Context, nominal: int) -> None:
         print(f"scale: {ctx.topology.name}: searches at {nominal}", flush=True)
@@ -175,7 +178,7 @@ async def run_stages(cfg: Config) -> None:
             chunks=last["chunks"],
             es_disk_bytes=last["disk_bytes"],
             es_disk_primary_bytes=last["disk_primary_bytes"],
-            es_heap_floor_bytes=last["heap_floor_bytes"],
+            es_live_heap_bytes=last["live_heap_bytes"],
         )
         ctx.state["points"][str(nominal)] = found
 
@@ -198,7 +201,8 @@ async def run_stages(cfg: Config) -> None:
         if stage == "single":
             await growth_ingest.run_topology(
                 growth_ingest.TOPOLOGIES["single"], selection, cfg.work, es_heap=cfg.es_heap,
-                sample_s=cfg.sample_s, deadline=deadline, measure=measure, finish=finish_single,
+                sample_s=cfg.sample_s, deadline=deadline, point_s=point_s, measure=measure,
+                finish=finish_single,
             )  # fmt: skip
         elif stage == "cluster":
             warm_from = None
@@ -209,7 +213,7 @@ async def run_stages(cfg: Config) -> None:
                       "cached: every chunk is embedded", flush=True)  # fmt: skip
             await growth_ingest.run_topology(
                 growth_ingest.TOPOLOGIES["cluster"], selection, cfg.work, es_heap=cfg.es_heap,
-                sample_s=cfg.sample_s, deadline=deadline, measure=measure,
+                sample_s=cfg.sample_s, deadline=deadline, point_s=point_s, measure=measure,
                 finish=finish_cluster, warm_from=warm_from,
             )  # fmt: skip
         elif stage == "vectors":

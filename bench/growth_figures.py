@@ -93,10 +93,13 @@ def topology_figures(state: dict[str, Any]) -> dict[str, Any]:
     last = portions[-1]
     chunks = last["chunks"]
     cold_samples = [s for p in cold for s in p["samples"]]
-    windows = throughput(cold_samples)
+    # 60 s windows; a short (small) run gets windows of a twentieth of it, 10 s at least.
+    clock = state.get("clock_s", 0.0)
+    width = 60.0 if clock >= 1200 else max(10.0, clock / 20)
+    windows = throughput(cold_samples, width)
     rates = [w[1] for w in windows]
     quarters = quarter_rates(cold_samples)
-    heap = [(p["chunks"], p["heap_floor_bytes"]) for p in portions]
+    heap = [(p["chunks"], p["live_heap_bytes"]) for p in portions]
     heap_slope = slope([(float(c), float(h)) for c, h in heap])
     backlog = max(portions, key=lambda p: p["backlog_s"])
     cold_chunks = sum(p["new_chunks"] for p in cold)
@@ -125,14 +128,15 @@ def topology_figures(state: dict[str, Any]) -> dict[str, Any]:
         "es_disk_primary_bytes": last["disk_primary_bytes"],
         "es_disk_bytes_per_chunk": _per_chunk(last["disk_bytes"], chunks, 1),
         "es_disk_primary_bytes_per_chunk": _per_chunk(last["disk_primary_bytes"], chunks, 1),
-        "es_heap_floor_bytes": [[c, h] for c, h in heap],
+        "es_live_heap_bytes": [[c, h] for c, h in heap],
         "es_heap_bytes_per_chunk": round(heap_slope, 1) if heap_slope is not None else None,
         "indexer_peak_rss_mb": state.get("indexer_peak_rss_mb"),
         "storer_peak_rss_mb": max(p["storer_peak_rss_mb"] for p in portions),
         "portions": [{k: p[k] for k in PORTION_KEYS} for p in portions],
         # [ingest clock s, chunks/s over the window before it, 0 end to end / 1 cached]
         "throughput": [[t, r, 0] for t, r in windows]
-        + [[t, r, 1] for t, r in throughput([s for p in warm for s in p["samples"]])],
+        + [[t, r, 1] for t, r in throughput([s for p in warm for s in p["samples"]], width)],
+        "throughput_window_s": round(width, 1),
     }
     if warm:
         out["ingest_cached_chunks_per_s"] = _rate(warm)

@@ -8,8 +8,8 @@ the document service, outbox rows) while one `myaiserv indexer run` process, as 
 drains the outbox (chunk, embed, bulk-write, refresh, settle); the portion is searchable
 when its outbox rows are all settled. Every SAMPLE_S seconds the chunks searchable, the
 outbox backlog, Elasticsearch's heap and the indexer's resident set are sampled; after the
-portion, Elasticsearch's CPU (its own processes), the index's size on disk and the heap's
-floor (the least of 15 readings a second apart). The ingest clock runs only while a
+portion, Elasticsearch's CPU (its own processes), the index's size on disk and its live
+heap (in use right after a full collection, forced). The ingest clock runs only while a
 portion is being ingested, so searches measured between portions are not counted in it.
 
 The state (every figure so far) is kept in the work folder after each portion: a stage
@@ -59,6 +59,8 @@ from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.db.models import DeadLetter, OutboxEvent
 from myaiserv.evaluation.harness import free_port, spawn, stop, tenant_key
 from myaiserv.search.client import create_es_client
+from myaiserv.stack.elasticsearch import find_java_home
+from myaiserv.stack.process import service_user
 
 DB = "myaiserv_bench_scale"
 PREFIX = "benchscale"
@@ -206,12 +208,19 @@ class Context:
         stats = await self.es.nodes.stats(metric="jvm")
         return sum(int(n["jvm"]["mem"]["heap_used_in_bytes"]) for n in stats["nodes"].values())
 
-    async def heap_floor(self, readings: int = 15) -> int:
-        values = []
-        for _ in range(readings):
-            values.append(await self.heap_bytes())
-            await asyncio.sleep(1)
-        return min(values)
+    async def live_heap(self) -> int:
+        """Elasticsearch's live heap, all nodes: each node's heap in use right after a full
+        collection, forced with `jcmd <pid> GC.class_histogram` (run as the nodes' user;
+        ``GC.run`` would only start a concurrent cycle). Without a collection, the heap in
+        use says more about when the collector last ran than about what the index holds."""
+        jcmd = str(find_java_home() / "bin" / "jcmd")
+        for pid in es_pids(self.config):
+            await asyncio.to_thread(
+                subprocess.run, [jcmd, str(pid), "GC.class_histogram"], capture_output=True,
+                check=True, **service_user().popen_kwargs(),
+            )  # fmt: skip
+        await asyncio.sleep(1)
+        return await self.heap_bytes()
 
     async def disk(self) -> tuple[int, int]:
         """(primaries, all copies): the documents index's store size in bytes."""
@@ -328,7 +337,8 @@ class Context:
             "indexer_cpu_s": round(cpu_seconds(self.indexer.pid) - indexer_cpu_before, 1),
             "storer_cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
             "storer_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "heap_floor_bytes": await self.heap_floor(),
+            "heap_before_gc_bytes": await self.heap_bytes(),
+            "live_heap_bytes": await self.live_heap(),
             "disk_primary_bytes": primary,
             "disk_bytes": total,
             "dead_letters": await self.dead_letters(),
@@ -373,15 +383,17 @@ async def run_topology(
     es_heap: str,
     sample_s: float,
     deadline: float | None,
+    point_s: float,
     measure: Callable[[Context, int], Awaitable[None]],
     finish: Callable[[Context], Awaitable[None]],
     warm_from: int | None = None,
 ) -> dict[str, Any]:
     """Ingest what is left of ``selection`` on ``topology`` (from its checkpoint), calling
     ``measure(context, nominal size)`` after each portion that reaches a measuring point and
-    ``finish(context)`` after the last; stops between portions past ``deadline`` (a
-    monotonic time). Portions from ``warm_from`` on are ingested with the single node's
-    cached vectors loaded first (None: all cold). Returns the state."""
+    ``finish(context)`` after the last; stops before a portion that would not end (with its
+    searches, ``point_s`` seconds) by ``deadline`` (a monotonic time). Portions from
+    ``warm_from`` on are ingested with the single node's cached vectors loaded first (None:
+    all cold). Returns the state."""
     ctx = Context(topology, selection, work, sample_s)
     if ctx.state["complete"]:
         print(f"scale: {topology.name} is complete (its state: {ctx.state_path})", flush=True)
@@ -391,7 +403,7 @@ async def run_topology(
         for index in range(len(ctx.state["portions"]), len(selection.folders)):
             expected = selection.portion_chunks[index]
             point = selection.points.get(index)
-            extra = 600 if point else 0
+            extra = point_s if point else 0
             if not fits(
                 time.monotonic(), deadline, expected, rate_so_far(ctx.state["portions"]), extra
             ):

@@ -143,14 +143,14 @@ def _costs(s: dict[str, Any]) -> list[str]:
         "",
         (
             "Per chunk, and in MB per 100,000 chunks. Disk: the documents index's store at the "
-            "largest size. Heap: the slope of the heap's floor (the least of 15 readings a "
-            "second apart after each portion, all nodes) against the chunks. CPU: the "
+            "largest size. Heap: the slope, against the chunks, of the live heap after each "
+            "portion (all nodes, in use right after a full collection forced with jcmd). CPU: the "
             "processes' own user + system time over the whole ingest."
         ),
         "",
         (
             "| topology | chunks | disk, all copies: bytes per chunk (MB per 100k) | disk, "
-            "primaries | heap: bytes per chunk (MB per 100k) | heap floor MB, by chunks | "
+            "primaries | heap: bytes per chunk (MB per 100k) | live heap MB, by chunks | "
             "Elasticsearch CPU s per chunk | indexer CPU s per chunk (end to end) | storing "
             "CPU s per chunk |"
         ),
@@ -160,12 +160,12 @@ def _costs(s: dict[str, Any]) -> list[str]:
         t = s.get(name)
         if not t:
             continue
-        floors = ", ".join(f"{c:,}: {h / 2**20:.0f}" for c, h in t.get("es_heap_floor_bytes", []))
+        live = ", ".join(f"{c:,}: {h / 2**20:.0f}" for c, h in t.get("es_live_heap_bytes", []))
         disk, primary = t["es_disk_bytes_per_chunk"], t["es_disk_primary_bytes_per_chunk"]
         heap = t.get("es_heap_bytes_per_chunk")
         lines.append(
             f"| {label} | {t['chunks']:,} | {disk:,.0f} ({_per_100k(disk)}) | {primary:,.0f} "
-            f"({_per_100k(primary)}) | {_num(heap, '{:,.0f}')} ({_per_100k(heap)}) | {floors} | "
+            f"({_per_100k(primary)}) | {_num(heap, '{:,.0f}')} ({_per_100k(heap)}) | {live} | "
             f"{t['es_index_cpu_s_per_chunk']:.4f} | {t['indexer_cpu_s_per_chunk']:.4f} | "
             f"{t['storer_cpu_s_per_chunk']:.4f} |"
         )

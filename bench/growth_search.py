@@ -15,6 +15,7 @@ the spread is the lowest and highest per-round p50.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -230,5 +231,6 @@ async def vector_options(
     finally:
         await es.close()
         private_stack_down(folder)
+        shutil.rmtree(folder, ignore_errors=True)
     figures["default"] = settings.es.vector_index_type
     return figures

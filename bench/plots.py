@@ -188,6 +188,7 @@ def contexts(results: dict[str, Any], ax: Any) -> bool:
 
 
 TOPOLOGY_STYLES = {"single": "-", "cluster": "--"}
+TOPOLOGY_COLOURS = {"single": OURS, "cluster": "#ff7f0e"}
 SCALE_MODES = {"bm25": "#2ca02c", "vector": "#d62728", "hybrid": OURS, "cached": "#9467bd",
                "direct": LIMIT}  # fmt: skip
 
@@ -232,21 +233,22 @@ def scale_cost(results: dict[str, Any], axes: Any) -> bool:
             continue
         drawn = True
         xs = [r["chunks"] for r in rows]
+        colour = TOPOLOGY_COLOURS[topology]
         axes[0].plot(xs, [r["es_disk_bytes"] / 2**20 for r in rows], style, marker="o",
-                     color=OURS, label=f"{topology}, all copies")  # fmt: skip
-        heap = t.get("es_heap_floor_bytes") or []
+                     color=colour, label=f"{topology}, all copies")  # fmt: skip
+        heap = t.get("es_live_heap_bytes") or []
         axes[1].plot([c for c, _ in heap], [h / 2**20 for _, h in heap], style, marker=".",
-                     color=OURS, label=topology)  # fmt: skip
+                     color=colour, label=topology)  # fmt: skip
         axes[2].plot(xs, [r["api_peak_rss_mb"] for r in rows], style, marker="o",
-                     color=OURS, label=f"API, {topology}")  # fmt: skip
+                     color=colour, label=f"API, {topology}")  # fmt: skip
         if t.get("indexer_peak_rss_mb"):
-            axes[2].axhline(t["indexer_peak_rss_mb"], linestyle=style, color=LIMIT,
+            axes[2].axhline(t["indexer_peak_rss_mb"], linestyle=style, color=colour, alpha=0.5,
                             label=f"indexer (whole run), {topology}")  # fmt: skip
     if not drawn:
         return False
     for ax, title, unit in (
         (axes[0], "Index on disk", "MB"),
-        (axes[1], "Elasticsearch heap floor (all nodes)", "MB"),
+        (axes[1], "Elasticsearch live heap (all nodes)", "MB"),
         (axes[2], "Peak RSS (own VmHWM)", "MB"),
     ):
         ax.set_title(title, fontsize=9)
@@ -257,22 +259,24 @@ def scale_cost(results: dict[str, Any], axes: Any) -> bool:
 
 
 def scale_ingest(results: dict[str, Any], ax: Any) -> bool:
-    """Ingest throughput over the ingest clock (portions back to back, searches left out)."""
+    """Ingest throughput over the ingest clock (portions back to back, searches left out):
+    end to end solid, from cached vectors dotted."""
     drawn = False
-    for topology, style in TOPOLOGY_STYLES.items():
-        windows = get(results, f"scale.{topology}.throughput") or []
-        for phase, label in ((0, "end to end"), (1, "cached vectors")):
-            points = [(t / 60, r) for t, r, ph in windows if ph == phase]
+    for topology, colour in TOPOLOGY_COLOURS.items():
+        t = get(results, f"scale.{topology}") or {}
+        for phase, label, style in ((0, "end to end", "-"), (1, "cached vectors", ":")):
+            points = [(c / 60, r) for c, r, ph in t.get("throughput") or [] if ph == phase]
             if points:
                 xs, ys = zip(*points, strict=True)
-                colour = OURS if phase == 0 else "#9467bd"
-                ax.plot(xs, ys, style, color=colour, linewidth=1, label=f"{topology}, {label}")
+                ax.plot(xs, ys, style, marker=".", markersize=3, color=colour, linewidth=1,
+                        label=f"{topology}, {label}")  # fmt: skip
                 drawn = True
     if not drawn:
         return False
     ax.set_ylim(bottom=0)
     ax.set_xlabel("minutes of ingest")
-    ax.set_ylabel("chunks/s (60 s windows)")
+    window = get(results, "scale.single.throughput_window_s") or 60
+    ax.set_ylabel(f"chunks/s ({window:g} s windows)")
     ax.legend(fontsize=7)
     ax.set_title("Ingest throughput over the whole run")
     return True

@@ -19,7 +19,7 @@ def portion(index: int, chunks: int, new: int, start: float, phase: str = "cold"
         "chunks_expected": new, "chunks": chunks, "new_chunks": new,
         "store_s": 5.0, "searchable_s": seconds, "backlog_s": seconds - 5,
         "es_cpu_s": new * 0.004, "indexer_cpu_s": new * 0.07, "storer_cpu_s": new * 0.001,
-        "storer_peak_rss_mb": 400.0, "heap_floor_bytes": 200 * 2**20 + chunks * 100,
+        "storer_peak_rss_mb": 400.0, "live_heap_bytes": 200 * 2**20 + chunks * 100,
         "disk_primary_bytes": chunks * 6000,
         "disk_bytes": chunks * 6000 * (2 if phase == "warm" else 1),
         "dead_letters": 0,
@@ -30,7 +30,7 @@ def portion(index: int, chunks: int, new: int, start: float, phase: str = "cold"
 def point(chunks: int) -> dict[str, Any]:
     figures = {"chunks": chunks, "api_peak_rss_mb": 350.0, "queries": 30, "rounds": 2,
                "es_disk_bytes": chunks * 6000, "es_disk_primary_bytes": chunks * 6000,
-               "es_heap_floor_bytes": 2**28}  # fmt: skip
+               "es_live_heap_bytes": 2**28}  # fmt: skip
     for mode, ms in (("bm25", 8), ("vector", 20), ("hybrid", 45), ("cached", 3), ("direct", 35)):
         figures |= {f"{mode}_p50_ms": ms, f"{mode}_p99_ms": 2 * ms,
                     f"{mode}_p50_min_ms": ms - 1, f"{mode}_p50_max_ms": ms + 1}  # fmt: skip

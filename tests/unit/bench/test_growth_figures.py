@@ -27,7 +27,7 @@ def test_throughput_over_windows_and_quarters_of_the_chunks() -> None:
     assert g.quarter_rates(steady[:1]) == []
 
 
-def test_the_heap_per_chunk_is_the_slope_of_its_floor() -> None:
+def test_the_heap_per_chunk_is_the_slope_of_the_live_heap() -> None:
     assert g.slope([(0.0, 100.0), (10.0, 120.0), (20.0, 140.0)]) == pytest.approx(2.0)
     assert g.slope([(5.0, 1.0)]) is None
 
