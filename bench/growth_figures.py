@@ -10,24 +10,32 @@ import itertools
 import statistics
 from typing import Any
 
+# Sample columns: [ingest clock s, chunks searchable, outbox rows, heap MB, indexer RSS MB,
+# chunks embedded, chunks written]
+SEARCHABLE, EMBEDDED, WRITTEN = 1, 5, 6
 
-def throughput(samples: list[list[float]], width_s: float = 60.0) -> list[list[float]]:
-    """[[ingest clock at the window's end, chunks/s over the window], ...]: the samples
-    ``[clock_s, chunks, ...]`` in windows of at least ``width_s``."""
+
+def throughput(
+    samples: list[list[float]], width_s: float = 60.0, column: int = SEARCHABLE
+) -> list[list[float]]:
+    """[[ingest clock at the window's end, chunks/s over the window], ...]: the samples'
+    ``column`` (a count of chunks) over windows of at least ``width_s``."""
     out: list[list[float]] = []
     if not samples:
         return out
     start = samples[0]
     for sample in samples[1:]:
         if sample[0] - start[0] >= width_s:
-            out.append([sample[0], round((sample[1] - start[1]) / (sample[0] - start[0]), 2)])
+            rate = (sample[column] - start[column]) / (sample[0] - start[0])
+            out.append([sample[0], round(rate, 2)])
             start = sample
     return out
 
 
-def quarter_rates(samples: list[list[float]]) -> list[float]:
-    """Chunks/s over each quarter of the chunks ingested in ``samples`` (the time each
-    quarter's last chunk became searchable, interpolated between samples)."""
+def quarter_rates(samples: list[list[float]], column: int = SEARCHABLE) -> list[float]:
+    """Chunks/s over each quarter of the chunks counted in the samples' ``column`` (the
+    time each quarter's last chunk was reached, interpolated between samples)."""
+    samples = [[s[0], s[column]] for s in samples]
     if len(samples) < 2 or samples[-1][1] <= samples[0][1]:
         return []
     first, total = samples[0][1], samples[-1][1] - samples[0][1]
@@ -96,9 +104,11 @@ def topology_figures(state: dict[str, Any]) -> dict[str, Any]:
     # 60 s windows; a short (small) run gets windows of a twentieth of it, 10 s at least.
     clock = state.get("clock_s", 0.0)
     width = 60.0 if clock >= 1200 else max(10.0, clock / 20)
-    windows = throughput(cold_samples, width)
+    # Progress over time: embedded chunks where the model embeds them (they become
+    # searchable a batch at a time), written ones where the vectors come from the cache.
+    windows = throughput(cold_samples, width, EMBEDDED)
     rates = [w[1] for w in windows]
-    quarters = quarter_rates(cold_samples)
+    quarters = quarter_rates(cold_samples, EMBEDDED)
     heap = [(p["chunks"], p["live_heap_bytes"]) for p in portions]
     heap_slope = slope([(float(c), float(h)) for c, h in heap])
     backlog = max(portions, key=lambda p: p["backlog_s"])
@@ -135,7 +145,10 @@ def topology_figures(state: dict[str, Any]) -> dict[str, Any]:
         "portions": [{k: p[k] for k in PORTION_KEYS} for p in portions],
         # [ingest clock s, chunks/s over the window before it, 0 end to end / 1 cached]
         "throughput": [[t, r, 0] for t, r in windows]
-        + [[t, r, 1] for t, r in throughput([s for p in warm for s in p["samples"]], width)],
+        + [
+            [t, r, 1]
+            for t, r in throughput([s for p in warm for s in p["samples"]], width, WRITTEN)
+        ],
         "throughput_window_s": round(width, 1),
     }
     if warm:

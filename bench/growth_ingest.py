@@ -7,7 +7,10 @@ Each portion is stored by `myaiserv ingest --tenant scale --no-index FOLDER` (ex
 the document service, outbox rows) while one `myaiserv indexer run` process, as deployed,
 drains the outbox (chunk, embed, bulk-write, refresh, settle); the portion is searchable
 when its outbox rows are all settled. Every SAMPLE_S seconds the chunks searchable, the
-outbox backlog, Elasticsearch's heap and the indexer's resident set are sampled; after the
+chunks the indexer's model has embedded (its own counter), the chunks written into the
+index, the outbox backlog, Elasticsearch's heap and the indexer's resident set are
+sampled (the indexer makes a whole batch of up to 512 documents searchable at once, so
+progress over time is read from the embedded and written counts); after the
 portion, Elasticsearch's CPU (its own processes), the index's size on disk and its live
 heap (in use right after a full collection, forced). The ingest clock runs only while a
 portion is being ingested, so searches measured between portions are not counted in it.
@@ -40,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -150,7 +154,8 @@ class Context:
         self.redis = Redis.from_url(self.indexer_settings.redis_url)
         await self.redis.config_set("maxmemory", REDIS_MAXMEMORY)
         self.logs.mkdir(parents=True, exist_ok=True)
-        env = {**self.indexer_env, "MYAISERV_INDEXING__METRICS_PORT": str(free_port())}
+        self.metrics_port = free_port()
+        env = {**self.indexer_env, "MYAISERV_INDEXING__METRICS_PORT": str(self.metrics_port)}
         self.indexer = spawn(["indexer", "run"], env)
 
     def _settings(self, redis_db: int) -> tuple[Settings, dict[str, str]]:
@@ -277,14 +282,38 @@ class Context:
 
     # -- one portion -----------------------------------------------------------------
 
-    async def reading(self, clock_s: float) -> list[float]:
-        """One sample: [ingest clock, chunks searchable, outbox rows, heap MB, indexer RSS MB]."""
+    async def embedded(self) -> float:
+        """Texts the indexer's model has embedded so far (its own counter, on its /metrics;
+        it moves every 64 texts, where the chunks searchable move a whole batch at once)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                text = (await http.get(url)).text
+        except httpx.HTTPError:
+            return 0.0
+        for line in text.splitlines():
+            if line.startswith("myaiserv_embedding_items_total "):
+                return float(line.split()[1])
+        return 0.0
+
+    async def written(self) -> int:
+        """Chunks bulk-written into the documents index so far (primaries, before refresh)."""
+        stats = await self.es.indices.stats(index=self.alias, metric="indexing")
+        return int(stats["_all"]["primaries"]["indexing"]["index_total"])
+
+    async def reading(self, clock_s: float, base: tuple[int, float, int]) -> list[float]:
+        """One sample: [ingest clock, chunks searchable, outbox rows, heap MB, indexer RSS
+        MB, chunks embedded, chunks written]; the last two counted from ``base`` (the
+        portion's searchable chunks, embedded and written counters at its start), so they
+        read as chunks across portions and indexer restarts."""
         return [
             round(clock_s, 1),
             await self.chunks(),
             await self.pending(),
             round(await self.heap_bytes() / 2**20, 1),
             round(self.indexer_rss_mb(), 1),
+            base[0] + await self.embedded() - base[1],
+            base[0] + await self.written() - base[2],
         ]
 
     async def ingest(self, index: int, folder: Path, expected: int, phase: str) -> dict[str, Any]:
@@ -295,10 +324,11 @@ class Context:
         clock0, started = self.state["clock_s"], time.monotonic()
         samples: list[list[float]] = []
         done = asyncio.Event()
+        base = (before, await self.embedded(), await self.written())
 
         async def sample() -> None:
             while not done.is_set():
-                samples.append(await self.reading(clock0 + time.monotonic() - started))
+                samples.append(await self.reading(clock0 + time.monotonic() - started, base))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), self.sample_s)
 
@@ -318,7 +348,7 @@ class Context:
         clock = clock0 + searchable - started
         await self.es.indices.refresh(index=self.alias)
         after = await self.chunks()
-        samples.append(await self.reading(clock))
+        samples.append(await self.reading(clock, base))
         self.state["clock_s"] = round(clock, 1)
         primary, total = await self.disk()
         self.note_indexer_rss()

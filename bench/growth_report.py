@@ -95,11 +95,21 @@ def _search(s: dict[str, Any]) -> list[str]:
 
 
 def _ingest(s: dict[str, Any]) -> list[str]:
+    window = get(s, "single.throughput_window_s") or get(s, "cluster.throughput_window_s") or 60
     lines = [
         "### Ingest",
         "",
         (
-            "| topology | chunks | end to end chunks/s (60 s windows p10-p90) | by quarter of the "
+            "End to end: chunks searchable over the ingest clock (every portion from the start "
+            "of `myaiserv ingest` until its last outbox row is settled; searches between "
+            "portions not counted), the model embedding every chunk. Over time (the plot, "
+            f"{window:g} s windows, and the quarters): the indexer's model's own count of "
+            "chunks embedded, since the indexer makes a batch of up to 512 documents "
+            "searchable at once; from cached vectors: chunks written into the index."
+        ),
+        "",
+        (
+            "| topology | chunks | end to end chunks/s (windows p10-p90) | by quarter of the "
             "chunks | last / first quarter | from cached vectors, chunks/s | all searchable "
             "after s | longest backlog after storing s (chunks) | indexer / storer peak RSS MB |"
         ),

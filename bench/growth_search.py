@@ -102,20 +102,21 @@ async def measure(
 
 
 async def export_vectors(settings: Settings, alias: str) -> tuple[list[str], np.ndarray]:
-    """Every chunk's id and vector in the index behind ``alias``."""
+    """Every chunk's id and vector in the index behind ``alias`` (each vector kept as
+    float32 as it comes: 150,000 of them as Python floats would take gigabytes)."""
     es = create_es_client(settings)
     ids: list[str] = []
-    vectors: list[list[float]] = []
+    vectors: list[np.ndarray] = []
     try:
         async for hit in async_scan(
             es, index=alias, query={"query": {"match_all": {}}, "_source": ["embedding"]},
             size=2000,
         ):  # fmt: skip
             ids.append(hit["_id"])
-            vectors.append(hit["_source"]["embedding"])
+            vectors.append(np.asarray(hit["_source"]["embedding"], dtype=np.float32))
     finally:
         await es.close()
-    return ids, np.asarray(vectors, dtype=np.float32)
+    return ids, np.stack(vectors)
 
 
 def encode_queries(settings: Settings, queries: list[str]) -> np.ndarray:

@@ -260,11 +260,15 @@ def scale_cost(results: dict[str, Any], axes: Any) -> bool:
 
 def scale_ingest(results: dict[str, Any], ax: Any) -> bool:
     """Ingest throughput over the ingest clock (portions back to back, searches left out):
-    end to end solid, from cached vectors dotted."""
+    end to end (the indexer's model's pace) solid, from cached vectors (chunks written)
+    dotted."""
     drawn = False
     for topology, colour in TOPOLOGY_COLOURS.items():
         t = get(results, f"scale.{topology}") or {}
-        for phase, label, style in ((0, "end to end", "-"), (1, "cached vectors", ":")):
+        for phase, label, style in (
+            (0, "end to end (chunks embedded)", "-"),
+            (1, "cached vectors (chunks written)", ":"),
+        ):
             points = [(c / 60, r) for c, r, ph in t.get("throughput") or [] if ph == phase]
             if points:
                 xs, ys = zip(*points, strict=True)
