@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from html import escape
@@ -236,6 +237,7 @@ class Selection:
     queries: list[str]
     packages: dict[str, str]
     documents: int
+    prepare_s: float  # fetching, rendering and counting, when they were done
     # package -> documents and chunks it has (as counted), and those chosen
     composition: dict[str, dict[str, int]]
 
@@ -380,14 +382,13 @@ def manifest(work: Path) -> tuple[dict[str, str], list[Doc]]:
         if saved.get("packages_list") == names:
             return saved["packages"], [Doc(**d) for d in saved["docs"]]
     work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
     versions = fetch(work)
     render(work)
     docs = count(work, versions)
-    path.write_text(
-        json.dumps(
-            {"packages_list": names, "packages": versions, "docs": [asdict(d) for d in docs]}
-        )
-    )
+    saved = {"packages_list": names, "packages": versions, "docs": [asdict(d) for d in docs],
+             "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+    path.write_text(json.dumps(saved))
     return versions, docs
 
 
@@ -416,6 +417,7 @@ def selection(
     """The corpus for ``max_chunks``: the manifest (made once), queries held out, the
     documents chosen and laid out in portions."""
     packages, docs = manifest(work)
+    prepared = json.loads((work / "manifest.json").read_text()).get("seconds", 0.0)
     taken, rest = hold_out(docs, queries)
     chosen = select(rest, max_chunks)
     portions = split(chosen, boundaries(max_chunks, points, step))
@@ -434,6 +436,7 @@ def selection(
         queries=taken,
         packages=packages,
         documents=len(chosen),
+        prepare_s=prepared,
         composition=composition,
     )
 

@@ -192,7 +192,8 @@ async def run_stages(cfg: Config) -> None:
     async def finish_cluster(ctx: growth_ingest.Context) -> None:
         return None
 
-    for stage in cfg.stages:
+    # The corpus is made (or read) above, before any stage needs it.
+    for stage in (s for s in cfg.stages if s != "corpus"):
         if deadline is not None and time.monotonic() > deadline:
             print(f"scale: out of time before {stage}", flush=True)
             break
@@ -227,6 +228,7 @@ async def run_stages(cfg: Config) -> None:
                     settings, cfg.work / "stacks" / "vectors", vectors_file, selection.queries,
                     cfg.es_heap,
                 )  # fmt: skip
+                found["stage_s"] = round(time.monotonic() - stage_started, 1)
                 _save_state(cfg, "vectors", {**found, "selection": selection.id})
         elif stage == "runs":
             done = _state(cfg, "runs")
@@ -237,10 +239,8 @@ async def run_stages(cfg: Config) -> None:
                     cfg.work, runs=cfg.runs, distinct=cfg.run_texts, rounds=cfg.rounds,
                     es_heap=cfg.es_heap,
                 )  # fmt: skip
+                found["stage_s"] = round(time.monotonic() - stage_started, 1)
                 _save_state(cfg, "runs", found)
-        timings = _state(cfg, "timings") or {}
-        timings[stage] = round(time.monotonic() - stage_started, 1)
-        _save_state(cfg, "timings", timings)
         save_results(cfg, selection, machine)
 
 
@@ -263,21 +263,59 @@ def save_results(cfg: Config, selection: corpus.Selection, machine: dict[str, An
         "selection": selection.id,
         "max_chunks_asked": cfg.max_chunks,
         "es_heap": cfg.es_heap,
-        "stage_seconds": _state(cfg, "timings") or {},
+        # Each stage's time over all its runs (a topology's may span several).
+        "stage_seconds": {
+            "corpus": selection.prepare_s,
+            **{name: state["stage_s"] for name, state in states.items() if "stage_s" in state},
+        },
         **machine,
     }
     report.save("scale", figures(states, info), {"how": how(cfg)})
 
 
 def how(cfg: Config) -> str:
-    from bench import growth_ingest, growth_runs, growth_search
-
-    parts = [corpus.__doc__, growth_ingest.__doc__, growth_search.__doc__, growth_runs.__doc__]
-    text = "\n\n".join(" ".join((p or "").split()) for p in parts)
-    return (
-        f"{' '.join((__doc__ or '').split('Stages', 1)[0].split())} Elasticsearch heap "
-        f"{cfg.es_heap} per node on both topologies (the stack's default 512m is tight for "
-        f"150,000 chunks with their vectors). {text}"
+    """How every figure of the section was measured, with this run's settings."""
+    return " ".join(
+        f"""Corpus: Debian's documentation packages (apt-get download, dpkg-deb -x; manual
+        pages rendered to HTML by mandoc; each HTML page's main element only), every page
+        counted in chunks by MyAIServ's own extractor and chunker; pages taken in a fixed
+        pseudo-random order until {cfg.max_chunks:,} chunks, {cfg.queries} pages held out
+        to give the queries (a manual page's one-line description, else the page's title).
+        Each topology is a private stack (`myaiserv stack up --dir`: Elasticsearch with a
+        {cfg.es_heap} heap per node, PostgreSQL, Redis), never the shared one. The corpus
+        goes in in portions (a checkpoint each, cut at every measuring point and every
+        {cfg.portion_chunks:,} chunks), each stored by `myaiserv ingest --no-index` while
+        one `myaiserv indexer run` drains the outbox. Ingest chunks/s: chunks searchable /
+        the ingest clock (every portion from the start of `myaiserv ingest` until its last
+        outbox row is settled); over time and by quarter, the indexer's model's own count of
+        chunks embedded (the indexer makes up to 512 documents searchable at once). The
+        single node embeds every chunk; the cluster embeds its first
+        {cfg.cluster_cold_chunks:,} chunks itself (its end-to-end figure) and then takes the
+        single node's vectors from its embedding cache, loaded from what the single node's
+        indexer cached (its cached figure), so the corpus is embedded once: Elasticsearch
+        does the same work either way, and its disk, heap, CPU and search figures are the
+        cluster's own. Disk: the documents index's store (all copies, and primaries); heap:
+        the slope against the chunks of the nodes' live heap, read right after a full
+        collection forced with `jcmd GC.class_histogram` after each portion; CPU: the
+        processes' own user + system time (Elasticsearch's from its nodes' pid files, the
+        storing `myaiserv ingest`'s as its parent sees that child alone); peak RSS: each
+        process's own VmHWM (the storer's from wait4). Searches at each size: one API
+        process, one client, {cfg.rounds} rounds over the queries; per round the API's
+        Redis database flushed, hybrid (the default) paired query by query with the direct
+        client (the query embedding and the same bm25 and kNN bodies in one `_msearch`,
+        which goes first alternating), the same hybrid queries again (cached pages), then
+        bm25 and vector after a flush each; client time unless marked server time; p50 and
+        p99 pool the rounds, the spread is the lowest and highest per-round p50. Recall@10:
+        the kNN search the API sends (same body, k = the rank window) against exact nearest
+        neighbours by numpy over every vector in the index. Vector index options: the same
+        vectors bulk-indexed into one fresh one-shard index per option (bench/vectors.py);
+        memory = the index's off-heap vector files (vec: floats, vex: graph, veq/veb:
+        quantised), what kNN search reads = graph + the quantised copy (the floats where
+        there is none). Runs: {cfg.runs:,} runs from bench/console.py's generator (started
+        over 60 days, created_at set to the start, inputs and outputs from
+        {cfg.run_texts:,} pairs of CISI texts), one indexer, then one API process, one
+        client, {cfg.rounds} rounds of text searches, filtered listings and the console
+        overview's aggregations (7, 30 and 90 days), server time.""".split()
     )
 
 

@@ -428,6 +428,7 @@ async def run_topology(
     if ctx.state["complete"]:
         print(f"scale: {topology.name} is complete (its state: {ctx.state_path})", flush=True)
         return ctx.state
+    started = time.monotonic()
     await ctx.up(es_heap)
     try:
         for index in range(len(ctx.state["portions"]), len(selection.folders)):
@@ -465,6 +466,9 @@ async def run_topology(
         ctx.save()
     finally:
         await ctx.down()
+        # The stage's own time, over every run it took (stack starts and searches too).
+        ctx.state["stage_s"] = round(ctx.state.get("stage_s", 0) + time.monotonic() - started, 1)
+        ctx.save()
     if ctx.state["complete"]:
         ctx.remove()
     return ctx.state

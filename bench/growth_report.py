@@ -252,10 +252,11 @@ def section(results: dict[str, Any]) -> list[str]:
         lines += _vectors(s["vectors"])
     if "runs" in s:
         lines += _runs(s["runs"])
-    seconds = c.get("stage_seconds") or {}
+    seconds = {k: v for k, v in (c.get("stage_seconds") or {}).items() if v}
     if seconds:
         lines += [
-            "Stage times (s, the last run of each): "
+            "Stage times (s; each stage over all the runs it took; the corpus's when it was "
+            "fetched, rendered and counted): "
             + ", ".join(f"{k} {v:,.0f}" for k, v in seconds.items()),
             "",
         ]

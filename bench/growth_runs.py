@@ -21,6 +21,7 @@ p50 and p99 pool the rounds; the spread is the lowest and highest per-round p50.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -80,10 +81,8 @@ async def runs_stage(
 ) -> dict[str, Any]:
     folder = work / "stacks" / "runs"
     shutil.rmtree(folder, ignore_errors=True)
-    config = await asyncio.to_thread(private_stack_up, folder, es_heap=es_heap)
-    import os
-
-    os.environ["MYAISERV_STACK_DIR"] = str(folder)
+    await asyncio.to_thread(private_stack_up, folder, es_heap=es_heap)
+    os.environ["MYAISERV_STACK_DIR"] = str(folder)  # bench_settings reads it
     settings, env = bench_settings(DB, 1, PREFIX)
     engine = None
     try:
@@ -134,7 +133,6 @@ async def runs_stage(
             await engine.dispose()
         await asyncio.to_thread(private_stack_down, folder)
     shutil.rmtree(folder, ignore_errors=True)
-    del config
     return {
         "runs": runs,
         "runs_indexed": total,

@@ -252,6 +252,7 @@ def scale_cost(results: dict[str, Any], axes: Any) -> bool:
         (axes[2], "Peak RSS (own VmHWM)", "MB"),
     ):
         ax.set_title(title, fontsize=9)
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("chunks")
         ax.set_ylabel(unit)
         ax.legend(fontsize=7)
