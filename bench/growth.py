@@ -138,17 +138,20 @@ def encode_cost(texts: list[str]) -> dict[str, float]:
     return out
 
 
-def _state(cfg: Config, name: str, selection: str | None = None) -> dict[str, Any] | None:
-    """A stage's saved state (None when there is none, or it is of another selection)."""
-    path = cfg.work / "state" / f"{name}.json"
-    state = json.loads(path.read_text()) if path.exists() else None
-    if state is not None and selection is not None and state.get("selection") != selection:
-        return None
-    return state
+def _state_path(cfg: Config, name: str, selection: str) -> Path:
+    """A stage's saved state: named by the corpus selection (the runs stage's by its
+    size), so a small run and the full one keep theirs side by side in one work folder."""
+    key = f"{cfg.runs}-{cfg.run_texts}" if name == "runs" else selection
+    return cfg.work / "state" / f"{name}-{key}.json"
 
 
-def _save_state(cfg: Config, name: str, state: dict[str, Any]) -> None:
-    path = cfg.work / "state" / f"{name}.json"
+def _state(cfg: Config, name: str, selection: str) -> dict[str, Any] | None:
+    path = _state_path(cfg, name, selection)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _save_state(cfg: Config, name: str, selection: str, state: dict[str, Any]) -> None:
+    path = _state_path(cfg, name, selection)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(state, indent=1))
 
@@ -229,10 +232,9 @@ async def run_stages(cfg: Config) -> None:
                     cfg.es_heap,
                 )  # fmt: skip
                 found["stage_s"] = round(time.monotonic() - stage_started, 1)
-                _save_state(cfg, "vectors", {**found, "selection": selection.id})
+                _save_state(cfg, "vectors", selection.id, found)
         elif stage == "runs":
-            done = _state(cfg, "runs")
-            if done and done.get("runs") == cfg.runs:
+            if _state(cfg, "runs", selection.id):
                 print("scale: runs: measured already (delete its state to measure again)")
             else:
                 found = await growth_runs.runs_stage(
@@ -240,7 +242,7 @@ async def run_stages(cfg: Config) -> None:
                     es_heap=cfg.es_heap,
                 )  # fmt: skip
                 found["stage_s"] = round(time.monotonic() - stage_started, 1)
-                _save_state(cfg, "runs", found)
+                _save_state(cfg, "runs", selection.id, found)
         save_results(cfg, selection, machine)
 
 
@@ -248,11 +250,9 @@ def save_results(cfg: Config, selection: corpus.Selection, machine: dict[str, An
     """results.json's ``scale`` section, rewritten from every stage's saved state."""
     states = {
         name: state
-        for name in ("single", "cluster", "vectors")
+        for name in ("single", "cluster", "vectors", "runs")
         if (state := _state(cfg, name, selection.id))
     }
-    if runs := _state(cfg, "runs"):
-        states["runs"] = runs
     info = {
         "packages": selection.packages,
         "composition": selection.composition,

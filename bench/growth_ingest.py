@@ -110,7 +110,8 @@ class Context:
         self.topology, self.selection, self.work = topology, selection, work
         self.sample_s = sample_s
         self.folder = work / "stacks" / f"{topology.name}-{selection.id}"
-        self.state_path = work / "state" / f"{topology.name}.json"
+        # Named by the selection: runs of other sizes keep their own checkpoints.
+        self.state_path = work / "state" / f"{topology.name}-{selection.id}.json"
         self.cache_dir = work / "state" / f"cache-{selection.id}"
         self.logs = work / "logs"
         self.state = new_state(topology.name, selection.id)
