@@ -1,6 +1,7 @@
 """The report's plots (PNG, matplotlib), drawn from bench/results.json: ingest, relevance,
-query latency, scaling, memory and open search contexts, MyAIServ beside the limit and the
-peers. A plot whose figures are not there yet (its benchmark has not run) is skipped."""
+query latency, scaling, memory, open search contexts and the soak's series over time,
+MyAIServ beside the limit and the peers. A plot whose figures are not there yet (its
+benchmark has not run) is skipped."""
 
 from __future__ import annotations
 
@@ -186,6 +187,54 @@ def contexts(results: dict[str, Any], ax: Any) -> bool:
     return True
 
 
+def soak(results: dict[str, Any], axes: Any) -> bool:
+    """The soak's series over time: memory per process, Elasticsearch's heap, open search
+    contexts, Redis, the outbox, and p99 (p50 dashed) per request type."""
+    series = get(results, "soak.series")
+    if not series:
+        return False
+
+    def lines(ax: Any, prefix: str, **style: Any) -> None:
+        for name, s in sorted(series.items()):
+            if name.startswith(prefix) and s["points"]:
+                times, values = zip(*s["points"], strict=True)
+                label = name.removeprefix(prefix) + (" (grows)" if s["grows"] else "")
+                ax.plot([t / 60 for t in times], values, label=label, linewidth=1, **style)
+
+    memory, heap, contexts, redis, backlog, latency = axes.flat
+    lines(memory, "memory_mb.")
+    memory.set_yscale("log")
+    memory.set_ylabel("MB (log scale)")
+    memory.set_title("Memory per process (PostgreSQL: PSS, all backends)")
+    lines(heap, "es_heap_")
+    heap.set_ylabel("MB")
+    heap.set_title("Elasticsearch heap: used, and kept (old + survivor, lowest)")
+    lines(contexts, "es_open_")
+    lines(contexts, "es_scroll")
+    contexts.set_ylim(bottom=0, top=max(10, contexts.get_ylim()[1]))
+    contexts.set_title("Elasticsearch: open search contexts, scrolls (most per window)")
+    lines(redis, "redis_")
+    redis.set_ylim(bottom=0)
+    redis.set_ylabel("MB")
+    redis.set_title("Redis used memory")
+    lines(backlog, "outbox_")
+    backlog.set_ylim(bottom=0)
+    backlog.set_title("Outbox: backlog (rows) and oldest row (s)")
+    lines(latency, "p99_ms.")
+    latency.set_prop_cycle(None)
+    lines(latency, "p50_ms.", linestyle="--")
+    for line in latency.get_lines():
+        if line.get_linestyle() == "--":
+            line.set_label(f"_{line.get_label()}")  # p50s: unlabelled, the p99's colour
+    latency.set_yscale("log")
+    latency.set_ylabel("ms (log scale)")
+    latency.set_title("p99 per request type (p50 dashed), per window")
+    for ax in axes.flat:
+        ax.set_xlabel("minutes")
+        ax.legend(fontsize=6, loc="upper left", ncol=2)
+    return True
+
+
 def render(results: dict[str, Any], folder: Path) -> list[Path]:
     """Draw every plot whose figures exist into ``folder``; returns the files written."""
     import matplotlib
@@ -202,6 +251,7 @@ def render(results: dict[str, Any], folder: Path) -> list[Path]:
         ("scaling", scaling, (1, 3, (12, 2.8))),
         ("memory", memory, (1, 1, (8, 3.4))),
         ("contexts", contexts, (1, 1, (8, 3))),
+        ("soak", soak, (3, 2, (12, 10))),
     ):
         rows, cols, size = shape
         fig, axes = plt.subplots(rows, cols, figsize=size, layout="constrained")

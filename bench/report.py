@@ -722,6 +722,65 @@ def _tracing(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     ]
 
 
+def _soak(results: dict[str, Any]) -> list[str]:
+    r = results.get("soak")
+    if not r or "series" not in r:
+        return []
+    c = r["reconciliation"]
+    by_status = ", ".join(f"{k}: {v}" for k, v in r["errors_by_status"].items())
+    growing = ", ".join(f"`{name}`" for name in r["growing"]) or "none"
+
+    def num(v: Any) -> str:
+        return "" if v is None else f"{v:,.1f}" if isinstance(v, float) else f"{v:,}"
+
+    lines = [
+        "## Soak",
+        "",
+        (
+            f"{r['duration_s']:.0f} s of mixed load, {r['users']} users against "
+            f"{r['instances']} API instances behind nginx and {r['indexers']} indexers: "
+            f"{r['requests']:,} requests ({r['requests_per_s']:.1f}/s), sampled every "
+            f"{r['sample_s']:g} s. Errors (any answer but a 2xx or a 429, or none): "
+            f"**{r['errors']}**{f' ({by_status})' if by_status else ''}; 429s "
+            f"{r['rate_limited_429']}. Largest process-memory growth: "
+            f"**{num(r['max_rss_growth_pct'])}%** ({r['max_rss_growth_process']}). Growing: "
+            f"{growing}."
+        ),
+        "",
+        (
+            f"Reconciliation, the backlog indexed {r['backlog_drained_after_s']:g} s after the "
+            f"load: {c['acknowledged_documents']:,} documents written "
+            f"({c['acknowledged_deletes']:,} of them deleted since) and {c['seeded_documents']:,} "
+            f"seeded, {c['acknowledged_runs']:,} runs recorded by chat answers; lost "
+            f"**{r['lost_writes']}**, extra in the index **{r['extra_in_index']}** "
+            f"(stored but never acknowledged: {c['unacknowledged_stored']})."
+        ),
+        "",
+        "| request | requests | p50 ms | p99 ms | answers |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, f in r["latency"].items():
+        statuses = ", ".join(f"{k}: {v:,}" for k, v in r["answers"][name].items())
+        lines.append(
+            f"| {name} | {f['requests']:,} | {f['p50_ms']:.0f} | {f['p99_ms']:.0f} | {statuses} |"
+        )
+    lines += [
+        "",
+        (
+            "| series | first | second quarter (median) | last quarter (median) | change | "
+            "slope per hour (second half) | grows |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, g in r["series"].items():
+        change = "" if g["growth_pct"] is None else f"{g['growth_pct']:+.1f}%"
+        lines.append(
+            f"| `{name}` | {num(g['first'])} | {num(g['q2_median'])} | {num(g['q4_median'])} "
+            f"| {change} | {g['slope_per_h']:+,.1f} | {'**yes**' if g['grows'] else 'no'} |"
+        )
+    return [*lines, "", *_plot("soak"), f"How: {_how(results, 'soak')}", ""]
+
+
 RENDERERS = [
     _targets,
     _ingest,
@@ -739,6 +798,7 @@ RENDERERS = [
     _section("console", _console),
     _section("topology", _topology),
     _section("tracing", _tracing),
+    _soak,
 ]
 
 
