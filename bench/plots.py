@@ -188,38 +188,45 @@ def contexts(results: dict[str, Any], ax: Any) -> bool:
 
 
 def soak(results: dict[str, Any], axes: Any) -> bool:
-    """The soak's series over time: memory per process, Elasticsearch's heap, open search
+    """The soak's series over time: memory per process (against its median over the
+    second quarter, where growth is judged from), Elasticsearch's heap, open search
     contexts, Redis, the outbox, and p99 (p50 dashed) per request type."""
     series = get(results, "soak.series")
     if not series:
         return False
 
-    def lines(ax: Any, prefix: str, **style: Any) -> None:
+    def lines(ax: Any, prefix: str, label: str = "", relative: bool = False, **style: Any) -> None:
         for name, s in sorted(series.items()):
-            if name.startswith(prefix) and s["points"]:
-                times, values = zip(*s["points"], strict=True)
-                label = name.removeprefix(prefix) + (" (grows)" if s["grows"] else "")
-                ax.plot([t / 60 for t in times], values, label=label, linewidth=1, **style)
+            if not name.startswith(prefix) or not s["points"]:
+                continue
+            times, values = zip(*s["points"], strict=True)
+            if relative:
+                values = tuple(100 * v / (s["q2_median"] or 1) for v in values)
+            text = (label or name.removeprefix(prefix)) + (" (grows)" if s["grows"] else "")
+            ax.plot([t / 60 for t in times], values, label=text, linewidth=1, **style)
 
     memory, heap, contexts, redis, backlog, latency = axes.flat
-    lines(memory, "memory_mb.")
-    memory.set_yscale("log")
-    memory.set_ylabel("MB (log scale)")
-    memory.set_title("Memory per process (PostgreSQL: PSS, all backends)")
-    lines(heap, "es_heap_")
+    lines(memory, "memory_mb.", relative=True)
+    memory.set_ylabel("% of its second-quarter median")
+    memory.set_title("Memory per process (PostgreSQL: PSS of all its processes)")
+    lines(heap, "es_heap_after_gc_mb", "after the last GC")
+    lines(heap, "es_heap_used_mb", "used")
+    heap.set_ylim(bottom=0)
     heap.set_ylabel("MB")
-    heap.set_title("Elasticsearch heap: used, and kept (old + survivor, lowest)")
-    lines(contexts, "es_open_")
-    lines(contexts, "es_scroll")
+    heap.set_title("Elasticsearch heap")
+    lines(contexts, "es_open_contexts", "open search contexts")
+    lines(contexts, "es_scrolls", "open scrolls")
     contexts.set_ylim(bottom=0, top=max(10, contexts.get_ylim()[1]))
-    contexts.set_title("Elasticsearch: open search contexts, scrolls (most per window)")
-    lines(redis, "redis_")
+    contexts.set_title("Elasticsearch: the most seen per window")
+    lines(redis, "redis_used_mb", "used memory")
     redis.set_ylim(bottom=0)
     redis.set_ylabel("MB")
-    redis.set_title("Redis used memory")
-    lines(backlog, "outbox_")
+    bound = get(results, "soak.redis_maxmemory_mb")
+    redis.set_title("Redis" + (f" (maxmemory {bound:,.0f} MB)" if bound else ""))
+    lines(backlog, "outbox_backlog", "backlog (rows)")
+    lines(backlog, "outbox_oldest_s", "oldest row (s)")
     backlog.set_ylim(bottom=0)
-    backlog.set_title("Outbox: backlog (rows) and oldest row (s)")
+    backlog.set_title("Outbox")
     lines(latency, "p99_ms.")
     latency.set_prop_cycle(None)
     lines(latency, "p50_ms.", linestyle="--")

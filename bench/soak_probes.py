@@ -11,6 +11,7 @@ straight line fitted to its second half rises.
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
 import time
 from collections import defaultdict
@@ -105,28 +106,44 @@ def memory_mb(watched: Iterable[Watched]) -> dict[str, float]:
 
 
 async def elasticsearch(es: Any) -> dict[str, float]:
-    """Heap used; the part of it outside the young generation (old + survivor: what the
-    last young collection kept, the nearest to heap after GC that the node's stats give);
-    open search contexts (searches, scrolls and points in time holding a reader) and open
-    scrolls, summed over the nodes."""
+    """Heap used now; open search contexts (searches, scrolls and points in time holding a
+    reader) and open scrolls; summed over the nodes."""
     stats = await es.nodes.stats(metric="jvm,indices", index_metric="search")
-    out = {"heap_used_mb": 0.0, "heap_kept_mb": 0.0, "open_contexts": 0.0, "scrolls": 0.0}
+    out = {"heap_used_mb": 0.0, "open_contexts": 0.0, "scrolls": 0.0}
     for node in stats["nodes"].values():
-        mem = node["jvm"]["mem"]
-        pools = mem.get("pools", {})
-        out["heap_used_mb"] += mem["heap_used_in_bytes"] / MB
-        out["heap_kept_mb"] += (
-            sum(pools.get(p, {}).get("used_in_bytes", 0) for p in ("old", "survivor")) / MB
-        )
+        out["heap_used_mb"] += node["jvm"]["mem"]["heap_used_in_bytes"] / MB
         search = node["indices"]["search"]
         out["open_contexts"] += search["open_contexts"]
         out["scrolls"] += search["scroll_current"]
     return {k: round(v, 1) for k, v in out.items()}
 
 
-async def redis_memory_mb(redis: Any) -> float:
+# A pause in the JVM's unified GC log (the node logs every collection to logs/gc.log), as
+# in: GC(8) Pause Young (Normal) (G1 Evacuation Pause) 315M->39M(512M) 24.628ms.
+_PAUSE = re.compile(r"GC\(\d+\) Pause .* (\d+)([KMG])->(\d+)([KMG])\((\d+)[KMG]\)")
+_UNIT_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0}
+
+
+def heap_after_gc_mb(gc_log: Path, tail_bytes: int = 256 * 1024) -> float | None:
+    """The heap after the node's last collection, from the end of its GC log (None
+    without one)."""
+    try:
+        with gc_log.open("rb") as f:
+            f.seek(max(0, f.seek(0, 2) - tail_bytes))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    pauses = _PAUSE.findall(text)
+    if not pauses:
+        return None
+    after, unit = pauses[-1][2], pauses[-1][3]
+    return round(int(after) * _UNIT_MB[unit], 1)
+
+
+async def redis_memory_mb(redis: Any) -> tuple[float, float]:
+    """Used memory, and the most Redis may use (maxmemory; 0: no bound), in MB."""
     info = await redis.info("memory")
-    return round(int(info["used_memory"]) / MB, 2)
+    return round(int(info["used_memory"]) / MB, 2), round(int(info["maxmemory"]) / MB, 1)
 
 
 async def outbox(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, float]:
@@ -137,18 +154,27 @@ async def outbox(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, float
 
 class Sampler:
     """The series, as [seconds since the load started, value] points: at each sample,
-    every process's memory, Redis's, the outbox's lag and Elasticsearch's figures, those
-    with the lowest heap kept and the most open contexts among the probes (every
-    ``probe_s`` while ``probe()`` runs) since the last sample."""
+    every process's memory, Redis's, the outbox's lag, Elasticsearch's heap after its
+    last collection (used, where the node keeps no GC log), and the most open contexts
+    and scrolls among the probes (every ``probe_s`` while ``probe()`` runs) since the
+    last sample: they come and go with each search."""
 
     def __init__(
-        self, watched: list[Watched], es: Any, redis: Any, sessions: Any, *, probe_s: float
+        self,
+        watched: list[Watched],
+        es: Any,
+        gc_log: Path,
+        redis: Any,
+        sessions: Any,
+        *,
+        probe_s: float,
     ) -> None:
         self.watched = watched
         self.probe_s = probe_s
-        self.es, self.redis, self.sessions = es, redis, sessions
+        self.es, self.gc_log, self.redis, self.sessions = es, gc_log, redis, sessions
         self.series: dict[str, list[list[float]]] = {}
         self.probes: list[dict[str, float]] = []  # Elasticsearch, since the last sample
+        self.redis_maxmemory_mb = 0.0
         self.started = time.time()
 
     def add(self, name: str, t: float, value: float) -> None:
@@ -165,11 +191,15 @@ class Sampler:
             self.add(f"memory_mb.{name}", t, mb)
         now = await elasticsearch(self.es)
         probes, self.probes = [*self.probes, now], []
-        self.add("es_heap_used_mb", t, now["heap_used_mb"])
-        self.add("es_heap_kept_mb", t, min(p["heap_kept_mb"] for p in probes))
+        after_gc = await asyncio.to_thread(heap_after_gc_mb, self.gc_log)
+        if after_gc is not None:
+            self.add("es_heap_after_gc_mb", t, after_gc)
+        else:  # no GC log: the heap as it is, between collections
+            self.add("es_heap_used_mb", t, now["heap_used_mb"])
         self.add("es_open_contexts", t, max(p["open_contexts"] for p in probes))
         self.add("es_scrolls", t, max(p["scrolls"] for p in probes))
-        self.add("redis_used_mb", t, await redis_memory_mb(self.redis))
+        used, self.redis_maxmemory_mb = await redis_memory_mb(self.redis)
+        self.add("redis_used_mb", t, used)
         backlog, oldest = await outbox(self.sessions)
         self.add("outbox_backlog", t, backlog)
         self.add("outbox_oldest_s", t, round(oldest, 1))
@@ -267,7 +297,7 @@ def growth(points: list[list[float]], duration_s: float, tolerance: Tolerance) -
         "max": max((v for _, v in points), default=None),
         "q2_median": q2,
         "q4_median": q4,
-        "growth_pct": round((q4 - q2) / q2 * 100, 1) if q2 and q4 is not None else None,
+        "growth_pct": (round((q4 - q2) / q2 * 100, 1) or 0.0) if q2 and q4 is not None else None,
         "slope_per_h": round(slope, 2),
         "grows": False,
     }
