@@ -757,6 +757,17 @@ def _soak(results: dict[str, Any]) -> list[str]:
             f"(stored but never acknowledged: {c['unacknowledged_stored']})."
         ),
         "",
+        "Redis at the end, by kind of key: "
+        + (
+            ", ".join(
+                f"`{kind}` {g['keys']:,} keys, {g['mb']:.1f} MB"
+                + (f" (**{g['without_expiry']:,} never expire**)" if g["without_expiry"] else "")
+                for kind, g in r.get("redis_keys", {}).items()
+            )
+            or "none"
+        )
+        + ".",
+        "",
         "| request | requests | p50 ms | p99 ms | answers |",
         "| --- | --- | --- | --- | --- |",
     ]

@@ -25,7 +25,8 @@ Elasticsearch heap: 10% and 25 MB; Redis: 10% and 5 MB; open contexts: 5; outbox
 `max_rss_growth_pct` is the largest process-memory growth. Redis keeps each new chunk's
 embedding for a week (MYAISERV_EMBEDDING__CACHE_TTL_S) under its maxmemory, evicting the
 least recently used: under writes of new text it grows until that bound, by design (the
-bound is given beside it). Errors: every answer but a 2xx, or no answer, counted by
+bound is given beside it, and what Redis holds at the end by kind of key, with those
+that never expire). Errors: every answer but a 2xx, or no answer, counted by
 status; 429s (the chat's per-tenant rate limit, as configured) are designed answers,
 counted apart.
 
@@ -59,7 +60,16 @@ from bench import report
 from bench.common import bench_settings, prepare_database, web_tier
 from bench.load import drained, locust_command, seed_documents, write_load_data
 from bench.search_sustained import percentile
-from bench.soak_probes import Sampler, Tolerance, Watched, answers, growth, read_log, windows
+from bench.soak_probes import (
+    Sampler,
+    Tolerance,
+    Watched,
+    answers,
+    growth,
+    read_log,
+    redis_keys,
+    windows,
+)
 from myaiserv.cache.client import redis_for_url
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.db.models import Document, Run
@@ -269,6 +279,7 @@ def figures(
     drain_s: float,
     checked: dict[str, Any],
     redis_maxmemory_mb: float,
+    redis_held: dict[str, Any],
 ) -> dict[str, Any]:
     by_name = answers(requests)
     statuses: dict[str, int] = {}
@@ -307,6 +318,7 @@ def figures(
         ).get("growth_pct"),
         "redis_memory_growth_pct": series.get("redis_used_mb", {}).get("growth_pct"),
         "redis_maxmemory_mb": redis_maxmemory_mb,
+        "redis_keys": redis_held,
         "open_contexts_max": series.get("es_open_contexts", {}).get("max"),
         "outbox_backlog_max": series.get("outbox_backlog", {}).get("max"),
         "outbox_oldest_max_s": series.get("outbox_oldest_s", {}).get("max"),
@@ -375,13 +387,14 @@ async def soak(work: Path, folder: Path) -> dict[str, Any]:
             set(await index_versions(es, f"{PREFIX}-runs", "run_id", tenant)),
             database_runs,
         )
+        held = await redis_keys(redis)
     finally:
         await asyncio.to_thread(web.stop)
         await es.close()
         await redis.aclose()
         await engine.dispose()
     series = judged(sampler.series, duration)
-    return figures(series, requests, duration, drain_s, checked, sampler.redis_maxmemory_mb)
+    return figures(series, requests, duration, drain_s, checked, sampler.redis_maxmemory_mb, held)
 
 
 def workdir() -> Path:

@@ -146,6 +146,28 @@ async def redis_memory_mb(redis: Any) -> tuple[float, float]:
     return round(int(info["used_memory"]) / MB, 2), round(int(info["maxmemory"]) / MB, 1)
 
 
+async def redis_keys(redis: Any, batch: int = 500) -> dict[str, dict[str, float]]:
+    """What Redis holds, by kind of key (``<namespace>:<kind>:...``: emb, search, window,
+    ...): keys, their memory in MB (MEMORY USAGE) and how many never expire."""
+    out: dict[str, dict[str, float]] = {}
+    keys = [k async for k in redis.scan_iter(count=1000)]
+    for start in range(0, len(keys), batch):
+        chunk = keys[start : start + batch]
+        pipe = redis.pipeline(transaction=False)
+        for key in chunk:
+            pipe.memory_usage(key, samples=0)
+            pipe.ttl(key)
+        replies = await pipe.execute()
+        for i, key in enumerate(chunk):
+            parts = (key.decode() if isinstance(key, bytes) else key).split(":")
+            kind = parts[1] if len(parts) > 2 else parts[0]
+            group = out.setdefault(kind, {"keys": 0, "mb": 0.0, "without_expiry": 0})
+            group["keys"] += 1
+            group["mb"] += (replies[2 * i] or 0) / MB
+            group["without_expiry"] += replies[2 * i + 1] == -1
+    return {k: {**g, "mb": round(g["mb"], 2)} for k, g in sorted(out.items())}
+
+
 async def outbox(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, float]:
     """(rows pending, age in seconds of the oldest)."""
     async with sessions() as session:

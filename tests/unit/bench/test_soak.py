@@ -105,7 +105,7 @@ def test_the_figures_count_429s_apart_from_errors() -> None:
         120,
     )
     checked = soak.reconcile({}, set(), set(), {}, {}, set(), set(), set())
-    f = soak.figures(judged, requests, 120.0, 1.5, checked, 256.0)
+    f = soak.figures(judged, requests, 120.0, 1.5, checked, 256.0, {})
     assert f["statuses"] == {"0": 1, "200": 1, "201": 1, "204": 1, "429": 1, "503": 1}
     assert f["errors"] == 2 and f["errors_by_status"] == {"0": 1, "503": 1}
     assert f["rate_limited_429"] == 1
@@ -198,7 +198,18 @@ def results() -> dict[str, Any]:
         {"a": 2}, set(), {"s"}, {"a": {2}, "s": {1}}, {"a": 2, "s": 1}, {"r"}, {"r"}, {"r"}
     )
     return {
-        "soak": soak.figures(judged, requests, 120.0, 2.0, checked, 256.0),
+        "soak": soak.figures(
+            judged,
+            requests,
+            120.0,
+            2.0,
+            checked,
+            256.0,
+            {
+                "emb": {"keys": 1200, "mb": 2.5, "without_expiry": 0},
+                "ratelimit": {"keys": 3, "mb": 0.01, "without_expiry": 2},
+            },
+        ),
         "_method": {"soak": {"how": "Mixed load for a while."}},
     }
 
@@ -211,6 +222,10 @@ def test_the_soak_section_says_what_grew_and_what_was_lost() -> None:
     assert "Growing: `redis_used_mb`." in text
     assert "(its maxmemory: 256.0 MB)" in text
     assert "lost **0**, extra in the index **0**" in text
+    assert (
+        "Redis at the end, by kind of key: `emb` 1,200 keys, 2.5 MB, `ratelimit` 3 keys, "
+        "0.0 MB (**2 never expire**)." in text
+    )
     assert "| chat | 2 | 2 | 700 | 200: 1, 429: 1 |" in text
     assert "| `redis_used_mb` | 2.0 | 7.5 | 16.5 | +120.0% |" in text
     assert "| `memory_mb.web-1` | 300.0 | 300.0 | 300.0 | +0.0% | +0.0 | no |" in text
