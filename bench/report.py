@@ -743,7 +743,9 @@ def _soak(results: dict[str, Any]) -> list[str]:
             f"{r['sample_s']:g} s. Errors (any answer but a 2xx or a 429, or none): "
             f"**{r['errors']}**{f' ({by_status})' if by_status else ''}; 429s "
             f"{r['rate_limited_429']}. Largest process-memory growth: "
-            f"**{num(r['max_rss_growth_pct'])}%** ({r['max_rss_growth_process']}); Redis "
+            f"**{num(r['max_rss_growth_pct'])}%** ({r['max_rss_growth_process']}); of "
+            f"MyAIServ's own processes: {num(r['app_max_rss_growth_pct'])}% "
+            f"({r['app_max_rss_growth_process']}); Redis "
             f"{num(r['redis_memory_growth_pct'])}% (its maxmemory: "
             f"{num(r['redis_maxmemory_mb'])} MB). Growing: {growing}."
         ),

@@ -22,7 +22,8 @@ second quarter (the first is warm-up), with the slope of a line fitted to its se
 half; a series grows when it rose by more than its tolerance (memory: 10% and 10 MB;
 Elasticsearch heap: 10% and 25 MB; Redis: 10% and 5 MB; open contexts: 5; outbox backlog:
 50 rows; its age: 5 s; p50 and p99: 50% and 50 ms) and the fitted line rises.
-`max_rss_growth_pct` is the largest process-memory growth. Redis keeps each new chunk's
+`max_rss_growth_pct` is the largest process-memory growth, `app_max_rss_growth_pct` the
+largest among MyAIServ's own processes (API instances, indexers). Redis keeps each new chunk's
 embedding for a week (MYAISERV_EMBEDDING__CACHE_TTL_S) under its maxmemory, evicting the
 least recently used: under writes of new text it grows until that bound, by design (the
 bound is given beside it, and what Redis holds at the end by kind of key, with those
@@ -289,6 +290,8 @@ def figures(
     errors = {s: n for s, n in statuses.items() if not 200 <= int(s) < 300 and s != "429"}
     memory = {k: v for k, v in series.items() if k.startswith("memory_mb.")}
     worst = max(memory, key=lambda k: memory[k]["growth_pct"] or 0.0, default=None)
+    own = [k for k in memory if k.startswith(("memory_mb.web-", "memory_mb.indexer-"))]
+    app = max(own, key=lambda k: memory[k]["growth_pct"] or 0.0, default=None)
     latency = {}
     for name in by_name:
         ms = [r.ms for r in requests if r.name == name]
@@ -313,6 +316,8 @@ def figures(
         "latency": latency,
         "max_rss_growth_pct": memory[worst]["growth_pct"] if worst else None,
         "max_rss_growth_process": worst.split(".", 1)[1] if worst else None,
+        "app_max_rss_growth_pct": memory[app]["growth_pct"] if app else None,
+        "app_max_rss_growth_process": app.split(".", 1)[1] if app else None,
         "es_heap_growth_pct": (
             series.get("es_heap_after_gc_mb") or series.get("es_heap_used_mb") or {}
         ).get("growth_pct"),

@@ -111,6 +111,7 @@ def test_the_figures_count_429s_apart_from_errors() -> None:
     assert f["rate_limited_429"] == 1
     assert f["max_rss_growth_process"] == "web-1"
     assert f["max_rss_growth_pct"] == judged["memory_mb.web-1"]["growth_pct"] > 0
+    assert f["app_max_rss_growth_process"] == "web-1"  # nginx is not MyAIServ's own
     assert f["growing"] == ["memory_mb.web-1"]
     assert f["latency"]["write"]["requests"] == 2
 
@@ -220,7 +221,7 @@ def test_the_soak_section_says_what_grew_and_what_was_lost() -> None:
     assert "120 s of mixed load, 8 users against 3 API instances behind nginx" in text
     assert "Errors (any answer but a 2xx or a 429, or none): **0**; 429s 1." in text
     assert "Growing: `redis_used_mb`." in text
-    assert "(its maxmemory: 256.0 MB)" in text
+    assert "own processes: 0.0% (web-1); Redis 120.0% (its maxmemory: 256.0 MB)" in text
     assert "lost **0**, extra in the index **0**" in text
     assert (
         "Redis at the end, by kind of key: `emb` 1,200 keys, 2.5 MB, `ratelimit` 3 keys, "
