@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import plots
+from bench import plots, sizing
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
@@ -739,6 +739,7 @@ RENDERERS = [
     _section("console", _console),
     _section("topology", _topology),
     _section("tracing", _tracing),
+    sizing.section,
 ]
 
 
