@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import plots
+from bench import plots, sizing
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
@@ -813,6 +813,7 @@ RENDERERS = [
     _section("topology", _topology),
     _section("tracing", _tracing),
     _soak,
+    sizing.section,
 ]
 
 
