@@ -13,7 +13,7 @@ VENV_STAMP := .venv/.installed
 BROWSER_STAMP := tests/browser/node_modules/.installed
 PEERS_STAMP := bench/peers/.venv/.installed
 
-.PHONY: help install system-deps compose-deps compose-build compose-up compose-down compose-test bench-topology browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scaleout bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing bench-peers eval lint clean
+.PHONY: help install system-deps compose-deps compose-build compose-up compose-down compose-test bench-topology browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scaleout bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing bench-peers bench-soak eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
@@ -26,6 +26,9 @@ help:
 	@echo "                  bench-security, bench-console, bench-tracing: one of them)"
 	@echo "make bench-scale  how costs grow with a corpus of Debian documentation (150,000 chunks,"
 	@echo "                  hours; not part of make bench): SCALE_STAGES=single, then cluster,vectors,runs"
+	@echo "make bench-soak   30 minutes (SOAK_SECONDS) of mixed load against 3 API instances and 2"
+	@echo "                  indexers on a private stack: memory, heap, contexts, outbox lag and"
+	@echo "                  p99 over time, errors, and a reconciliation of every write"
 	@echo "make eval         relevance (nDCG@10, MAP, Recall@100) on ../shared/data/cisi"
 	@echo "make stack-up     start Elasticsearch, PostgreSQL and Redis locally (STACK_ARGS=...)"
 	@echo "make stack-down   stop them (data is kept in .stack/)"
@@ -125,6 +128,12 @@ bench-console: migrate
 # Uncached search p50 with tracing off, on at 1.0 and at 0.1 (exporting to the stack's Zipkin).
 bench-tracing: migrate
 	$(POETRY) run python -m bench.tracing
+
+# Mixed load for SOAK_SECONDS (1800) on a stack of its own (free ports, taken down at the
+# end): every process's memory, Elasticsearch's heap and contexts, Redis, the outbox lag
+# and p99 sampled every SOAK_SAMPLE_S (30); nothing may grow, nothing may be lost.
+bench-soak: install
+	$(POETRY) run python -m bench.soak
 
 # The peers (LangChain, Haystack) need Elasticsearch's 8.x client: their own environment.
 $(PEERS_STAMP): bench/peers/pyproject.toml bench/peers/poetry.lock

@@ -86,17 +86,9 @@ async def run(
     redis_url: str,
 ) -> dict[str, object]:
     web = web_tier(env, work / f"web-{instances}", instances)
-    collection = load_collection(CISI)
     ack = work / f"acked-{instances}.json"
     data = work / "load-data.json"
-    data.write_text(
-        json.dumps(
-            {
-                "queries": [q.text[:300] for q in collection.queries],
-                "texts": [d.text[:1500] for d in collection.documents[:200]],
-            }
-        )
-    )
+    write_load_data(data)
     locust_env = {**os.environ, "LOAD_KEY": key, "LOAD_ACK": str(ack), "LOAD_DATA": str(data)}
     redis = redis_for_url(redis_url)
     try:
@@ -106,12 +98,7 @@ async def run(
     await asyncio.to_thread(web.start)
     url = f"http://127.0.0.1:{web.web.port}"
     try:
-        cmd = [
-            sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"),
-            "--headless", "-u", str(USERS), "-r", str(USERS), "-t", f"{DURATION_S}s",
-            "--host", url, "--csv", str(work / f"load-{instances}"), "--only-summary",
-            "--stop-timeout", "15", "--loglevel", "WARNING",
-        ]  # fmt: skip
+        cmd = locust_command("ApiUser", url, USERS, DURATION_S, work / f"load-{instances}")
         await asyncio.to_thread(
             subprocess.run, cmd, env=locust_env, check=False, timeout=DURATION_S + 300
         )
@@ -141,10 +128,51 @@ async def run(
     }
 
 
+def write_load_data(path: Path) -> None:
+    """The locust users' queries and texts (CISI's), as $LOAD_DATA."""
+    collection = load_collection(CISI)
+    path.write_text(
+        json.dumps(
+            {
+                "queries": [q.text[:300] for q in collection.queries],
+                "texts": [d.text[:1500] for d in collection.documents[:200]],
+            }
+        )
+    )
+
+
+def locust_command(
+    user: str, url: str, users: int, duration_s: float, csv: Path, *, stop_timeout_s: int = 15
+) -> list[str]:
+    """Headless locust: ``users`` of ``bench/locustfile.py``'s class ``user`` for
+    ``duration_s``, its statistics into ``csv``_*.csv."""
+    return [
+        sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile.py"),
+        "--headless", "-u", str(users), "-r", str(users), "-t", f"{int(duration_s)}s",
+        "--host", url, "--csv", str(csv), "--only-summary",
+        "--stop-timeout", str(stop_timeout_s), "--loglevel", "WARNING", user,
+    ]  # fmt: skip
+
+
+async def seed_documents(http: httpx.AsyncClient, count: int = 300) -> list[str]:
+    """Store the first ``count`` CISI documents through the API; their ids (a document
+    stored before is not stored twice: its id comes back)."""
+    docs = load_collection(CISI).documents[:count]
+    ids = []
+    for i in range(0, len(docs), 100):
+        batch = [
+            {"title": d.title or d.id, "text": d.text, "source": f"cisi:{d.id}"}
+            for d in docs[i : i + 100]
+        ]
+        resp = await http.post("/v1/documents/batch", json={"documents": batch})
+        resp.raise_for_status()
+        ids += [item["id"] for item in resp.json()["items"]]
+    return ids
+
+
 async def seed(env: dict[str, str], key: str, work: Path) -> None:
     """The tenant's starting corpus, through the API (stored once)."""
     web = web_tier(env, work / "seed", 1)
-    docs = load_collection(CISI).documents[:300]
     await asyncio.to_thread(web.start)
     try:
         async with httpx.AsyncClient(
@@ -152,13 +180,7 @@ async def seed(env: dict[str, str], key: str, work: Path) -> None:
             headers={"Authorization": f"Bearer {key}"},
             timeout=300,
         ) as http:
-            for i in range(0, len(docs), 100):
-                batch = [
-                    {"title": d.title or d.id, "text": d.text, "source": f"cisi:{d.id}"}
-                    for d in docs[i : i + 100]
-                ]
-                resp = await http.post("/v1/documents/batch", json={"documents": batch})
-                resp.raise_for_status()
+            await seed_documents(http)
             for _ in range(600):  # the indexer drains the outbox
                 found = await http.post("/v1/search", json={"query": "library", "size": 1})
                 if found.json()["total"]["value"] >= 1:

@@ -1,7 +1,8 @@
 """The report's plots (PNG, matplotlib), drawn from bench/results.json: ingest, relevance,
-query latency, scaling, memory, open search contexts, MyAIServ beside the limit and the
-peers, and the scale benchmark's costs against the corpus size and its ingest throughput
-over time. A plot whose figures are not there yet (its benchmark has not run) is skipped."""
+query latency, scaling, memory, open search contexts and the soak's series over time,
+MyAIServ beside the limit and the peers, and the scale benchmark's costs against the corpus
+size and its ingest throughput over time. A plot whose figures are not there yet (its
+benchmark has not run) is skipped."""
 
 from __future__ import annotations
 
@@ -287,6 +288,61 @@ def scale_ingest(results: dict[str, Any], ax: Any) -> bool:
     return True
 
 
+def soak(results: dict[str, Any], axes: Any) -> bool:
+    """The soak's series over time: memory per process (against its median over the
+    second quarter, where growth is judged from), Elasticsearch's heap, open search
+    contexts, Redis, the outbox, and p99 (p50 dashed) per request type."""
+    series = get(results, "soak.series")
+    if not series:
+        return False
+
+    def lines(ax: Any, prefix: str, label: str = "", relative: bool = False, **style: Any) -> None:
+        for name, s in sorted(series.items()):
+            if not name.startswith(prefix) or not s["points"]:
+                continue
+            times, values = zip(*s["points"], strict=True)
+            if relative:
+                values = tuple(100 * v / (s["q2_median"] or 1) for v in values)
+            text = (label or name.removeprefix(prefix)) + (" (grows)" if s["grows"] else "")
+            ax.plot([t / 60 for t in times], values, label=text, linewidth=1, **style)
+
+    memory, heap, contexts, redis, backlog, latency = axes.flat
+    lines(memory, "memory_mb.", relative=True)
+    memory.set_ylabel("% of its second-quarter median")
+    memory.set_title("Memory per process (PostgreSQL: PSS of all its processes)")
+    lines(heap, "es_heap_after_gc_mb", "after the last GC")
+    lines(heap, "es_heap_used_mb", "used")
+    heap.set_ylim(bottom=0)
+    heap.set_ylabel("MB")
+    heap.set_title("Elasticsearch heap")
+    lines(contexts, "es_open_contexts", "open search contexts")
+    lines(contexts, "es_scrolls", "open scrolls")
+    contexts.set_ylim(bottom=0, top=max(10, contexts.get_ylim()[1]))
+    contexts.set_title("Elasticsearch: the most seen per window")
+    lines(redis, "redis_used_mb", "used memory")
+    redis.set_ylim(bottom=0)
+    redis.set_ylabel("MB")
+    bound = get(results, "soak.redis_maxmemory_mb")
+    redis.set_title("Redis" + (f" (maxmemory {bound:,.0f} MB)" if bound else ""))
+    lines(backlog, "outbox_backlog", "backlog (rows)")
+    lines(backlog, "outbox_oldest_s", "oldest row (s)")
+    backlog.set_ylim(bottom=0)
+    backlog.set_title("Outbox")
+    lines(latency, "p99_ms.")
+    latency.set_prop_cycle(None)
+    lines(latency, "p50_ms.", linestyle="--")
+    for line in latency.get_lines():
+        if line.get_linestyle() == "--":
+            line.set_label(f"_{line.get_label()}")  # p50s: unlabelled, the p99's colour
+    latency.set_yscale("log")
+    latency.set_ylabel("ms (log scale)")
+    latency.set_title("p99 per request type (p50 dashed), per window")
+    for ax in axes.flat:
+        ax.set_xlabel("minutes")
+        ax.legend(fontsize=6, loc="upper left", ncol=2)
+    return True
+
+
 def render(results: dict[str, Any], folder: Path) -> list[Path]:
     """Draw every plot whose figures exist into ``folder``; returns the files written."""
     import matplotlib
@@ -306,6 +362,7 @@ def render(results: dict[str, Any], folder: Path) -> list[Path]:
         ("scale_search", scale_search, (1, 1, (8, 4.5))),
         ("scale_cost", scale_cost, (1, 3, (13, 3.4))),
         ("scale_ingest", scale_ingest, (1, 1, (9, 3.4))),
+        ("soak", soak, (3, 2, (12, 10))),
     ):
         rows, cols, size = shape
         fig, axes = plt.subplots(rows, cols, figsize=size, layout="constrained")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import growth_report, plots
+from bench import growth_report, plots, sizing
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
@@ -722,6 +722,79 @@ def _tracing(r: dict[str, Any], method: dict[str, Any]) -> list[str]:
     ]
 
 
+def _soak(results: dict[str, Any]) -> list[str]:
+    r = results.get("soak")
+    if not r or "series" not in r:
+        return []
+    c = r["reconciliation"]
+    by_status = ", ".join(f"{k}: {v}" for k, v in r["errors_by_status"].items())
+    growing = ", ".join(f"`{name}`" for name in r["growing"]) or "none"
+
+    def num(v: Any) -> str:
+        return "" if v is None else f"{v:,.1f}" if isinstance(v, float) else f"{v:,}"
+
+    lines = [
+        "## Soak",
+        "",
+        (
+            f"{r['duration_s']:.0f} s of mixed load, {r['users']} users against "
+            f"{r['instances']} API instances behind nginx and {r['indexers']} indexers: "
+            f"{r['requests']:,} requests ({r['requests_per_s']:.1f}/s), sampled every "
+            f"{r['sample_s']:g} s. Errors (any answer but a 2xx or a 429, or none): "
+            f"**{r['errors']}**{f' ({by_status})' if by_status else ''}; 429s "
+            f"{r['rate_limited_429']}. Largest process-memory growth: "
+            f"**{num(r['max_rss_growth_pct'])}%** ({r['max_rss_growth_process']}); of "
+            f"MyAIServ's own processes: {num(r['app_max_rss_growth_pct'])}% "
+            f"({r['app_max_rss_growth_process']}); Redis "
+            f"{num(r['redis_memory_growth_pct'])}% (its maxmemory: "
+            f"{num(r['redis_maxmemory_mb'])} MB). Growing: {growing}."
+        ),
+        "",
+        (
+            f"Reconciliation, the backlog indexed {r['backlog_drained_after_s']:g} s after the "
+            f"load: {c['acknowledged_documents']:,} documents written "
+            f"({c['acknowledged_deletes']:,} of them deleted since) and {c['seeded_documents']:,} "
+            f"seeded, {c['acknowledged_runs']:,} runs recorded by chat answers; lost "
+            f"**{r['lost_writes']}**, extra in the index **{r['extra_in_index']}** "
+            f"(stored but never acknowledged: {c['unacknowledged_stored']})."
+        ),
+        "",
+        "Redis at the end, by kind of key: "
+        + (
+            ", ".join(
+                f"`{kind}` {g['keys']:,} keys, {g['mb']:.1f} MB"
+                + (f" (**{g['without_expiry']:,} never expire**)" if g["without_expiry"] else "")
+                for kind, g in r.get("redis_keys", {}).items()
+            )
+            or "none"
+        )
+        + ".",
+        "",
+        "| request | requests | p50 ms | p99 ms | answers |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, f in r["latency"].items():
+        statuses = ", ".join(f"{k}: {v:,}" for k, v in r["answers"][name].items())
+        lines.append(
+            f"| {name} | {f['requests']:,} | {f['p50_ms']:.0f} | {f['p99_ms']:.0f} | {statuses} |"
+        )
+    lines += [
+        "",
+        (
+            "| series | first | second quarter (median) | last quarter (median) | change | "
+            "slope per hour (second half) | grows |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, g in r["series"].items():
+        change = "" if g["growth_pct"] is None else f"{g['growth_pct']:+.1f}%"
+        lines.append(
+            f"| `{name}` | {num(g['first'])} | {num(g['q2_median'])} | {num(g['q4_median'])} "
+            f"| {change} | {g['slope_per_h']:+,.1f} | {'**yes**' if g['grows'] else 'no'} |"
+        )
+    return [*lines, "", *_plot("soak"), f"How: {_how(results, 'soak')}", ""]
+
+
 RENDERERS = [
     _targets,
     _ingest,
@@ -740,6 +813,8 @@ RENDERERS = [
     _section("topology", _topology),
     _section("tracing", _tracing),
     growth_report.section,
+    _soak,
+    sizing.section,
 ]
 
 

@@ -234,6 +234,15 @@ http {{
             terminate(read_pid(self._pidfile(name)), timeout=30, what=name)
             self._pidfile(name).unlink(missing_ok=True)
 
+    def pids(self) -> dict[str, int]:
+        """The tier's running processes by name (``web-<i>``, ``indexer-<i>``, ``nginx``):
+        what a benchmark watches."""
+        names = [*self.instance_names(), *(f"indexer-{i + 1}" for i in range(self.web.indexers))]
+        files = {name: self._pidfile(name) for name in names}
+        files["nginx"] = self.root / "nginx.pid"
+        pids = {name: read_pid(path) for name, path in files.items()}
+        return {name: pid for name, pid in pids.items() if pid is not None and pid_alive(pid)}
+
     def running(self) -> bool:
         return self.nginx_running() and all(self.running_instance(n) for n in self.instance_names())
 

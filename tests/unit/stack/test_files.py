@@ -80,3 +80,14 @@ def test_a_stack_saved_before_zipkin_loads_without_it(tmp_path: Path) -> None:
     assert loaded.services == ("elasticsearch", "postgres", "redis")
     assert loaded.zipkin.port == 19411
     assert "MYAISERV_TRACING__EXPORTER" not in loaded.env()
+
+
+def test_the_web_tier_names_its_running_processes(tmp_path: Path) -> None:
+    config = StackConfig(dir=tmp_path, web=WebConfig(instances=2, indexers=1))
+    web = WebService(tmp_path, config)
+    web.root.mkdir(parents=True)
+    (web.root / "web-1.pid").write_text(f"{os.getpid()}\n")
+    (web.root / "indexer-1.pid").write_text(f"{os.getppid()}\n")
+    (web.root / "nginx.pid").write_text("999999999\n")  # no such process: left out
+    # web-2 has no pid file (not started): left out too.
+    assert web.pids() == {"web-1": os.getpid(), "indexer-1": os.getppid()}
