@@ -128,7 +128,7 @@ def encode_cost(texts: list[str]) -> dict[str, float]:
     settings = load_settings().embedding
     for name, threads in (("one_core", 1), ("all_cores", 0)):
         embedder = Embedder.from_settings(settings.model_copy(update={"threads": threads}))
-        embedder.load()
+        out["dims"] = embedder.load().dims
         embedder.encode_sync(texts[:16])
         started = time.perf_counter()
         embedder.encode_sync(texts)

@@ -183,7 +183,13 @@ def figures(states: dict[str, dict[str, Any]], corpus_info: dict[str, Any]) -> d
         for size in sizes:
             out[size] = head[size]
         if "encode" in head:
-            out["encode_s_per_chunk_per_core"] = head["encode"]["s_per_chunk_one_core"]
+            # the sizing plan's name (bench/sizing.py): seconds of one core per chunk
+            out["encode_s_per_chunk_core"] = head["encode"]["s_per_chunk_one_core"]
+            if "dims" in head["encode"]:
+                out["dims"] = head["encode"]["dims"]
+        largest = head[sizes[-1]] if sizes else {}
+        if "api_cpu_s_per_search" in largest:
+            out["api_cpu_s_per_search"] = largest["api_cpu_s_per_search"]
         if "recall" in head:
             out["recall_at_10"] = head["recall"]["recall_at_10"]
         out["headline_topology"] = "single" if "single" in topologies else "cluster"

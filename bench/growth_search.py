@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 from elasticsearch.helpers import async_scan
 
-from bench.common import peak_rss_mb, private_stack_down, private_stack_up
+from bench.common import cpu_seconds, peak_rss_mb, private_stack_down, private_stack_up
 from bench.search import Timings, direct_client, paired, percentile, search_plan
 from bench.vectors import TYPES, index_all, recall, vector_memory
 from myaiserv.cache.client import create_redis_client
@@ -62,6 +62,7 @@ async def measure(
     """The search figures at this size (one API process, started for them)."""
     times: dict[str, list[list[float]]] = {mode: [] for mode in MODES}
     server: dict[str, list[list[float]]] = {"hybrid": [], "cached": []}
+    cpu = {"hybrid": 0.0, "cached": 0.0}
     redis = create_redis_client(settings)
     async with local_api(env, indexer=False) as (url, api):
         headers = {"Authorization": f"Bearer {key}"}
@@ -75,10 +76,14 @@ async def measure(
                 await direct(text_)
             for _ in range(rounds):
                 await redis.flushdb()
+                before = cpu_seconds(api.pid)  # the API's own CPU (the direct client's is ours)
                 hybrid, direct_ms = await paired(http, direct, queries)
+                cpu["hybrid"] += cpu_seconds(api.pid) - before
                 cached = Timings()
+                before = cpu_seconds(api.pid)
                 for text_ in queries:
                     await cached.send(http, {"query": text_})
+                cpu["cached"] += cpu_seconds(api.pid) - before
                 times["hybrid"].append(hybrid.client)
                 times["direct"].append(direct_ms)
                 times["cached"].append(cached.client)
@@ -96,6 +101,10 @@ async def measure(
     for mode, values in summarise(server).items():
         figures[f"server_{mode}"] = values
     figures["api_peak_rss_mb"] = round(api_rss, 1)
+    # CPU seconds of the API process per search: uncached hybrid (query embedding, both
+    # searches, fusion, page) and cached (a page from Redis).
+    figures["api_cpu_s_per_search"] = round(cpu["hybrid"] / (rounds * len(queries)), 5)
+    figures["api_cpu_s_per_cached_search"] = round(cpu["cached"] / (rounds * len(queries)), 5)
     figures["queries"] = len(queries)
     figures["rounds"] = rounds
     return figures
@@ -177,7 +186,7 @@ async def vector_options(
     """bench/vectors.py's comparison on the corpus's own vectors at its largest size, on
     a one-node stack of its own in ``folder``: per index option, its cost to index, its
     recall@10 against exact search, and the memory its vectors need off the heap."""
-    from bench.common import cpu_seconds, es_pids
+    from bench.common import es_pids
     from myaiserv.embeddings.model import ModelInfo
 
     data = np.load(vectors_file)

@@ -41,7 +41,8 @@ def point(chunks: int) -> dict[str, Any]:
     for mode, ms in (("bm25", 8), ("vector", 20), ("hybrid", 45), ("cached", 3), ("direct", 35)):
         figures |= {f"{mode}_p50_ms": ms, f"{mode}_p99_ms": 2 * ms,
                     f"{mode}_p50_min_ms": ms - 1, f"{mode}_p50_max_ms": ms + 1}  # fmt: skip
-    return figures | {"server_cached_p50_ms": 1.5}
+    return figures | {"server_cached_p50_ms": 1.5, "api_cpu_s_per_search": 0.02,
+                      "api_cpu_s_per_cached_search": 0.002}  # fmt: skip
 
 
 STATES: dict[str, dict[str, Any]] = {
@@ -53,7 +54,8 @@ STATES: dict[str, dict[str, Any]] = {
         "recall": {"chunks": 40000, "queries": 30, "k": 100, "num_candidates": 100,
                    "recall_at_10": 0.98, "recall_at_100": 0.97, "index_type": "hnsw"},
         "encode": {"chunks": 256, "cores": 2, "s_per_chunk_one_core": 0.07,
-                   "s_per_chunk_all_cores": 0.038, "backend": "onnx-int8"},
+                   "s_per_chunk_all_cores": 0.038, "backend": "onnx-int8",
+                   "dims": 384},
     },
     "cluster": {
         "selection": "abc", "complete": True, "indexer_peak_rss_mb": 950.0,

@@ -45,7 +45,8 @@ def test_the_scale_keys_the_sizing_plan_reads() -> None:
     assert s["es_disk_bytes_per_chunk"] == 6000.0
     assert s["es_heap_bytes_per_chunk"] == pytest.approx(100.0)
     assert s["es_index_cpu_s_per_chunk"] == pytest.approx(0.004)
-    assert s["encode_s_per_chunk_per_core"] == 0.07
+    assert s["encode_s_per_chunk_core"] == 0.07 and s["dims"] == 384
+    assert s["api_cpu_s_per_search"] == 0.02  # at the largest size
     assert s["recall_at_10"] == 0.98
     assert s["runs_search_p50_ms"] == 12.0 and s["runs_dashboard_p99_ms"] == 40.0
     assert s["vectors"]["int8_hnsw"]["search_memory_bytes_per_vector"] == 1600.0
