@@ -42,6 +42,7 @@ from indexers.chunk import chunk_text
 from indexers.ingest import documents_from_collection
 from myaiserv.config import Settings
 from myaiserv.datasets.trec import load_collection
+from myaiserv.documents.service import NewDocument
 from myaiserv.embeddings import onnx
 from myaiserv.embeddings.model import Embedder, resolve_model_path
 from myaiserv.embeddings.runtime import cores
@@ -58,10 +59,9 @@ ONNX_INT8 = "onnx-int8"
 # stems, in our code) has no index-settings equivalent without a stemming token filter;
 # Elasticsearch's `english` analyzer is the peers' nearest. Without it (the integ-test
 # distribution has no analysis-common module, so no language analyzer and no stemmer
-# filter at all): `stop`, lower-cased letters without English stop words, the nearest
-# one both peers' index options can name (Haystack's is a mapping, which can only name an
-# analyzer the cluster has built in).
-PREFERRED_ANALYZER, FALLBACK_ANALYZER = "english", "stop"
+# filter at all): English stop words alone (bench/peers/run.py's ANALYZERS says how each
+# peer's index options give them).
+PREFERRED_ANALYZER, FALLBACK_ANALYZER = "english", "english_stop"
 
 
 @dataclass(frozen=True)
@@ -83,13 +83,21 @@ def peer_index(peer: str, variant: Variant = DEFAULT) -> str:
     return f"benchpeers-{peer}{variant.suffix.replace('_', '-')}"
 
 
+def cisi_documents() -> list[NewDocument]:
+    """CISI's documents, as MyAIServ ingests them; the first BENCH_DOCS only where that is
+    set (a quick run that proves the code, not one whose figures mean anything)."""
+    docs = list(documents_from_collection(CISI))
+    limit = int(os.environ.get("BENCH_DOCS") or 0)
+    return docs[:limit] if limit else docs
+
+
 def chunks_for(settings: Settings, embedder: Embedder) -> list[dict[str, str]]:
     """CISI chunked exactly as the indexer chunks it; ids ``cisi:<doc>#<n>``."""
     cfg = settings.indexing
     max_tokens = min(cfg.chunk_max_tokens, embedder.load().max_seq_length - 2)
     return [
         {"id": f"{d.source}#{n}", "text": c.text}
-        for d in documents_from_collection(CISI)
+        for d in cisi_documents()
         for n, c in enumerate(
             chunk_text(
                 "x",
@@ -208,12 +216,12 @@ async def best_analyzer(settings: Settings) -> tuple[str, str]:
         f"the cluster has no `{PREFERRED_ANALYZER}` analyzer ({error}): it lacks the "
         "analysis-common module, so no language analyzer and no stemming token filter "
         "exists here, and MyAIServ's stems (made in its own code, myaiserv/search/"
-        "analysis.py) have no index-settings equivalent. The peers get the built-in "
-        f"`{FALLBACK_ANALYZER}` analyzer (lower-cased letters, English stop words): the "
-        "nearest one both can be given, LangChain through `custom_index_settings` (as "
-        "the index's default analyzer), Haystack through `custom_mapping` (its only "
-        "index option: a mapping can only name an analyzer the cluster has built in). "
-        "The difference to MyAIServ's BM25 left is stemming."
+        "analysis.py) have no index-settings equivalent. The peers get English stop "
+        "words, the nearest the cluster allows: LangChain through `custom_index_settings` "
+        "(the index's default analyzer: `standard` with `_english_` stop words); Haystack "
+        "through `custom_mapping`, its only index option, which can only name an analyzer "
+        "the cluster has built in: `stop` (lower-cased letters, English stop words; digits "
+        "dropped). What is left between them and MyAIServ's BM25 is stemming."
     )
 
 

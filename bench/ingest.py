@@ -32,14 +32,13 @@ from bench.against_peers import (
     ONNX,
     PEERS,
     chunks_for,
+    cisi_documents,
     embedding_threads,
     ingest_config,
     run_peer,
 )
 from bench.common import bench_settings, peak_rss_mb, prepare_database, rounds
-from bench.search import CISI
 from bench.spread import over_rounds
-from indexers.ingest import documents_from_collection
 from myaiserv.auth.service import TenantService
 from myaiserv.cache.client import create_redis_client
 from myaiserv.config import Settings
@@ -186,7 +185,7 @@ def torch_threads() -> int:
 async def main() -> None:
     settings, env = bench_settings(BENCH_DB, BENCH_REDIS_DB, PREFIX)
     n_rounds = rounds()
-    docs = list(documents_from_collection(CISI))
+    docs = cisi_documents()
     embedder = Embedder.from_settings(settings.embedding)
     chunks = chunks_for(settings, embedder)
     embedder.close()

@@ -181,7 +181,7 @@ def _relevance_variants(
             f = p.get(section) or {}
             label = {
                 "relevance_onnx_int8": ", onnx-int8",
-                "relevance_best_analyzer": f", `{f.get('analyzer')}` analyzer",
+                "relevance_best_analyzer": f", analyzer: {f.get('analyzer')}",
             }.get(section, "")
             if isinstance(f.get("cisi"), dict):
                 out.append((peer, name, f["cisi"], label))

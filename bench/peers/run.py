@@ -10,9 +10,9 @@ Every INPUT has "es_url", "index", "model" (a local sentence-transformers folder
 "backend" ("torch", the peers' default, or "onnx-int8": the ONNX file MyAIServ runs,
 "onnx_file", loaded through sentence-transformers' documented ONNX backend), "threads"
 (what the backend computes with; 0 = its default) and "analyzer" (null: the peer's
-default, Elasticsearch's `standard`; or the name of a built-in analyzer, given through
-the peer's own index options: LangChain's ``custom_index_settings``, Haystack's
-``custom_mapping``).
+default, Elasticsearch's `standard`; "english": Elasticsearch's English analyzer;
+"english_stop": English stop words without stemming, for clusters without language
+analyzers), given through the peer's own index options (``ANALYZERS``).
 ingest: INPUT also {"chunks": [{"id", "text"}], "batch_size"}; the peer writes the chunks
 into a fresh ``index`` its documented way (embedding + bulk writes), timed from the call
 until the index is refreshed (searchable). The index is left for ``search``.
@@ -151,6 +151,28 @@ def measure(
     return out
 
 
+# -- The BM25 field's analysis -----------------------------------------------------------
+
+# What each peer's index options can give (analysis, and what to call it in the report).
+# LangChain's (index settings) can define an analyzer of any type the cluster has as the
+# index default; Haystack's (a mapping) can only name one the cluster has built in: on a
+# cluster without analysis-common (the integ-test distribution) that is `stop`, whose
+# letter tokenizer drops digits, where LangChain's `standard` + stop words keeps them.
+ANALYZERS: dict[str, dict[str, tuple[Any, str]]] = {
+    "langchain": {
+        "english": ({"type": "english"}, "english"),
+        "english_stop": (
+            {"type": "standard", "stopwords": "_english_"},
+            "standard, English stop words",
+        ),
+    },
+    "haystack": {
+        "english": ("english", "english"),
+        "english_stop": ("stop", "stop (letters, English stop words)"),
+    },
+}
+
+
 # -- LangChain ---------------------------------------------------------------------------
 
 
@@ -173,7 +195,7 @@ def langchain_index_settings(cfg: dict[str, Any]) -> dict[str, Any] | None:
     named ``default`` is every text field's, the BM25 field's included."""
     if not cfg.get("analyzer"):
         return None
-    return {"analysis": {"analyzer": {"default": {"type": cfg["analyzer"]}}}}
+    return {"analysis": {"analyzer": {"default": ANALYZERS["langchain"][cfg["analyzer"]][0]}}}
 
 
 def langchain_ingest(cfg: dict[str, Any], work: Path) -> Callable[[], None]:
@@ -256,7 +278,7 @@ def haystack_mapping(cfg: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "properties": {
             "embedding": {"type": "dense_vector", "index": True, "similarity": "cosine"},
-            "content": {"type": "text", "analyzer": cfg["analyzer"]},
+            "content": {"type": "text", "analyzer": ANALYZERS["haystack"][cfg["analyzer"]][0]},
         },
         "dynamic_templates": [
             {
@@ -401,7 +423,7 @@ def main() -> None:
     out |= {
         "backend": cfg.get("backend", "torch"),
         "threads": backend_threads(cfg),
-        "analyzer": cfg.get("analyzer") or "standard",
+        "analyzer": ANALYZERS[peer][cfg["analyzer"]][1] if cfg.get("analyzer") else "standard",
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     with open(target, "w") as f:

@@ -265,7 +265,7 @@ def test_the_report_puts_the_peers_beside_myaiserv_in_each_table() -> None:
     assert "MyAIServ behind by 7.1% (spread 4.8%) |" in text  # torch beside torch
     assert "| Haystack | hybrid | 0.4300 |" in text
     assert "| Haystack, onnx-int8 | hybrid | 0.4300 |" in text
-    assert "| Haystack, `stop` analyzer | bm25 | 0.3400 |" in text
+    assert "| Haystack, analyzer: stop | bm25 | 0.3400 |" in text
     assert "- The peers' analyzer: no stemmer on this cluster" in text
     # Latency: the spread, and a lead within it a tie (vector: 29.5 vs 30.0 +- 1).
     assert "| MyAIServ `/v1/search` bm25, uncached | onnx-int8 | 20.0 (19.5-20.5) |" in text
