@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS_DIR = ROOT / "bench" / "peers"
 PEERS_PYTHON = PEERS_DIR / ".venv" / "bin" / "python"
 PEERS = ("langchain", "haystack")
+ENCODER = "sentence-transformers"  # what both peers embed with: run.py's ``encode``
 DEPTH = 1500
 ONNX_INT8 = "onnx-int8"
 # What MyAIServ's index uses (myaiserv/search/analysis.py: English stop words and Snowball

@@ -1,6 +1,7 @@
 """Ingest benchmark: CISI end to end (HTTP API -> PostgreSQL + outbox -> indexer ->
-Elasticsearch), beside raw `SentenceTransformer.encode` of the same chunks (the physical
-limit on this machine) and beside the peers writing the same chunks with the same model
+Elasticsearch), beside the raw encode of the same chunks (the physical limit on this
+machine: MyAIServ's embedder, and on onnx-int8 also sentence-transformers' ONNX backend,
+the peers' encoder) and beside the peers writing the same chunks with the same model
 into the same cluster: LangChain's `ElasticsearchStore.add_texts` and Haystack's
 sentence-transformers document embedder + `ElasticsearchDocumentStore.write_documents`
 (bench/peers/run.py, in their own environment), on their default backend (torch) and on
@@ -9,8 +10,8 @@ MyAIServ's own ONNX int8 file. MyAIServ runs with one indexer worker, then two (
 Runs against the local stack, in a database, Redis database and index prefix of its own
 (created fresh each round, so the embedding cache is cold); BENCH_ROUNDS rounds (default
 3). Writes bench/results.json (`ingest.*`, `peers.<peer>.ingest[_onnx_int8].*`,
-`peers.<peer>.memory.*`, `scaling.ingest.*`, `memory.*`) and bench/REPORT.md. Run it with
-`make bench`.
+`peers.<peer>.memory.*`, `peers.encode_onnx_int8.*`, `scaling.ingest.*`, `memory.*`)
+and bench/REPORT.md. Run it with `make bench`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy import func, select
 from bench import report
 from bench.against_peers import (
     DEFAULT,
+    ENCODER,
     ONNX,
     PEERS,
     chunks_for,
@@ -68,7 +70,8 @@ async def reset_index_and_cache(settings: Settings) -> None:
 
 
 def raw_encode(settings: Settings, texts: list[str], backend: str) -> float:
-    """One encode call over every chunk text on ``backend``, after a warm-up: chunks/s."""
+    """One encode call of MyAIServ's embedder over every chunk text on ``backend``, after a
+    warm-up: chunks/s."""
     embedder = Embedder.from_settings(settings.embedding.model_copy(update={"backend": backend}))
     embedder.load()
     embedder.encode_sync(texts[:64])  # warm-up
@@ -206,6 +209,9 @@ async def main() -> None:
     theirs: dict[tuple[str, str], list[dict[str, Any]]] = {
         (peer, b): [] for b in variants for peer in PEERS
     }
+    # The peers' own encoder on MyAIServ's ONNX file, alone, per round: their limit there
+    # (on torch, their encoder is MyAIServ's torch backend: sentence-transformers itself).
+    encodes: list[dict[str, Any]] = []
 
     async def ours_once(workers: int, on: str) -> str:
         # The limit while this run ran: the raw encode just before and just after it,
@@ -225,6 +231,11 @@ async def main() -> None:
         theirs[peer, on].append(run_peer("ingest", peer, cfg))
         return f"{peer}[{on}] {theirs[peer, on][-1]['chunks_per_s']:.1f}"
 
+    def encoder_once() -> str:
+        cfg = ingest_config(settings, ENCODER, chunks, ONNX)
+        encodes.append(run_peer("encode", ENCODER, cfg))
+        return f"{ENCODER}[{ONNX.backend}] raw {encodes[-1]['chunks_per_s']:.1f}"
+
     # Warm-up, not timed: a first ingest makes Elasticsearch compile its indexing code
     # (its first one after start or idle costs it several times the CPU of later ones).
     warm = await end_to_end(settings, env, docs[:200], backend=backend)
@@ -233,6 +244,7 @@ async def main() -> None:
     systems = [
         *(("myaiserv", b) for b in backends),
         *((peer, b) for b in variants for peer in PEERS),
+        (ENCODER, ONNX.backend),
     ]
     for n in range(1, n_rounds + 1):
         # Every system in every round, in an order that rotates from round to round, so
@@ -244,12 +256,19 @@ async def main() -> None:
         for system, on in systems[shift:] + systems[:shift]:
             if system == "myaiserv":
                 line.append(await ours_once(1, on))
+            elif system == ENCODER:
+                line.append(encoder_once())
             else:
                 line.append(theirs_once(system, on))
         line.append(await ours_once(2, backend))
         print(f"bench: round {n} (chunks/s): {', '.join(line)}", flush=True)
 
-    def figures_of(runs: list[dict[str, Any]], on: str) -> dict[str, Any]:
+    def figures_of(
+        runs: list[dict[str, Any]], on: str, limits: list[float] | None = None
+    ) -> dict[str, Any]:
+        """Chunks/s over the rounds, and each round's share of ``limits`` (per round; by
+        default MyAIServ's raw encodes on ``on``: each MyAIServ run's own, the mean of its
+        round's for anyone else)."""
         cps = [r["chunks"] / r["seconds"] for r in runs]
         seconds = statistics.median(r["seconds"] for r in runs)
         out: dict[str, Any] = {
@@ -261,10 +280,9 @@ async def main() -> None:
             "docs_per_s": round(len(docs) / seconds, 2),
             **over_rounds("chunks_per_s", cps),
         }
-        if on in raws:
-            # MyAIServ's runs carry their own limit; a peer's run is set against the mean
-            # of its round's raw encodes on its backend (those around MyAIServ's run).
+        if limits is None and on in raws:
             limits = [r.get("raw") or statistics.mean(raws[on][i]) for i, r in enumerate(runs)]
+        if limits:
             ratios = [c / raw for c, raw in zip(cps, limits, strict=True)]
             out |= {
                 "ratio_to_raw_encode": median(ratios, 4),
@@ -273,8 +291,8 @@ async def main() -> None:
             }
         return out
 
-    def raw_of(on: str) -> float:
-        return median([r for rs in raws[on] for r in rs])
+    def raw_of(on: str) -> dict[str, float]:
+        return over_rounds("raw_encode_chunks_per_s", [r for rs in raws[on] for r in rs])
 
     def threads_of(on: str) -> int:
         return torch_threads() if on == "torch" else embedding_threads(settings, on)
@@ -282,18 +300,29 @@ async def main() -> None:
     ingest = {
         **figures_of(ours[1, backend], backend),
         "threads": threads_of(backend),
-        "raw_encode_chunks_per_s": raw_of(backend),
+        **raw_of(backend),
     }
     if backend != "torch":
         ingest["torch"] = {
             **figures_of(ours[1, "torch"], "torch"),
             "threads": threads_of("torch"),
-            "raw_encode_chunks_per_s": raw_of("torch"),
+            **raw_of("torch"),
         }
     peers: dict[str, Any] = {peer: {"memory": {}} for peer in PEERS}
+    peers[f"encode{ONNX.suffix}"] = {
+        "backend": ONNX.backend,
+        "threads": encodes[0]["threads"],
+        "batch_size": encodes[0]["batch_size"],
+        **over_rounds("chunks_per_s", [e["chunks_per_s"] for e in encodes]),
+    }
+    # Each peer run against its own encoder's raw rate in the same round.
+    peer_limits = {ONNX.backend: [e["chunks_per_s"] for e in encodes]}
     for (peer, on), runs in theirs.items():
         suffix = variants[on].suffix
-        peers[peer][f"ingest{suffix}"] = {**figures_of(runs, on), "threads": runs[0]["threads"]}
+        peers[peer][f"ingest{suffix}"] = {
+            **figures_of(runs, on, peer_limits.get(on)),
+            "threads": runs[0]["threads"],
+        }
         peers[peer]["memory"] |= over_rounds(
             f"ingest{suffix}_peak_rss_mb", [r["peak_rss_mb"] for r in runs], 1
         )
@@ -311,12 +340,15 @@ async def main() -> None:
     }
     how = (
         f"median of {n_rounds} rounds, with the lowest and highest (ratios: median of the "
-        "per-round ratios). Raw = one SentenceTransformer.encode call over every chunk text "
-        f"(batch size {settings.embedding.batch_size}) after a 64-chunk warm-up, in the "
-        "benchmark process, on the run's embedding backend; each MyAIServ run is set "
+        "per-round ratios). Raw = one encode call over every chunk text (batch size "
+        f"{settings.embedding.batch_size}) after a 64-chunk warm-up: MyAIServ's embedder in "
+        "the benchmark process on the run's backend (on torch that is "
+        "SentenceTransformer.encode, the peers' encoder too), and, on onnx-int8, "
+        "SentenceTransformer.encode on sentence-transformers' ONNX backend in the peers' "
+        "environment (their encoder, peers.encode_onnx_int8.*). Each MyAIServ run is set "
         "against the raw encode measured just before and just after it, averaged (the limit "
-        "while it ran), each peer run against the mean of its round's raw encodes on its "
-        "backend. MyAIServ = fresh database, indices and cold embedding cache, one API and "
+        "while it ran), each peer run against its own encoder's raw encode in the same "
+        "round. MyAIServ = fresh database, indices and cold embedding cache, one API and "
         "one indexer process, from the first POST /v1/documents/batch (100 documents each) "
         f"until the outbox is empty and the index refreshed, on {backend} (ingest.*) and on "
         "torch (ingest.torch.*); LangChain and Haystack = each in a fresh process, model "

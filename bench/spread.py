@@ -61,7 +61,8 @@ class Spread:
 def versus(ours: Spread, theirs: Spread, *, higher_is_better: bool) -> tuple[Verdict, str]:
     """Where ``ours`` stands against ``theirs``, and a short text saying so. The lead (or
     deficit) is a tie unless it is larger than the wider of the two spreads; without any
-    spread recorded the text says so."""
+    spread recorded the text says so. The lead is relative to ``theirs`` (a factor where
+    one figure is at least twice the other)."""
     lead = ours.value - theirs.value if higher_is_better else theirs.value - ours.value
     widths = [w for w in (ours.width, theirs.width) if w is not None]
     spread = max(widths) if widths else None
@@ -72,7 +73,13 @@ def versus(ours: Spread, theirs: Spread, *, higher_is_better: bool) -> tuple[Ver
     if verdict == "tie":
         within = "" if spread is None else f", within the rounds' spread of {spread / scale:.1%}"
         return verdict, f"tie ({lead / scale:+.1%}{within})"
-    by = f"{verdict} by {abs(lead) / scale:.1%}"
+    low, high = sorted((abs(ours.value), abs(theirs.value)))
+    # Past twice (or half) the other's figure, a factor reads better than a percentage.
+    by = (
+        f"{verdict} by {high / low:.1f}x"
+        if low and high >= 2 * low
+        else f"{verdict} by {abs(lead) / scale:.1%}"
+    )
     if spread is None:
         return verdict, f"{by} (no spread recorded)"
     return verdict, f"{by} (spread {spread / scale:.1%})"

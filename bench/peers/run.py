@@ -5,6 +5,7 @@ integrations need the 8.x client, MyAIServ the 9.x one): LangChain's `Elasticsea
 
     python bench/peers/run.py ingest PEER INPUT.json OUTPUT.json
     python bench/peers/run.py search PEER INPUT.json OUTPUT.json
+    python bench/peers/run.py encode sentence-transformers INPUT.json OUTPUT.json
 
 Every INPUT has "es_url", "index", "model" (a local sentence-transformers folder),
 "backend" ("torch", the peers' default, or "onnx-int8": the ONNX file MyAIServ runs,
@@ -20,6 +21,8 @@ search: INPUT also {"queries": [{"id", "text"}], "depth", "timed": [texts]}: eve
 through the peer's BM25, embedding and hybrid retrievers, ranked chunk ids ``depth`` deep
 (0: none); then every ``timed`` text again with k=10, timed (latency as an application
 calling it sees it).
+encode: INPUT as for ingest; one ``SentenceTransformer.encode`` of every chunk text after
+a warm-up: the encoder both peers call, alone (their limit on the backend).
 OUTPUT: the figures, with the backend, its threads and the process's own peak RSS. No
 network beyond the given cluster.
 """
@@ -412,6 +415,20 @@ def search(peer: str, cfg: dict[str, Any], es: Elasticsearch, work: Path) -> dic
     return {"retrievers": retrievers, "notes": notes}
 
 
+def encode(_: str, cfg: dict[str, Any], es: Elasticsearch, work: Path) -> dict[str, Any]:
+    from sentence_transformers import SentenceTransformer
+
+    folder, backend = sentence_transformer(cfg, work)
+    model = SentenceTransformer(folder, device="cpu", local_files_only=True, **backend)
+    texts = [c["text"] for c in cfg["chunks"]]
+    model.encode(texts[:64], batch_size=cfg["batch_size"])  # warm-up
+    started = time.perf_counter()
+    model.encode(texts, batch_size=cfg["batch_size"])
+    seconds = time.perf_counter() - started
+    cps = len(texts) / seconds
+    return {"chunks": len(texts), "seconds": round(seconds, 2), "chunks_per_s": cps}
+
+
 def main() -> None:
     command, peer, source, target = sys.argv[1:5]
     with open(source) as f:
@@ -419,11 +436,13 @@ def main() -> None:
     no_root_endpoint()
     es = Elasticsearch(cfg["es_url"], request_timeout=120)
     with tempfile.TemporaryDirectory(prefix="myaiserv-peer-") as work:
-        out = {"ingest": ingest, "search": search}[command](peer, cfg, es, Path(work))
+        run = {"ingest": ingest, "search": search, "encode": encode}[command]
+        out = run(peer, cfg, es, Path(work))
     out |= {
         "backend": cfg.get("backend", "torch"),
         "threads": backend_threads(cfg),
         "analyzer": ANALYZERS[peer][cfg["analyzer"]][1] if cfg.get("analyzer") else "standard",
+        "batch_size": cfg.get("batch_size", 32),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     with open(target, "w") as f:

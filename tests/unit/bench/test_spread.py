@@ -40,6 +40,15 @@ WITHIN = "within the rounds' spread of"
         # Latency: lower is better; the peers' spread counts as much as ours.
         (Spread(20, 19.9, 20.1), Spread(25, 20, 30), False, "tie", f"tie (+20.0%, {WITHIN} 40.0%)"),
         (Spread(40, 39, 41), Spread(25, 24, 26), False, "behind", "behind by 60.0% (spread 8.0%)"),
+        # Twice the other or more: a factor, either way round.
+        (
+            Spread(275, 270, 280),
+            Spread(2070, 2060, 2080),
+            False,
+            "ahead",
+            "ahead by 7.5x (spread 1.0%)",
+        ),
+        (Spread(40), Spread(2), False, "behind", "behind by 20.0x (no spread recorded)"),
         # Without spreads the verdict stands, and the text says none was recorded.
         (Spread(40), Spread(25), False, "behind", "behind by 60.0% (no spread recorded)"),
         (Spread(25), Spread(25), False, "tie", "tie (+0.0%)"),
