@@ -55,7 +55,7 @@ def _bars(ax: Any, rows: list[Bar], unit: str, fmt: str = "{:.1f}") -> None:
 
 
 def ingest(results: dict[str, Any], ax: Any) -> bool:
-    raw = get(results, "ingest.raw_encode_chunks_per_s")
+    raw = spread(results, "ingest.raw_encode_chunks_per_s")
     ours = spread(results, "ingest.chunks_per_s")
     if raw is None or ours is None:
         return False
@@ -64,10 +64,13 @@ def ingest(results: dict[str, Any], ax: Any) -> bool:
         (f"raw encode, {backend} (limit)", raw, LIMIT),
         (f"MyAIServ, {backend} (API + indexer)", ours, OURS),
     ]
+    theirs = spread(results, "peers.encode_onnx_int8.chunks_per_s")
+    if theirs is not None:
+        rows.append(("raw encode, onnx-int8, the peers' encoder", theirs, LIMIT))
     two = get(results, "scaling.ingest.workers_2_chunks_per_s")
     if two is not None:
         rows.append((f"MyAIServ, {backend}, 2 indexers", two, OURS))
-    torch_raw = get(results, "ingest.torch.raw_encode_chunks_per_s")
+    torch_raw = spread(results, "ingest.torch.raw_encode_chunks_per_s")
     torch = spread(results, "ingest.torch.chunks_per_s")
     if torch_raw is not None and torch is not None:
         rows.append(("raw encode, torch", torch_raw, LIMIT))
@@ -78,8 +81,8 @@ def ingest(results: dict[str, Any], ax: Any) -> bool:
             if value is not None:
                 rows.append((f"{name}, {label}", value, PEER_COLOURS[peer]))
     _bars(ax, rows, "chunks/s (higher is better)")
-    ax.axvline(0.85 * raw, color="black", linestyle="--", linewidth=1)
-    ax.text(0.85 * raw, -0.6, " 85% of the limit", fontsize=8, va="top")
+    ax.axvline(0.85 * raw.value, color="black", linestyle="--", linewidth=1)
+    ax.text(0.85 * raw.value, -0.6, " 85% of the limit", fontsize=8, va="top")
     ax.set_title("Ingest, CISI end to end (whiskers: lowest-highest round)")
     return True
 

@@ -391,11 +391,12 @@ def _encoders(results: dict[str, Any]) -> str | None:
     theirs = Spread.of(st, "chunks_per_s")
     if ours is None or theirs is None:
         return None
-    _, text = versus(ours, theirs, higher_is_better=True)
+    verdict, text = versus(ours, theirs, higher_is_better=True)
+    who = "the two encoders" if verdict == "tie" else "MyAIServ's encoder"
     return (
         f"Same ONNX int8 file, same threads ({st.get('threads', '?')}): MyAIServ's runtime "
         f"encodes {ours.cell()} chunks/s, sentence-transformers' ONNX backend (what both "
-        f"peers call) {theirs.cell()}: MyAIServ's encoder {text}. sentence-transformers "
+        f"peers call) {theirs.cell()}: {who} {text}. sentence-transformers "
         f"runs batches of {st.get('batch_size', '?')} texts padded to the longest (sorted by "
         "length, so little padding), each ONNX Runtime operation split across the threads; "
         "MyAIServ's runtime (myaiserv/embeddings/runtime.py) runs whole texts side by side, "
@@ -1022,14 +1023,20 @@ def _readme_peers(results: dict[str, Any]) -> list[str]:
     peers = _peers(results)
     words = {"ahead": "MyAIServ ahead", "behind": "MyAIServ behind", "tie": "tie"}
 
-    def row(label: str, ours: Spread | None, theirs: list[Spread | None], higher: bool) -> str:
+    def row(
+        label: str,
+        ours: Spread | None,
+        theirs: list[Spread | None],
+        higher: bool,
+        fmt: str = "{:.1f}",
+    ) -> str:
         cells = [
-            f"{t.cell()} ({words[versus(ours, t, higher_is_better=higher)[0]]})"
+            f"{t.cell(fmt)} ({words[versus(ours, t, higher_is_better=higher)[0]]})"
             if ours and t
-            else (t.cell() if t else "")
+            else (t.cell(fmt) if t else "")
             for t in theirs
         ]
-        return f"| {label} | {ours.cell() if ours else ''} | {' | '.join(cells)} |"
+        return f"| {label} | {ours.cell(fmt) if ours else ''} | {' | '.join(cells)} |"
 
     rows = []
     for backend in PEER_SUFFIX:
@@ -1058,7 +1065,7 @@ def _readme_peers(results: dict[str, Any]) -> list[str]:
         theirs = [Spread.of(p.get("memory"), key) for _, _, p in peers]
         if ours and any(theirs):
             label = f"peak RSS MB while ingesting, {ingest_backend} (MyAIServ: its indexer)"
-            rows.append(row(label, ours, theirs, False))
+            rows.append(row(label, ours, theirs, False, "{:.0f}"))
     if not rows:
         return []
     names = " | ".join(name for _, name, _ in peers)
