@@ -1,6 +1,11 @@
 """bench/results.json (machine-readable, merged by every benchmark), bench/REPORT.md
 (rendered from it, for people), and the README's figures (its blocks between
-``<!-- bench:NAME -->`` markers, rendered from the same results, so they never disagree)."""
+``<!-- bench:NAME -->`` markers, rendered from the same results, so they never disagree).
+
+It is long because it renders every benchmark's section: one small function each, in one
+module so that every table reads the same way and every figure measured over rounds is
+shown and compared by the same rule (``bench.spread``: a lead within the spread is a tie).
+"""
 
 from __future__ import annotations
 

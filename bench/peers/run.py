@@ -25,6 +25,9 @@ encode: INPUT as for ingest; one ``SentenceTransformer.encode`` of every chunk t
 a warm-up: the encoder both peers call, alone (their limit on the backend).
 OUTPUT: the figures, with the backend, its threads and the process's own peak RSS. No
 network beyond the given cluster.
+
+Both peers live in this one file, each set up its documented way, so that what they are
+given (backend, threads, analyzer) can be read side by side and is the same for both.
 """
 
 from __future__ import annotations
