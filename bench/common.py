@@ -99,6 +99,11 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def rounds(default: int = 3) -> int:
+    """How many rounds a benchmark repeats its measurements (``BENCH_ROUNDS``)."""
+    return max(1, int(os.environ.get("BENCH_ROUNDS", default)))
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process has used so far, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

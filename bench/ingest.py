@@ -1,15 +1,17 @@
 """Ingest benchmark: CISI end to end (HTTP API -> PostgreSQL + outbox -> indexer ->
-Elasticsearch), beside raw `SentenceTransformer.encode` of the same chunks (the physical
-limit on this machine) and beside the peers writing the same chunks with the same model
+Elasticsearch), beside the raw encode of the same chunks (the physical limit on this
+machine: MyAIServ's embedder, and on onnx-int8 also sentence-transformers' ONNX backend,
+the peers' encoder) and beside the peers writing the same chunks with the same model
 into the same cluster: LangChain's `ElasticsearchStore.add_texts` and Haystack's
 sentence-transformers document embedder + `ElasticsearchDocumentStore.write_documents`
-(bench/peers/run.py, in their own environment). MyAIServ runs with one indexer worker,
-then two (scaling).
+(bench/peers/run.py, in their own environment), on their default backend (torch) and on
+MyAIServ's own ONNX int8 file. MyAIServ runs with one indexer worker, then two (scaling).
 
 Runs against the local stack, in a database, Redis database and index prefix of its own
-(created fresh each round, so the embedding cache is cold). Writes bench/results.json
-(`ingest.*`, `peers.<peer>.ingest.*`, `scaling.ingest.*`, `memory.*`) and
-bench/REPORT.md. Run it with `make bench`.
+(created fresh each round, so the embedding cache is cold); BENCH_ROUNDS rounds (default
+3). Writes bench/results.json (`ingest.*`, `peers.<peer>.ingest[_onnx_int8].*`,
+`peers.<peer>.memory.*`, `peers.encode_onnx_int8.*`, `scaling.ingest.*`, `memory.*`)
+and bench/REPORT.md. Run it with `make bench`.
 """
 
 from __future__ import annotations
@@ -26,10 +28,19 @@ import httpx
 from sqlalchemy import func, select
 
 from bench import report
-from bench.against_peers import PEERS, chunks_for, ingest_config, run_peer
-from bench.common import bench_settings, peak_rss_mb, prepare_database
-from bench.search import CISI
-from indexers.ingest import documents_from_collection
+from bench.against_peers import (
+    DEFAULT,
+    ENCODER,
+    ONNX,
+    PEERS,
+    chunks_for,
+    cisi_documents,
+    embedding_threads,
+    ingest_config,
+    run_peer,
+)
+from bench.common import bench_settings, peak_rss_mb, prepare_database, rounds
+from bench.spread import over_rounds
 from myaiserv.auth.service import TenantService
 from myaiserv.cache.client import create_redis_client
 from myaiserv.config import Settings
@@ -59,7 +70,8 @@ async def reset_index_and_cache(settings: Settings) -> None:
 
 
 def raw_encode(settings: Settings, texts: list[str], backend: str) -> float:
-    """One encode call over every chunk text on ``backend``, after a warm-up: chunks/s."""
+    """One encode call of MyAIServ's embedder over every chunk text on ``backend``, after a
+    warm-up: chunks/s."""
     embedder = Embedder.from_settings(settings.embedding.model_copy(update={"backend": backend}))
     embedder.load()
     embedder.encode_sync(texts[:64])  # warm-up
@@ -165,26 +177,41 @@ def median(values: list[float], digits: int = 2) -> float:
     return round(statistics.median(values), digits)
 
 
+def torch_threads() -> int:
+    """The threads torch computes with in a process that leaves it its default (MyAIServ
+    on torch with ``embedding.threads`` 0, as in these rounds)."""
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 async def main() -> None:
     settings, env = bench_settings(BENCH_DB, BENCH_REDIS_DB, PREFIX)
-    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
-    docs = list(documents_from_collection(CISI))
+    n_rounds = rounds()
+    docs = cisi_documents()
     embedder = Embedder.from_settings(settings.embedding)
     chunks = chunks_for(settings, embedder)
     embedder.close()
     texts = [c["text"] for c in chunks]
-    print(f"bench: {len(docs)} CISI documents, {len(chunks)} chunks, {rounds} rounds", flush=True)
+    print(f"bench: {len(docs)} CISI documents, {len(chunks)} chunks, {n_rounds} rounds", flush=True)
 
     # MyAIServ runs on its configured backend (ONNX Runtime, int8, by default) and, for
-    # a like-for-like line beside the peers (whose defaults run torch), on torch too;
-    # each is compared with the raw encode on its own backend.
+    # a like-for-like line beside the peers' defaults (torch), on torch too; the peers run
+    # on their default and on MyAIServ's ONNX int8 file. Each run is compared with the
+    # raw encode on its own backend.
     backend = settings.embedding.backend
     backends = [backend, *(["torch"] if backend != "torch" else [])]
     raws: dict[str, list[list[float]]] = {b: [] for b in backends}  # per round
     ours: dict[tuple[int, str], list[dict[str, float]]] = {(1, b): [] for b in backends} | {
         (2, backend): []
     }
-    theirs: dict[str, list[dict[str, float]]] = {peer: [] for peer in PEERS}
+    variants = {v.backend: v for v in (DEFAULT, ONNX)}
+    theirs: dict[tuple[str, str], list[dict[str, Any]]] = {
+        (peer, b): [] for b in variants for peer in PEERS
+    }
+    # The peers' own encoder on MyAIServ's ONNX file, alone, per round: their limit there
+    # (on torch, their encoder is MyAIServ's torch backend: sentence-transformers itself).
+    encodes: list[dict[str, Any]] = []
 
     async def ours_once(workers: int, on: str) -> str:
         # The limit while this run ran: the raw encode just before and just after it,
@@ -199,67 +226,106 @@ async def main() -> None:
             f"myaiserv[{on}] x{workers} {run['chunks'] / run['seconds']:.1f} (raw {run['raw']:.1f})"
         )
 
-    def theirs_once(peer: str) -> str:
-        theirs[peer].append(run_peer("ingest", peer, ingest_config(settings, peer, chunks)))
-        return f"{peer} {theirs[peer][-1]['chunks_per_s']:.1f}"
+    def theirs_once(peer: str, on: str) -> str:
+        cfg = ingest_config(settings, peer, chunks, variants[on])
+        theirs[peer, on].append(run_peer("ingest", peer, cfg))
+        return f"{peer}[{on}] {theirs[peer, on][-1]['chunks_per_s']:.1f}"
+
+    def encoder_once() -> str:
+        cfg = ingest_config(settings, ENCODER, chunks, ONNX)
+        encodes.append(run_peer("encode", ENCODER, cfg))
+        return f"{ENCODER}[{ONNX.backend}] raw {encodes[-1]['chunks_per_s']:.1f}"
 
     # Warm-up, not timed: a first ingest makes Elasticsearch compile its indexing code
     # (its first one after start or idle costs it several times the CPU of later ones).
     warm = await end_to_end(settings, env, docs[:200], backend=backend)
     print(f"bench: warm-up ingest of 200 documents, {warm['seconds']:.1f} s", flush=True)
 
-    systems = [*(f"myaiserv:{b}" for b in backends), *PEERS]
-    for n in range(1, rounds + 1):
+    systems = [
+        *(("myaiserv", b) for b in backends),
+        *((peer, b) for b in variants for peer in PEERS),
+        (ENCODER, ONNX.backend),
+    ]
+    for n in range(1, n_rounds + 1):
         # Every system in every round, in an order that rotates from round to round, so
         # none always runs first (the machine's speed drifts); two indexer workers last.
         line = []
         for b in backends:
             raws[b].append([])
         shift = (n - 1) % len(systems)
-        for system in systems[shift:] + systems[:shift]:
-            if system.startswith("myaiserv:"):
-                line.append(await ours_once(1, system.split(":", 1)[1]))
+        for system, on in systems[shift:] + systems[:shift]:
+            if system == "myaiserv":
+                line.append(await ours_once(1, on))
+            elif system == ENCODER:
+                line.append(encoder_once())
             else:
-                line.append(theirs_once(system))
+                line.append(theirs_once(system, on))
         line.append(await ours_once(2, backend))
         print(f"bench: round {n} (chunks/s): {', '.join(line)}", flush=True)
 
-    def figures_of(runs: list[dict[str, float]], on: str = "torch") -> dict[str, Any]:
+    def figures_of(
+        runs: list[dict[str, Any]], on: str, limits: list[float] | None = None
+    ) -> dict[str, Any]:
+        """Chunks/s over the rounds, and each round's share of ``limits`` (per round; by
+        default MyAIServ's raw encodes on ``on``: each MyAIServ run's own, the mean of its
+        round's for anyone else)."""
         cps = [r["chunks"] / r["seconds"] for r in runs]
-        # MyAIServ's runs carry their own limit; a peer's run is set against the mean of
-        # its round's raw encodes on torch (those around MyAIServ's torch run).
-        limits = [r.get("raw") or statistics.mean(raws[on][i]) for i, r in enumerate(runs)]
-        ratios = [c / raw for c, raw in zip(cps, limits, strict=True)]
         seconds = statistics.median(r["seconds"] for r in runs)
-        return {
+        out: dict[str, Any] = {
+            "backend": on,
             "documents": len(docs),
             "chunks": int(runs[-1]["chunks"]),
             "rounds": len(runs),
             "seconds": round(seconds, 2),
             "docs_per_s": round(len(docs) / seconds, 2),
-            "chunks_per_s": median(cps),
-            "ratio_to_raw_encode": median(ratios, 4),
-            "ratio_min": round(min(ratios), 4),
-            "ratio_max": round(max(ratios), 4),
+            **over_rounds("chunks_per_s", cps),
         }
+        if limits is None and on in raws:
+            limits = [r.get("raw") or statistics.mean(raws[on][i]) for i, r in enumerate(runs)]
+        if limits:
+            ratios = [c / raw for c, raw in zip(cps, limits, strict=True)]
+            out |= {
+                "ratio_to_raw_encode": median(ratios, 4),
+                "ratio_min": round(min(ratios), 4),
+                "ratio_max": round(max(ratios), 4),
+            }
+        return out
+
+    def raw_of(on: str) -> dict[str, float]:
+        return over_rounds("raw_encode_chunks_per_s", [r for rs in raws[on] for r in rs])
+
+    def threads_of(on: str) -> int:
+        return torch_threads() if on == "torch" else embedding_threads(settings, on)
 
     ingest = {
         **figures_of(ours[1, backend], backend),
-        "backend": backend,
-        "raw_encode_chunks_per_s": median([r for rs in raws[backend] for r in rs]),
+        "threads": threads_of(backend),
+        **raw_of(backend),
     }
     if backend != "torch":
         ingest["torch"] = {
-            **figures_of(ours[1, "torch"]),
-            "raw_encode_chunks_per_s": median([r for rs in raws["torch"] for r in rs]),
+            **figures_of(ours[1, "torch"], "torch"),
+            "threads": threads_of("torch"),
+            **raw_of("torch"),
         }
-    peers = {
-        peer: {
-            "ingest": figures_of(runs),
-            "memory": {"ingest_peak_rss_mb": max(r["peak_rss_mb"] for r in runs)},
-        }
-        for peer, runs in theirs.items()
+    peers: dict[str, Any] = {peer: {"memory": {}} for peer in PEERS}
+    peers[f"encode{ONNX.suffix}"] = {
+        "backend": ONNX.backend,
+        "threads": encodes[0]["threads"],
+        "batch_size": encodes[0]["batch_size"],
+        **over_rounds("chunks_per_s", [e["chunks_per_s"] for e in encodes]),
     }
+    # Each peer run against its own encoder's raw rate in the same round.
+    peer_limits = {ONNX.backend: [e["chunks_per_s"] for e in encodes]}
+    for (peer, on), runs in theirs.items():
+        suffix = variants[on].suffix
+        peers[peer][f"ingest{suffix}"] = {
+            **figures_of(runs, on, peer_limits.get(on)),
+            "threads": runs[0]["threads"],
+        }
+        peers[peer]["memory"] |= over_rounds(
+            f"ingest{suffix}_peak_rss_mb", [r["peak_rss_mb"] for r in runs], 1
+        )
     two = figures_of(ours[2, backend], backend)
     scaling = {
         "ingest": {
@@ -269,26 +335,33 @@ async def main() -> None:
         }
     }
     memory = {
-        "indexer_peak_rss_mb": round(max(r["worker_rss"] for r in ours[1, backend]), 1),
-        "web_ingest_peak_rss_mb": round(max(r["api_rss"] for r in ours[1, backend]), 1),
+        **over_rounds("indexer_peak_rss_mb", [r["worker_rss"] for r in ours[1, backend]], 1),
+        **over_rounds("web_ingest_peak_rss_mb", [r["api_rss"] for r in ours[1, backend]], 1),
     }
     how = (
-        f"median of {rounds} rounds (ratios: median of the per-round ratios, with min and "
-        "max). Raw = one SentenceTransformer.encode call over every chunk text (batch size "
-        f"{settings.embedding.batch_size}) after a 64-chunk warm-up, in the benchmark "
-        "process, on the run's embedding backend; each MyAIServ run is set against the raw "
-        "encode measured just before and just after it, averaged (the limit while it ran), "
-        "each peer run against the mean of its round's raw encodes on torch. MyAIServ = "
-        "fresh database, indices and cold embedding cache, one API and one indexer "
-        "process, from the first POST /v1/documents/batch (100 documents each) until the "
-        f"outbox is empty and the index refreshed, on {backend} (ingest.*) and on torch "
-        "(ingest.torch.*); LangChain and Haystack (their default backend, torch) = each "
-        "in a fresh process, model loaded and warmed up first (not timed), from the ingest "
-        "call until the index is refreshed; these in an order that rotates from round to "
-        f"round; last, MyAIServ ({backend}) with two indexer processes, each given half "
-        "the cores. Before the rounds, one untimed ingest of 200 documents warms "
-        "Elasticsearch up (its first indexing after a start costs it several times the "
-        "CPU). Same chunk texts (MyAIServ's chunker) and model weights for all."
+        f"median of {n_rounds} rounds, with the lowest and highest (ratios: median of the "
+        "per-round ratios). Raw = one encode call over every chunk text (batch size "
+        f"{settings.embedding.batch_size}) after a 64-chunk warm-up: MyAIServ's embedder in "
+        "the benchmark process on the run's backend (on torch that is "
+        "SentenceTransformer.encode, the peers' encoder too), and, on onnx-int8, "
+        "SentenceTransformer.encode on sentence-transformers' ONNX backend in the peers' "
+        "environment (their encoder, peers.encode_onnx_int8.*). Each MyAIServ run is set "
+        "against the raw encode measured just before and just after it, averaged (the limit "
+        "while it ran), each peer run against its own encoder's raw encode in the same "
+        "round. MyAIServ = fresh database, indices and cold embedding cache, one API and "
+        "one indexer process, from the first POST /v1/documents/batch (100 documents each) "
+        f"until the outbox is empty and the index refreshed, on {backend} (ingest.*) and on "
+        "torch (ingest.torch.*); LangChain and Haystack = each in a fresh process, model "
+        "loaded and warmed up first (not timed), from the ingest call until the index is "
+        "refreshed, on their default backend, torch (peers.*.ingest.*), and on MyAIServ's "
+        "own ONNX int8 file through sentence-transformers' ONNX backend "
+        "(peers.*.ingest_onnx_int8.*); every system with the threads MyAIServ gives that "
+        "backend (ONNX: its setting or one per core, torch: torch's default); these in an "
+        "order that rotates from round to round; last, MyAIServ "
+        f"({backend}) with two indexer processes, each given half the cores. Before the "
+        "rounds, one untimed ingest of 200 documents warms Elasticsearch up (its first "
+        "indexing after a start costs it several times the CPU). Same chunk texts "
+        "(MyAIServ's chunker) and model weights for all."
     )
     report.save("ingest", ingest, {"how": how})
     report.save("peers", peers, {"how_ingest": how}, merge=True)
@@ -296,8 +369,11 @@ async def main() -> None:
     report.save(
         "memory",
         memory,
-        {"how_ingest": "VmHWM (resident-set high-water mark) of the API and indexer "
-         "processes of every ingest round, the highest; peers: the peak RSS of their process."},
+        {"how_ingest": "VmHWM (the resident-set high-water mark of the process's own "
+         "address space), read from /proc/<pid>/status just before each ingest round's API "
+         "and indexer processes are stopped: the median of the rounds, with the lowest and "
+         "highest; the peers' processes read their own (/proc/self/status) at the end, the "
+         "same figure."},
         merge=True,
     )  # fmt: skip
     for section, figures in (("ingest", ingest), ("peers", peers), ("scaling", scaling)):

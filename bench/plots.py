@@ -1,13 +1,16 @@
 """The report's plots (PNG, matplotlib), drawn from bench/results.json: ingest, relevance,
 query latency, scaling, memory, open search contexts and the soak's series over time,
-MyAIServ beside the limit and the peers, and the scale benchmark's costs against the corpus
-size and its ingest throughput over time. A plot whose figures are not there yet (its
-benchmark has not run) is skipped."""
+MyAIServ beside the limit and the peers (a figure measured over rounds drawn with its lowest
+and highest round), and the scale benchmark's costs against the corpus size and its ingest
+throughput over time. A plot whose figures are not there yet (its benchmark has not run) is
+skipped."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from bench.spread import Spread
 
 PEERS = {"langchain": "LangChain", "haystack": "Haystack"}
 MODES = ("bm25", "vector", "hybrid")
@@ -24,42 +27,65 @@ def get(results: dict[str, Any], path: str) -> Any:
     return node
 
 
-def _bars(ax: Any, rows: list[tuple[str, float, str]], unit: str, fmt: str = "{:.1f}") -> None:
-    """Horizontal bars, first row on top, each labelled with its value."""
-    labels = [r[0] for r in rows][::-1]
-    values = [r[1] for r in rows][::-1]
-    colours = [r[2] for r in rows][::-1]
-    bars = ax.barh(labels, values, color=colours)
+def spread(results: dict[str, Any], path: str) -> Spread | None:
+    """The figure at a dotted path with its rounds' spread (``..._min``, ``..._max``)."""
+    parent, _, key = path.rpartition(".")
+    return Spread.of(get(results, parent) if parent else results, key)
+
+
+Bar = tuple[str, float | Spread, str]
+
+
+def _bars(ax: Any, rows: list[Bar], unit: str, fmt: str = "{:.1f}") -> None:
+    """Horizontal bars, first row on top, each labelled with its value; a figure with a
+    spread over rounds gets a whisker from its lowest to its highest round."""
+    ordered = rows[::-1]
+    figures = [r[1] if isinstance(r[1], Spread) else Spread(r[1]) for r in ordered]
+    values = [f.value for f in figures]
+    below = [f.value - f.low if f.low is not None else 0.0 for f in figures]
+    above = [f.high - f.value if f.high is not None else 0.0 for f in figures]
+    bars = ax.barh(
+        [r[0] for r in ordered],
+        values,
+        color=[r[2] for r in ordered],
+        xerr=[below, above] if any(below) or any(above) else None,
+        error_kw={"elinewidth": 1, "capsize": 2},
+    )
     ax.bar_label(bars, labels=[fmt.format(v) for v in values], padding=3, fontsize=8)
     ax.set_xlabel(unit)
     ax.margins(x=0.18)
 
 
 def ingest(results: dict[str, Any], ax: Any) -> bool:
-    raw = get(results, "ingest.raw_encode_chunks_per_s")
-    ours = get(results, "ingest.chunks_per_s")
+    raw = spread(results, "ingest.raw_encode_chunks_per_s")
+    ours = spread(results, "ingest.chunks_per_s")
     if raw is None or ours is None:
         return False
     backend = get(results, "ingest.backend") or "torch"
-    rows = [
+    rows: list[Bar] = [
         (f"raw encode, {backend} (limit)", raw, LIMIT),
         (f"MyAIServ, {backend} (API + indexer)", ours, OURS),
     ]
+    theirs = spread(results, "peers.encode_onnx_int8.chunks_per_s")
+    if theirs is not None:
+        rows.append(("raw encode, onnx-int8, the peers' encoder", theirs, LIMIT))
     two = get(results, "scaling.ingest.workers_2_chunks_per_s")
     if two is not None:
         rows.append((f"MyAIServ, {backend}, 2 indexers", two, OURS))
-    torch_raw = get(results, "ingest.torch.raw_encode_chunks_per_s")
-    if torch_raw is not None:
+    torch_raw = spread(results, "ingest.torch.raw_encode_chunks_per_s")
+    torch = spread(results, "ingest.torch.chunks_per_s")
+    if torch_raw is not None and torch is not None:
         rows.append(("raw encode, torch", torch_raw, LIMIT))
-        rows.append(("MyAIServ, torch", get(results, "ingest.torch.chunks_per_s"), OURS))
-    for peer, name in PEERS.items():
-        value = get(results, f"peers.{peer}.ingest.chunks_per_s")
-        if value is not None:
-            rows.append((f"{name}, torch", value, PEER_COLOURS[peer]))
+        rows.append(("MyAIServ, torch", torch, OURS))
+    for section, label in (("ingest", "torch"), ("ingest_onnx_int8", "onnx-int8")):
+        for peer, name in PEERS.items():
+            value = spread(results, f"peers.{peer}.{section}.chunks_per_s")
+            if value is not None:
+                rows.append((f"{name}, {label}", value, PEER_COLOURS[peer]))
     _bars(ax, rows, "chunks/s (higher is better)")
-    ax.axvline(0.85 * raw, color="black", linestyle="--", linewidth=1)
-    ax.text(0.85 * raw, -0.6, " 85% of the limit", fontsize=8, va="top")
-    ax.set_title("Ingest, CISI end to end")
+    ax.axvline(0.85 * raw.value, color="black", linestyle="--", linewidth=1)
+    ax.text(0.85 * raw.value, -0.6, " 85% of the limit", fontsize=8, va="top")
+    ax.set_title("Ingest, CISI end to end (whiskers: lowest-highest round)")
     return True
 
 
@@ -101,12 +127,13 @@ def latency(results: dict[str, Any], ax: Any) -> bool:
             )
     rows.append(("MyAIServ hybrid, cached (server)", s["cached_p50_ms"], s["cached_p99_ms"], OURS))
     rows.append(("direct: encode + _msearch", s["direct_p50_ms"], s["direct_p99_ms"], LIMIT))
-    for peer, name in PEERS.items():
-        for mode in MODES:
-            p50 = get(results, f"peers.{peer}.search.{mode}_uncached_p50_ms")
-            if p50 is not None:
-                p99 = get(results, f"peers.{peer}.search.{mode}_uncached_p99_ms")
-                rows.append((f"{name} {mode}", p50, p99, PEER_COLOURS[peer]))
+    for section, label in (("search", ""), ("search_onnx_int8", ", onnx-int8")):
+        for peer, name in PEERS.items():
+            for mode in MODES:
+                p50 = get(results, f"peers.{peer}.{section}.{mode}_uncached_p50_ms")
+                if p50 is not None:
+                    p99 = get(results, f"peers.{peer}.{section}.{mode}_uncached_p99_ms")
+                    rows.append((f"{name} {mode}{label}", p50, p99, PEER_COLOURS[peer]))
     rows.reverse()
     ys = range(len(rows))
     bars = ax.barh(ys, [r[1] for r in rows], color=[r[3] for r in rows], label="p50")
@@ -153,19 +180,21 @@ def memory(results: dict[str, Any], ax: Any) -> bool:
     m = results.get("memory")
     if not m:
         return False
-    rows = []
+    rows: list[Bar] = []
     for key, label in (
         ("web_ingest_peak_rss_mb", "MyAIServ API, ingest"),
         ("web_search_peak_rss_mb", "MyAIServ API, search"),
         ("indexer_peak_rss_mb", "MyAIServ indexer"),
     ):
-        if key in m:
-            rows.append((label, m[key], OURS))
+        value = Spread.of(m, key)
+        if value is not None:
+            rows.append((label, value, OURS))
     for peer, name in PEERS.items():
-        for key, what in (("ingest_peak_rss_mb", "ingest"), ("search_peak_rss_mb", "search")):
-            value = get(results, f"peers.{peer}.memory.{key}")
-            if value is not None:
-                rows.append((f"{name}, {what} process", value, PEER_COLOURS[peer]))
+        for what in ("ingest", "search"):
+            for suffix, label in (("", "torch"), ("_onnx_int8", "onnx-int8")):
+                value = spread(results, f"peers.{peer}.memory.{what}{suffix}_peak_rss_mb")
+                if value is not None:
+                    rows.append((f"{name}, {what} process, {label}", value, PEER_COLOURS[peer]))
     _bars(ax, rows, "peak RSS, MB (lower is better)", "{:.0f}")
     ax.set_title("Memory")
     return True

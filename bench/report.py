@@ -1,6 +1,11 @@
 """bench/results.json (machine-readable, merged by every benchmark), bench/REPORT.md
 (rendered from it, for people), and the README's figures (its blocks between
-``<!-- bench:NAME -->`` markers, rendered from the same results, so they never disagree)."""
+``<!-- bench:NAME -->`` markers, rendered from the same results, so they never disagree).
+
+It is long because it renders every benchmark's section: one small function each, in one
+module so that every table reads the same way and every figure measured over rounds is
+shown and compared by the same rule (``bench.spread``: a lead within the spread is a tie).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import growth_report, plots, sizing
+from bench.spread import Spread, versus
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
@@ -99,6 +105,94 @@ def _peers(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return out
 
 
+# A peer's sections per embedding backend: their default (torch), and MyAIServ's own ONNX
+# int8 file (``ingest_onnx_int8``, ``search_onnx_int8``...).
+PEER_SUFFIX = {"torch": "", "onnx-int8": "_onnx_int8"}
+
+
+def _peer_runs(p: dict[str, Any], section: str) -> list[tuple[str, dict[str, Any]]]:
+    """(backend, figures) of a peer's ``section`` on each backend it ran on."""
+    runs = []
+    for backend, suffix in PEER_SUFFIX.items():
+        f = p.get(f"{section}{suffix}")
+        if isinstance(f, dict):
+            runs.append((str(f.get("backend", backend)), f))
+    return runs
+
+
+def _ours_ingest(results: dict[str, Any], backend: str) -> dict[str, Any] | None:
+    """MyAIServ's ingest figures on ``backend`` (its configured one, or torch)."""
+    ing = results.get("ingest") or {}
+    if ing.get("backend", "torch") == backend:
+        return ing
+    other = ing.get(backend)
+    return other if isinstance(other, dict) else None
+
+
+def _against(ours: Spread | None, theirs: Spread | None, *, higher_is_better: bool) -> str:
+    """The cell that sets MyAIServ against a row: a lead within the spread is a tie."""
+    if ours is None or theirs is None:
+        return ""
+    verdict, text = versus(ours, theirs, higher_is_better=higher_is_better)
+    return text if verdict == "tie" else f"MyAIServ {text}"
+
+
+def _backend(f: dict[str, Any]) -> str:
+    """A row's embedding backend, with its threads where recorded."""
+    backend = str(f.get("backend", ""))
+    return f"{backend}, {f['threads']} threads" if "threads" in f else backend
+
+
+def _ingest_target(results: dict[str, Any]) -> tuple[str, str, bool] | None:
+    """MyAIServ's ingest against each peer's on the same backend: its configured one
+    where the peers ran on it too, else torch."""
+    ing = results.get("ingest") or {}
+    peers = _peers(results)
+    for backend in dict.fromkeys([str(ing.get("backend", "torch")), "torch"]):
+        ours = Spread.of(_ours_ingest(results, backend), "chunks_per_s")
+        theirs = {
+            name: spread
+            for _, name, p in peers
+            if (spread := Spread.of(dict(_peer_runs(p, "ingest")).get(backend), "chunks_per_s"))
+        }
+        if ours is not None and peers and len(theirs) == len(peers):
+            break
+    else:
+        return None
+    parts, met = [], True
+    for name, spread in theirs.items():
+        verdict, text = versus(ours, spread, higher_is_better=True)
+        met = met and verdict == "ahead"
+        parts.append(f"{name} {spread.cell()}: {text}")
+    measured = f"{ours.cell()} chunks/s vs " + "; ".join(parts)
+    defaults = {name: Spread.of(p.get("ingest"), "chunks_per_s") for _, name, p in peers}
+    if backend != "torch" and all(defaults.values()):
+        measured += (
+            " (the peers on their default, torch: "
+            + ", ".join(f"{name} {d.cell()}" for name, d in defaults.items() if d)
+            + ")"
+        )
+    return (f"ingest ahead of both peers on the same backend ({backend})", measured, met)
+
+
+def _relevance_variants(
+    results: dict[str, Any],
+) -> list[tuple[str, str, dict[str, Any], str]]:
+    """(peer, name, CISI figures per retriever, label) of every way the peers ran: their
+    defaults, on MyAIServ's ONNX int8 file, with the best analyzer the cluster offers."""
+    out = []
+    for peer, name, p in _peers(results):
+        for section in ("relevance", "relevance_onnx_int8", "relevance_best_analyzer"):
+            f = p.get(section) or {}
+            label = {
+                "relevance_onnx_int8": ", onnx-int8",
+                "relevance_best_analyzer": f", analyzer: {f.get('analyzer')}",
+            }.get(section, "")
+            if isinstance(f.get("cisi"), dict):
+                out.append((peer, name, f["cisi"], label))
+    return out
+
+
 def _plot(name: str) -> list[str]:
     return [f"![{name}](plots/{name}.png)", ""] if (PLOTS / f"{name}.png").exists() else []
 
@@ -111,31 +205,16 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
         r = ing["ratio_to_raw_encode"]
         on = f" on {ing['backend']}" if "backend" in ing else ""
         out.append((f"ingest >= 85% of raw encode{on}", f"{r:.1%}", r >= 0.85))
-        peer_cps = {
-            name: _get(results, f"peers.{peer}.ingest.chunks_per_s") for peer, name in PEERS.items()
-        }
-        if all(v is not None for v in peer_cps.values()):
-            # Ahead means ahead by more than the run-to-run noise: a lead smaller than the
-            # spread of MyAIServ's own rounds (relative to the limit) is a tie, not a win.
-            best = max(peer_cps.values())
-            lead = ing["chunks_per_s"] / best - 1
-            noise = ing.get("ratio_max", 0) - ing.get("ratio_min", 0)
-            text = ", ".join(f"{n} {v:.1f}" for n, v in peer_cps.items())
-            measured = f"{ing['chunks_per_s']:.1f} chunks/s vs {text}: lead {lead:+.1%}"
-            if 0 < lead <= noise:
-                measured += f", within the rounds' spread ({noise:.1%}): a tie"
-            if "torch" in ing:  # like for like: MyAIServ on the peers' backend too
-                measured += (
-                    f" (MyAIServ on torch, as the peers: {ing['torch']['chunks_per_s']:.1f})"
-                )
-            out.append(("ingest ahead of both peers", measured, lead > noise))
+    ingest_target = _ingest_target(results)
+    if ingest_target:
+        out.append(ingest_target)
     ours = _get(results, "relevance.cisi.hybrid.ndcg@10")
     theirs = {
-        f"{name} {mode}": _get(results, f"peers.{peer}.relevance.cisi.{mode}.ndcg@10")
-        for peer, name in PEERS.items()
-        for mode in MODES
+        f"{name}{label} {mode}": m["ndcg@10"]
+        for _, name, variant, label in _relevance_variants(results)
+        for mode, m in variant.items()
+        if mode in MODES
     }
-    theirs = {k: v for k, v in theirs.items() if v is not None}
     if ours is not None and theirs:
         best = max(theirs, key=lambda k: theirs[k])
         out.append(
@@ -190,6 +269,29 @@ def why_missed(results: dict[str, Any]) -> list[str]:
                 else "."
             )
         )
+    ahead = _ingest_target(results)
+    if ahead and not ahead[2]:
+        backend = ahead[0].rsplit("(", 1)[-1].rstrip(")")
+        ours = _ours_ingest(results, backend) or {}
+        shares = ", ".join(
+            f"{name} {f['ratio_to_raw_encode']:.1%}"
+            for _, name, p in _peers(results)
+            if "ratio_to_raw_encode" in (f := dict(_peer_runs(p, "ingest")).get(backend) or {})
+        )
+        why = (
+            f"Ingest vs the peers on {backend}: end to end, MyAIServ reaches "
+            f"{ours.get('ratio_to_raw_encode', 0):.1%} of its raw encode, the peers "
+            f"{shares or '?'} of theirs."
+        )
+        encoders = _encoders(results) if backend == "onnx-int8" else None
+        if encoders:
+            why += f" {encoders}"
+        if "tie (" in ahead[1]:
+            why += (
+                " A lead within the rounds' spread counts as a tie: more rounds "
+                "(BENCH_ROUNDS) on a quiet machine narrow the spread."
+            )
+        out.append(why)
     s = results.get("search", {})
     if s.get("uncached_to_direct_p50", 0) > 1.5:
         client, server = s["hybrid_uncached_p50_ms"], s.get("hybrid_uncached_server_p50_ms")
@@ -227,37 +329,84 @@ def _ingest(results: dict[str, Any]) -> list[str]:
         "## Ingest (CISI, end to end)",
         "",
         (
-            f"{r['documents']} documents, {r['chunks']} chunks, median of {r['rounds']} rounds. "
-            "Each system's share is of the raw encode on its own embedding backend."
+            f"{r['documents']} documents, {r['chunks']} chunks, median of {r['rounds']} rounds "
+            "(lowest-highest round in brackets). Each system's share is of the raw encode on "
+            "its own embedding backend; the last column sets MyAIServ, on the row's backend, "
+            "against the row (a lead within the rounds' spread is a tie)."
         ),
         "",
-        "| system | chunks/s | docs/s | seconds | of raw encode (rounds: min-max) |",
-        "| --- | --- | --- | --- | --- |",
         (
-            f"| raw `SentenceTransformer.encode`, {backend} (the limit) | "
-            f"{r['raw_encode_chunks_per_s']:.1f} | | | 100% |"
+            "| system | backend | chunks/s | docs/s | seconds | of raw encode | "
+            "MyAIServ on the same backend |"
         ),
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    if torch:
-        lines.append(
-            f"| raw `SentenceTransformer.encode`, torch (the peers' limit) | "
-            f"{torch['raw_encode_chunks_per_s']:.1f} | | | 100% |"
-        )
+    for name, f, key in (
+        ("raw encode, MyAIServ's embedder (its limit)", r, "raw_encode_chunks_per_s"),
+        (
+            "raw encode, sentence-transformers = MyAIServ's torch backend (the limit)",
+            {"backend": "torch", **(torch or {})},
+            "raw_encode_chunks_per_s",
+        ),
+        (
+            "raw encode, sentence-transformers' ONNX backend (the peers' limit)",
+            _get(results, "peers.encode_onnx_int8"),
+            "chunks_per_s",
+        ),
+    ):
+        raw = Spread.of(f, key)
+        if raw:
+            lines.append(f"| {name} | {_backend(f)} | {raw.cell()} | | | 100% | |")
 
-    def row(name: str, f: dict[str, Any]) -> str:
+    def row(name: str, f: dict[str, Any], on: str, against: str = "") -> str:
+        ratio = ""
+        if "ratio_to_raw_encode" in f:
+            spread = Spread(f["ratio_to_raw_encode"], f.get("ratio_min"), f.get("ratio_max"))
+            ratio = spread.cell("{:.1%}")
+        cps = Spread.of(f, "chunks_per_s")
         return (
-            f"| {name} | {f['chunks_per_s']:.1f} | {f['docs_per_s']:.1f} | {f['seconds']:.1f} | "
-            f"{f['ratio_to_raw_encode']:.1%} ({f.get('ratio_min', 0):.1%}-"
-            f"{f.get('ratio_max', 0):.1%}) |"
+            f"| {name} | {_backend({'backend': on, **f})} | {cps.cell() if cps else ''} | "
+            f"{f['docs_per_s']:.1f} | {f['seconds']:.1f} | {ratio} | {against} |"
         )
 
-    lines.append(row(f"MyAIServ: API + 1 indexer, {backend}", r))
+    lines.append(row("MyAIServ: API + 1 indexer", r, backend))
     if torch:
-        lines.append(row("MyAIServ: API + 1 indexer, torch", torch))
+        lines.append(row("MyAIServ: API + 1 indexer", torch, "torch"))
     for _, name, p in _peers(results):
-        if "ingest" in p:
-            lines.append(row(f"{name}, torch", p["ingest"]))
-    return [*lines, "", *_plot("ingest"), f"How: {_how(results, 'ingest')}", ""]
+        for on, f in _peer_runs(p, "ingest"):
+            ours = Spread.of(_ours_ingest(results, on), "chunks_per_s")
+            theirs = Spread.of(f, "chunks_per_s")
+            lines.append(row(name, f, on, _against(ours, theirs, higher_is_better=True)))
+    encoders = _encoders(results)
+    return [
+        *lines,
+        "",
+        *([encoders, ""] if encoders else []),
+        *_plot("ingest"),
+        f"How: {_how(results, 'ingest')}",
+        "",
+    ]
+
+
+def _encoders(results: dict[str, Any]) -> str | None:
+    """The two encoders of the same ONNX int8 file with the same threads: what bounds
+    MyAIServ's ingest on it, and what bounds the peers'."""
+    ours = Spread.of(_ours_ingest(results, "onnx-int8"), "raw_encode_chunks_per_s")
+    st = _get(results, "peers.encode_onnx_int8")
+    theirs = Spread.of(st, "chunks_per_s")
+    if ours is None or theirs is None:
+        return None
+    verdict, text = versus(ours, theirs, higher_is_better=True)
+    who = "the two encoders" if verdict == "tie" else "MyAIServ's encoder"
+    return (
+        f"Same ONNX int8 file, same threads ({st.get('threads', '?')}): MyAIServ's runtime "
+        f"encodes {ours.cell()} chunks/s, sentence-transformers' ONNX backend (what both "
+        f"peers call) {theirs.cell()}: {who} {text}. sentence-transformers "
+        f"runs batches of {st.get('batch_size', '?')} texts padded to the longest (sorted by "
+        "length, so little padding), each ONNX Runtime operation split across the threads; "
+        "MyAIServ's runtime (myaiserv/embeddings/runtime.py) runs whole texts side by side, "
+        "one thread each, unpadded: a single text's matrices are too small to share out."
+    )
 
 
 def _relevance(results: dict[str, Any]) -> list[str]:
@@ -273,7 +422,7 @@ def _relevance(results: dict[str, Any]) -> list[str]:
         "| --- | --- | --- | --- | --- |",
     ]
     systems = [("MyAIServ", r.get("cisi", {}))] + [
-        (name, _get(p, "relevance.cisi") or {}) for _, name, p in _peers(results)
+        (f"{name}{label}", modes) for _, name, modes, label in _relevance_variants(results)
     ]
     for name, modes in systems:
         for mode in MODES:
@@ -284,6 +433,9 @@ def _relevance(results: dict[str, Any]) -> list[str]:
                     f"{m['recall@100']:.4f} |"
                 )
     notes = [f"- {name}: {n}" for _, name, p in _peers(results) for n in p.get("notes", [])]
+    why = _get(results, "peers.best_analyzer.why")
+    if why:
+        notes.append(f"- The peers' analyzer: {why}")
     return [
         *lines,
         "",
@@ -301,45 +453,69 @@ def _search(results: dict[str, Any]) -> list[str]:
     if not r or "concurrency" not in r:
         return []
     conc = r["concurrency"]
+    # The search benchmark runs on the configured backend, as the ingest one does.
+    ours_backend = r.get("backend") or _get(results, "ingest.backend") or ""
     lines = [
         "## Query latency and throughput (CISI queries, k=10)",
         "",
-        f"| system | p50 ms | p99 ms | req/s, 1 client | req/s, {conc} clients |",
-        "| --- | --- | --- | --- | --- |",
+        (
+            f"Median of {r.get('rounds', 1)} rounds (lowest-highest round in brackets). The "
+            "last column sets MyAIServ's p50 in the same mode (through its HTTP API, uncached) "
+            "against the row's p50 (a peer called in-process); a lead within the rounds' "
+            "spread is a tie."
+        ),
+        "",
+        (
+            f"| system | backend | p50 ms | p99 ms | req/s, 1 client | req/s, {conc} clients | "
+            "MyAIServ, same mode, p50 |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+
+    def cells(f: dict[str, Any], prefix: str) -> str:
+        spreads = [Spread.of(f, f"{prefix}_{k}") for k in ("p50_ms", "p99_ms", "rps_1")]
+        return " | ".join(s.cell() if s else "" for s in spreads)
+
     for mode in MODES:
         if f"{mode}_uncached_p50_ms" in r:
             load = f"{r['hybrid_uncached_rps']:.1f}" if mode == "hybrid" else ""
             lines.append(
-                f"| MyAIServ `/v1/search` {mode}, uncached | {r[f'{mode}_uncached_p50_ms']:.1f} | "
-                f"{r[f'{mode}_uncached_p99_ms']:.1f} | {r.get(f'{mode}_uncached_rps_1', 0):.1f} | "
-                f"{load} |"
+                f"| MyAIServ `/v1/search` {mode}, uncached | {ours_backend} | "
+                f"{cells(r, f'{mode}_uncached')} | {load} | |"
             )
+    direct = [Spread.of(r, f"direct_{k}") for k in ("p50_ms", "p99_ms")]
     lines += [
         (
             f"| MyAIServ hybrid, cached (server time; client {r['cached_client_p50_ms']:.2f}) | "
-            f"{r['cached_p50_ms']:.2f} | {r['cached_p99_ms']:.2f} | | {r['cached_rps']:.1f} |"
+            f"{ours_backend} | {r['cached_p50_ms']:.2f} | {r['cached_p99_ms']:.2f} | | "
+            f"{r['cached_rps']:.1f} | |"
         ),
         (
             "| direct: encode + elasticsearch-py `_msearch` (the limit) | "
-            f"{r['direct_p50_ms']:.1f} | {r['direct_p99_ms']:.1f} | | |"
+            f"{ours_backend} | {' | '.join(d.cell() if d else '' for d in direct)} | | | |"
         ),
     ]
     for _, name, p in _peers(results):
-        s = p.get("search", {})
-        for mode in MODES:
-            if f"{mode}_uncached_p50_ms" in s:
-                lines.append(
-                    f"| {name} {mode} retriever, in-process | {s[f'{mode}_uncached_p50_ms']:.1f} "
-                    f"| {s[f'{mode}_uncached_p99_ms']:.1f} | {s[f'{mode}_uncached_rps_1']:.1f} | |"
-                )
+        for on, s in _peer_runs(p, "search"):
+            for mode in MODES:
+                if f"{mode}_uncached_p50_ms" in s:
+                    against = _against(
+                        Spread.of(r, f"{mode}_uncached_p50_ms"),
+                        Spread.of(s, f"{mode}_uncached_p50_ms"),
+                        higher_is_better=False,
+                    )
+                    lines.append(
+                        f"| {name} {mode} retriever, in-process | {_backend({'backend': on, **s})}"
+                        f" | {cells(s, f'{mode}_uncached')} | | {against} |"
+                    )
+    ratio = Spread.of(r, "uncached_to_direct_p50")
     return [
         *lines,
         "",
         (
             "MyAIServ hybrid uncached, server time p50: "
             f"{r['hybrid_uncached_server_p50_ms']:.1f} ms; "
-            f"uncached p50 / direct p50 = {r['uncached_to_direct_p50']:.2f}."
+            f"uncached p50 / direct p50 = {ratio.cell('{:.2f}') if ratio else ''}."
         ),
         "",
         *_plot("latency"),
@@ -410,19 +586,48 @@ def _memory(results: dict[str, Any]) -> list[str]:
     m = results.get("memory")
     if not m:
         return []
-    lines = ["## Memory (peak RSS)", "", "| process | MB |", "| --- | --- |"]
-    for key, label in (
-        ("web_ingest_peak_rss_mb", "MyAIServ API instance, during ingest"),
-        ("web_search_peak_rss_mb", "MyAIServ API instance, during the search benchmark"),
-        ("indexer_peak_rss_mb", "MyAIServ indexer worker, during ingest"),
-    ):
-        if key in m:
-            lines.append(f"| {label} | {m[key]:.0f} |")
+    lines = [
+        "## Memory (peak RSS)",
+        "",
+        (
+            "Every process's own VmHWM: the median of the rounds (lowest-highest in "
+            "brackets), one figure where one process served every round. The last column "
+            "sets MyAIServ's process for the same job on the same backend against the row "
+            "(a lead within the rounds' spread is a tie)."
+        ),
+        "",
+        "| process | backend | MB | MyAIServ, same job and backend |",
+        "| --- | --- | --- | --- |",
+    ]
+    ingest_backend = _get(results, "ingest.backend") or ""
+    search_backend = _get(results, "search.backend") or ingest_backend
+    ours = {
+        "ingest": ("indexer_peak_rss_mb", ingest_backend, "the indexer"),
+        "search": ("web_search_peak_rss_mb", search_backend, "the API instance"),
+    }
+    for key, label, backend in (
+        ("web_ingest_peak_rss_mb", "MyAIServ API instance, during ingest", ingest_backend),
+        ("web_search_peak_rss_mb", "MyAIServ API instance, during the search benchmark",
+         search_backend),
+        ("indexer_peak_rss_mb", "MyAIServ indexer worker, during ingest", ingest_backend),
+    ):  # fmt: skip
+        spread = Spread.of(m, key)
+        if spread:
+            lines.append(f"| {label} | {backend} | {spread.cell('{:.0f}')} | |")
     for _, name, p in _peers(results):
-        for key, what in (("ingest_peak_rss_mb", "ingest"), ("search_peak_rss_mb", "search")):
-            value = _get(p, f"memory.{key}")
-            if value is not None:
-                lines.append(f"| {name} process, {what} | {value:.0f} |")
+        for job in ("ingest", "search"):
+            for on, suffix in PEER_SUFFIX.items():
+                theirs = Spread.of(p.get("memory"), f"{job}{suffix}_peak_rss_mb")
+                if theirs is None:
+                    continue
+                key, backend, process = ours[job]
+                against = ""
+                if on == backend:
+                    text = _against(Spread.of(m, key), theirs, higher_is_better=False)
+                    against = f"{text} ({process})" if text else ""
+                lines.append(
+                    f"| {name} process, {job} | {on} | {theirs.cell('{:.0f}')} | {against} |"
+                )
     how = " ".join(v for v in (_get(results, "_method.memory") or {}).values())
     return [*lines, "", *_plot("memory"), f"How: {how}", ""]
 
@@ -893,9 +1098,69 @@ def _readme_topology(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _readme_peers(results: dict[str, Any]) -> list[str]:
+    """MyAIServ beside the peers, each cell with its rounds' spread and what it means for
+    MyAIServ (a lead within the spread is a tie)."""
+    peers = _peers(results)
+    words = {"ahead": "MyAIServ ahead", "behind": "MyAIServ behind", "tie": "tie"}
+
+    def row(
+        label: str,
+        ours: Spread | None,
+        theirs: list[Spread | None],
+        higher: bool,
+        fmt: str = "{:.1f}",
+    ) -> str:
+        cells = [
+            f"{t.cell(fmt)} ({words[versus(ours, t, higher_is_better=higher)[0]]})"
+            if ours and t
+            else (t.cell(fmt) if t else "")
+            for t in theirs
+        ]
+        return f"| {label} | {ours.cell(fmt) if ours else ''} | {' | '.join(cells)} |"
+
+    rows = []
+    for backend in PEER_SUFFIX:
+        ours = Spread.of(_ours_ingest(results, backend), "chunks_per_s")
+        theirs = [
+            Spread.of(dict(_peer_runs(p, "ingest")).get(backend), "chunks_per_s")
+            for _, _, p in peers
+        ]
+        if ours and any(theirs):
+            rows.append(row(f"ingest, chunks/s, {backend}", ours, theirs, True))
+    search = results.get("search") or {}
+    ours_backend = search.get("backend") or _get(results, "ingest.backend") or "?"
+    for backend in PEER_SUFFIX:
+        ours = Spread.of(search, "hybrid_uncached_p50_ms")
+        theirs = [
+            Spread.of(dict(_peer_runs(p, "search")).get(backend), "hybrid_uncached_p50_ms")
+            for _, _, p in peers
+        ]
+        if ours and any(theirs):
+            label = f"hybrid search p50 ms, peers on {backend} (MyAIServ: HTTP, {ours_backend})"
+            rows.append(row(label, ours, theirs, False))
+    ingest_backend = _get(results, "ingest.backend")
+    if ingest_backend in PEER_SUFFIX:
+        ours = Spread.of(results.get("memory"), "indexer_peak_rss_mb")
+        key = f"ingest{PEER_SUFFIX[ingest_backend]}_peak_rss_mb"
+        theirs = [Spread.of(p.get("memory"), key) for _, _, p in peers]
+        if ours and any(theirs):
+            label = f"peak RSS MB while ingesting, {ingest_backend} (MyAIServ: its indexer)"
+            rows.append(row(label, ours, theirs, False, "{:.0f}"))
+    if not rows:
+        return []
+    names = " | ".join(name for _, name, _ in peers)
+    return [
+        f"| median of the rounds (lowest-highest) | MyAIServ | {names} |",
+        "| --- " * (2 + len(peers)) + "|",
+        *rows,
+    ]
+
+
 README_BLOCKS = {
     "relevance": _readme_relevance,
     "backends": _readme_backends,
+    "peers": _readme_peers,
     "console": _readme_console,
     "topology": _readme_topology,
 }
