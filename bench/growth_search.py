@@ -26,7 +26,7 @@ from elasticsearch.helpers import async_scan
 
 from bench.common import cpu_seconds, peak_rss_mb, private_stack_down, private_stack_up
 from bench.search import Timings, direct_client, paired, percentile, search_plan
-from bench.vectors import TYPES, index_all, recall, vector_memory
+from bench.vectors import TYPES, index_all, knn_ids, recall, vector_memory
 from myaiserv.cache.client import create_redis_client
 from myaiserv.config import Settings
 from myaiserv.embeddings.model import Embedder
@@ -210,15 +210,7 @@ async def vector_options(
                 es, index, field, vectors, cpu=lambda: sum(cpu_seconds(p) for p in pids)
             )
             memory = await vector_memory(es, index)
-            found = []
-            for vector in query_vectors:
-                resp = await es.search(
-                    index=index,
-                    knn={"field": "embedding", "query_vector": vector.tolist(), "k": window,
-                         "num_candidates": candidates},
-                    size=window, _source=False,
-                )  # fmt: skip
-                found.append([int(h["_id"]) for h in resp["hits"]["hits"]])
+            found = await knn_ids(es, index, query_vectors, window, candidates)
             await es.indices.delete(index=index)
             n = max(memory["vectors"], 1)
             # What kNN search reads: the graph and the vectors it compares, the quantised

@@ -122,6 +122,24 @@ async def index_all(
     }
 
 
+async def knn_ids(
+    es: Any, index: str, query_vectors: Any, k: int, candidates: int
+) -> list[list[int]]:
+    """Each query vector's approximate top ``k`` (document ids are the vectors' row
+    numbers), searched as the API asks: ``k`` and ``num_candidates``."""
+    found = []
+    for vector in query_vectors:
+        resp = await es.search(
+            index=index,
+            knn={"field": "embedding", "query_vector": vector.tolist(), "k": k,
+                 "num_candidates": candidates},
+            size=k,
+            _source=False,
+        )  # fmt: skip
+        found.append([int(h["_id"]) for h in resp["hits"]["hits"]])
+    return found
+
+
 async def main() -> None:
     settings, _ = bench_settings(BENCH_DB, BENCH_REDIS_DB, PREFIX)  # only ES is used
     embedder = Embedder.from_settings(settings.embedding)
@@ -151,16 +169,7 @@ async def main() -> None:
             costs = []
             for _ in range(REPEATS):
                 costs.append(await index_all(es, index, field, vectors))
-            found = []
-            for vector in query_vectors:
-                resp = await es.search(
-                    index=index,
-                    knn={"field": "embedding", "query_vector": vector.tolist(), "k": k,
-                         "num_candidates": candidates},
-                    size=k,
-                    _source=False,
-                )  # fmt: skip
-                found.append([int(h["_id"]) for h in resp["hits"]["hits"]])
+            found = await knn_ids(es, index, query_vectors, k, candidates)
             await es.indices.delete(index=index)
             figures[kind] = {
                 "recall_at_10": round(recall(found, exact, 10), 4),
