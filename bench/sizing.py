@@ -130,8 +130,16 @@ def _api_cpu_s(i: Input) -> float:
 
 
 def vector_memory(chunks: int, dims: float, m: float, option: str) -> float:
-    """Bytes of page cache one copy of ``chunks`` vectors needs to be searched fast."""
+    """Bytes of page cache one copy of ``chunks`` vectors needs to be searched fast, by
+    Elasticsearch's published estimate."""
     return chunks * (VECTOR_BYTES[option](dims) + 4 * m)
+
+
+def measured_vector_bytes(results: dict[str, Any], option: str) -> float | None:
+    """Bytes per vector that kNN search read from memory for ``option`` at the scale
+    benchmark's size (the graph and the vectors it compares), where it was measured."""
+    value = get(results, f"scale.vectors.{option}.search_memory_bytes_per_vector")
+    return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
 def plan(results: dict[str, Any], chunks: int) -> dict[str, Any]:
@@ -140,9 +148,13 @@ def plan(results: dict[str, Any], chunks: int) -> dict[str, Any]:
     dims, m = i["dims"].value, i["hnsw_m"].value  # type: ignore[union-attr]
     copies = 1 + REPLICAS
     out: dict[str, Any] = {"chunks": chunks, "copies": copies}
-    out["vector_gib"] = {
-        option: vector_memory(chunks, dims, m, option) * copies / GIB for option in VECTOR_BYTES
-    }
+    out["vector_gib"] = {}
+    for option in VECTOR_BYTES:
+        per_vector = measured_vector_bytes(results, option)
+        one_copy = (
+            vector_memory(chunks, dims, m, option) if per_vector is None else chunks * per_vector
+        )
+        out["vector_gib"][option] = one_copy * copies / GIB
     nodes_for = {}
     if (disk := i["disk_per_chunk"]) is not None:
         primary = chunks * disk.value
@@ -238,7 +250,13 @@ def section(results: dict[str, Any]) -> list[str]:
         row("primary shards", opt("primary_shards", "{}")),
         *(
             row(
-                f"vector memory, all copies, `{option}` (published estimate)",
+                f"vector memory, all copies, `{option}` ("
+                + (
+                    "measured per vector"
+                    if measured_vector_bytes(results, option)
+                    else "published estimate"
+                )
+                + ")",
                 lambda p, o=option: _gib(p["vector_gib"][o]),
             )
             for option in VECTOR_BYTES
@@ -260,8 +278,11 @@ def section(results: dict[str, Any]) -> list[str]:
         "",
         "What is measured and what is not: the per-chunk costs are measured on this "
         "machine (their keys above); everything in the second table is extrapolated "
-        "linearly from them. Vector memory uses Elasticsearch's published estimate per "
-        "index option (vectors plus 4 bytes x m graph links per vector); disk is the "
+        "linearly from them. Vector memory is the bytes per vector kNN search read at the "
+        "scale benchmark's size (`scale.vectors.<option>.search_memory_bytes_per_vector`: "
+        "the graph and the vectors compared) where that option was measured, else "
+        "Elasticsearch's published estimate (vectors plus 4 bytes x m graph links per "
+        "vector); disk is the "
         "measured store size per chunk with the index option the benchmark ran, and a "
         "quantized option adds its quantized copy on disk ("
         + ", ".join(f"`{k}` +{v:.1%}" for k, v in EXTRA_DISK.items() if v)

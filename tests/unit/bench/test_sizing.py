@@ -65,3 +65,14 @@ def test_the_section_says_what_is_not_measured_and_renders_in_the_report() -> No
     assert "## Sizing plan past this machine" in report.render(results)
     # Nothing measured yet: no section at all.
     assert sizing.section({}) == []
+
+
+def test_vector_memory_measured_at_size_replaces_the_published_estimate() -> None:
+    results = measured(vectors={"int8_hnsw": {"search_memory_bytes_per_vector": 500.0}})
+    p = sizing.plan(results, 10_000_000)
+    assert p["vector_gib"]["int8_hnsw"] == 10_000_000 * 500.0 * 2 / GIB
+    published = sizing.vector_memory(10_000_000, 384, 16, "hnsw") * 2 / GIB
+    assert p["vector_gib"]["hnsw"] == published
+    text = "\n".join(sizing.section({**results, "ingest": {"raw_encode_chunks_per_s": 90.0}}))
+    assert "`int8_hnsw` (measured per vector)" in text
+    assert "`hnsw` (published estimate)" in text
