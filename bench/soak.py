@@ -38,6 +38,10 @@ in Elasticsearch; and nothing extra: no chunk of a document neither seeded nor
 acknowledged, no chunk at a version PostgreSQL no longer has, no run PostgreSQL lacks.
 `lost_writes` counts acknowledged writes missing (or older) in the index or the database;
 `extra_in_index` what the index holds beyond them.
+
+It stays one module past 400 lines: the run (stack, tier, load, sampling) and the
+reconciliation read the same state, and what is sampled and judged is already apart in
+``soak_probes``.
 """
 
 from __future__ import annotations
