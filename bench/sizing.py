@@ -110,6 +110,11 @@ def inputs(results: dict[str, Any]) -> dict[str, Input | None]:
         es_cpu = Input(
             cpu / chunks, "measured: `vectors.hnsw.index_es_cpu_s` / `vectors.chunks` (CISI)"
         )
+    api = _first(results, ("scale.api_cpu_s_per_search", big))
+    if api is None and (ms := get(results, "tracing.off_cpu_ms_per_request")):
+        api = Input(
+            ms / 1000, "measured: `tracing.off_cpu_ms_per_request` / 1000 (CISI, uncached hybrid)"
+        )
     return {
         "dims": Input(float(get(results, "scale.dims") or 384), "the model (all-MiniLM-L6-v2)"),
         "hnsw_m": Input(16.0, "the mapping's `m` (myaiserv/search/indices.py)"),
@@ -117,16 +122,8 @@ def inputs(results: dict[str, Any]) -> dict[str, Input | None]:
         "heap_per_chunk": _first(results, ("scale.es_heap_bytes_per_chunk", big)),
         "encode_s_per_chunk_core": encode,
         "es_index_cpu_s_per_chunk": es_cpu,
-        "api_cpu_s_per_search": _first(
-            results,
-            ("scale.api_cpu_s_per_search", big),
-            ("tracing.off_cpu_ms_per_request", "CISI, uncached hybrid, ms"),
-        ),
+        "api_cpu_s_per_search": api,
     }
-
-
-def _api_cpu_s(i: Input) -> float:
-    return i.value / 1000 if "ms" in i.source else i.value
 
 
 def vector_memory(chunks: int, dims: float, m: float, option: str) -> float:
@@ -175,7 +172,7 @@ def plan(results: dict[str, Any], chunks: int) -> dict[str, Any]:
         out["es_index_cores"] = rate * es_cpu.value * copies / CPU_TARGET
         nodes_for["indexing CPU"] = math.ceil(out["es_index_cores"] / NODE_CORES)
     if (api := i["api_cpu_s_per_search"]) is not None:
-        out["api_cores"] = QUERY_RATE * _api_cpu_s(api) / CPU_TARGET
+        out["api_cores"] = QUERY_RATE * api.value / CPU_TARGET
         out["api_instances"] = max(2, math.ceil(out["api_cores"] / PROCESS_CORES))
     if (heap := i["heap_per_chunk"]) is not None:
         out["heap_gib"] = chunks * heap.value * copies / GIB
@@ -233,7 +230,10 @@ def section(results: dict[str, Any]) -> list[str]:
             "Elasticsearch indexing CPU per chunk, one copy (core-seconds)",
             "{:.4f}",
         ),
-        "api_cpu_s_per_search": ("API CPU per uncached hybrid search", "{:.4g}"),
+        "api_cpu_s_per_search": (
+            "API CPU per uncached hybrid search (core-seconds)",
+            "{:.4f}",
+        ),
     }
     for key, (label, fmt) in labels.items():
         value = i[key]
