@@ -11,7 +11,7 @@ import secrets
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,12 @@ def service() -> str:
 
 def by_name(spans: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [s for s in spans if s.get("name", "").lower() == name.lower()]
+
+
+def holding(*names: str) -> Callable[[list[dict[str, Any]]], bool]:
+    """A trace is complete once it holds a span of each name: a parent span ends after
+    its children, so they may reach Zipkin in separate export batches."""
+    return lambda spans: all(by_name(spans, name) for name in names)
 
 
 def ancestors(spans: list[dict[str, Any]], span: dict[str, Any]) -> list[str]:
@@ -123,10 +129,9 @@ async def test_chat_completion_is_one_trace_continuing_the_clients(
         link = trace_page.format(trace_id=trace_id)
         assert f'href="{link}"' in page.text
 
-        def complete(spans: list[dict[str, Any]]) -> bool:
-            return bool(by_name(spans, "chat echo") and by_name(spans, "embedding batch"))
-
-        spans = await zipkin_trace(trace_id, complete)
+        spans = await zipkin_trace(
+            trace_id, holding("POST /v1/chat/completions", "chat echo", "embedding batch")
+        )
     assert spans, "no trace in Zipkin"
     assert {s["traceId"] for s in spans} == {trace_id}  # the client's trace id
     (server,) = by_name(spans, "POST /v1/chat/completions")
@@ -234,10 +239,9 @@ async def test_a_document_write_continues_in_the_indexer(
 
                 assert await eventually(indexed, within=120), (tmp_path / "indexer.log").read_text()
 
-            def complete(spans: list[dict[str, Any]]) -> bool:
-                return bool(by_name(spans, "indexer batch") and by_name(spans, "embedding batch"))
-
-            spans = await zipkin_trace(trace_id, complete)
+            spans = await zipkin_trace(
+                trace_id, holding("POST /v1/documents", "indexer batch", "embedding batch")
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -268,7 +272,7 @@ async def test_a_failing_provider_marks_its_span_as_an_error(
                 headers={"traceparent": header},
             )
             assert resp.status_code >= 500, resp.text
-        spans = await zipkin_trace(trace_id, lambda spans: bool(by_name(spans, "chat echo")))
+        spans = await zipkin_trace(trace_id, holding("POST /v1/chat/completions", "chat echo"))
     (llm,) = by_name(spans, "chat echo")
     assert llm["tags"]["otel.status_code"] == "ERROR"
     assert "error" in llm["tags"]
