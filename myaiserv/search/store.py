@@ -113,7 +113,11 @@ class SearchStore:
         """One store per request: all its round trips together, the client's retries
         included, may take ``timeout_s`` (time spent elsewhere, e.g. embedding the query
         while a point in time opens, is not counted)."""
-        self.es = es
+        # One attempt may take half the budget: an attempt on a node that accepts and
+        # answers nothing (stopping, partitioned, hung) times out, the client marks that
+        # node dead and retries on another within the rest. The client's own timeout
+        # (indexing, administration) is longer than a search's whole budget.
+        self.es = es.options(request_timeout=timeout_s / 2)
         self.indices = indices
         self.guard = guard
         self.pit_keep_alive = pit_keep_alive

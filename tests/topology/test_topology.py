@@ -226,10 +226,20 @@ def test_prometheus_finds_every_web_instance_and_the_indexer(topo: Topology) -> 
 
 
 def test_a_stopped_instance_raises_an_alert(topo: Topology) -> None:
+    # The alert compares with the most instances seen in the last 15 minutes: wait until
+    # the rule's own look-back has recorded all three (a fresh topology may not have yet).
+    seen = 'max_over_time(count(up{job="web"} == 1)[15m:])'
+    eventually(
+        lambda: [float(r["value"][1]) for r in topo.prometheus(seen)] == [3.0], within=120, every=5
+    )
     victim = topo.containers("web")[-1]
     topo.stop(victim)
     try:
-        eventually(lambda: "MyAIServWebInstanceLost" in topo.firing(), within=240, every=5)
+        try:
+            eventually(lambda: "MyAIServWebInstanceLost" in topo.firing(), within=240, every=5)
+        except AssertionError as exc:  # say where the alert got to
+            up = topo.prometheus('up{job="web"}')
+            raise AssertionError(f"{exc}; alerts: {topo.alerts()}; up: {up}") from None
         eventually(
             lambda: "MyAIServWebInstanceLost" in topo.alertmanager_alerts(), within=60, every=5
         )

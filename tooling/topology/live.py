@@ -101,16 +101,16 @@ class Topology:
         resp.raise_for_status()
         return list(resp.json()["data"]["result"])
 
-    def firing(self) -> set[str]:
-        """Names of the alerts Prometheus has firing."""
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts Prometheus holds, pending or firing (labels, state, activeAt, value)."""
         port = self.env.get("PROMETHEUS_PORT", "9090")
         resp = httpx.get(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=10)
         resp.raise_for_status()
-        return {
-            a["labels"]["alertname"]
-            for a in resp.json()["data"]["alerts"]
-            if a["state"] == "firing"
-        }
+        return list(resp.json()["data"]["alerts"])
+
+    def firing(self) -> set[str]:
+        """Names of the alerts Prometheus has firing."""
+        return {a["labels"]["alertname"] for a in self.alerts() if a["state"] == "firing"}
 
     def alertmanager_alerts(self) -> set[str]:
         port = self.env.get("ALERTMANAGER_PORT", "9093")
