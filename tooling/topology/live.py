@@ -101,6 +101,21 @@ class Topology:
         resp.raise_for_status()
         return list(resp.json()["data"]["result"])
 
+    def scraped(self, job: str) -> list[str]:
+        """The addresses Prometheus scrapes for ``job`` now and found up at its last
+        scrape (its targets, not the ``up`` series: those of targets gone stay visible
+        for the query look-back when Prometheus restarted before marking them stale)."""
+        port = self.env.get("PROMETHEUS_PORT", "9090")
+        resp = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/targets", params={"state": "active"}, timeout=10
+        )
+        resp.raise_for_status()
+        return sorted(
+            t["labels"]["instance"]
+            for t in resp.json()["data"]["activeTargets"]
+            if t["labels"].get("job") == job and t["health"] == "up"
+        )
+
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts Prometheus holds, pending or firing (labels, state, activeAt, value)."""
         port = self.env.get("PROMETHEUS_PORT", "9090")
