@@ -181,13 +181,21 @@ class Embedder:
         with tracer.start_as_current_span("embed") as span:
             span.set_attribute("myaiserv.embedding.texts", len(texts))
             span.set_attribute("myaiserv.embedding.backend", self.backend)
+            # Texts of like length batch together (longest first, as sentence-transformers
+            # orders one call's texts): a batch pads to its longest text, so the whole
+            # call is sorted, not each batch apart. Characters stand in for tokens.
+            order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+            ordered = [texts[i] for i in order]
             # Each batch's span (on the model's thread) is a child of this one.
             parts = [
-                self._worker.submit(priority, self.encode_sync, texts[i : i + size])
-                for i in range(0, len(texts), size)
+                self._worker.submit(priority, self.encode_sync, ordered[i : i + size])
+                for i in range(0, len(ordered), size)
             ]
             try:
-                return np.concatenate([await asyncio.wrap_future(p) for p in parts])
+                rows = np.concatenate([await asyncio.wrap_future(p) for p in parts])
+                vectors = np.empty_like(rows)
+                vectors[order] = rows
+                return vectors
             finally:
                 for part in parts:  # the caller gave up: drop the batches not yet started
                     part.cancel()

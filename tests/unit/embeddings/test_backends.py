@@ -1,11 +1,13 @@
 """The embedding backends: the ONNX file is exported from the local weights into the
 cache once and reused; every backend gives the same model's vectors (float32 ONNX equal
-to torch's, int8 close enough to share an index and rank alike), and a text's vector
-never depends on the texts batched beside it."""
+to torch's, int8 close enough to share an index and rank alike), a text's vector never
+depends on the texts batched beside it, and one call's texts are batched by length."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,6 +86,35 @@ def test_int8_vectors_stay_close_to_torch_and_rank_alike(torch_embedder: Embedde
     for q, d in ((int8, int8), (int8, torch_embedder), (torch_embedder, int8)):
         scores = q.encode_sync(queries) @ d.encode_sync(docs).T
         assert list(scores.argmax(axis=1)) == [0, 1, 2]
+
+
+class Recording(Embedder):
+    """The real model, noting the batches ``encode`` hands it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batches: list[list[str]] = []
+
+    def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        return super().encode_sync(texts)
+
+
+async def test_a_call_is_batched_longest_first_and_answered_in_its_own_order() -> None:
+    model = Recording(backend="onnx-int8", batch_size=2)
+    model.load()
+    texts = [*TEXTS, *DOCS]
+    try:
+        got = await model.encode(texts)
+        # Like lengths share a batch (a batch pads to its longest): across the whole call.
+        lengths = [[len(t) for t in batch] for batch in model.batches]
+        assert [n for batch in lengths for n in batch] == sorted(map(len, texts), reverse=True)
+        assert all(len(batch) <= 2 for batch in lengths)
+        # Each row is its own text's vector, in the caller's order.
+        alone = np.stack([model.encode_sync([t])[0] for t in texts])
+        assert np.array_equal(got, alone)
+    finally:
+        model.close()
 
 
 def test_the_digest_follows_the_weights(tmp_path: Path) -> None:
