@@ -230,8 +230,9 @@ def section(results: dict[str, Any]) -> list[str]:
     if not s:
         return []
     c = s.get("corpus", {})
+    upto = f" (to {s['max_chunks']:,} chunks)" if s.get("max_chunks") else ""
     lines = [
-        f"## Scale: costs as the corpus grows (to {s.get('max_chunks', 0):,} chunks)",
+        f"## Scale: costs as the corpus grows{upto}",
         "",
         (
             f"{c.get('documents', 0):,} documents ({c.get('chunks_counted', 0):,} chunks as "
@@ -245,9 +246,18 @@ def section(results: dict[str, Any]) -> list[str]:
         "",
     ]
     lines += _corpus(c)
-    lines += _search(s)
-    lines += _ingest(s)
-    lines += _costs(s)
+    if any(t in s for t in TOPOLOGIES):
+        lines += _search(s)
+        lines += _ingest(s)
+        lines += _costs(s)
+    else:
+        lines += [
+            (
+                "Search, ingest and Elasticsearch costs by corpus size: not measured yet (the "
+                "`single` and `cluster` stages of `make bench-scale` have not run)."
+            ),
+            "",
+        ]
     if "vectors" in s:
         lines += _vectors(s["vectors"])
     if "runs" in s:

@@ -25,3 +25,13 @@ def test_the_report_section_gives_the_corpus_size_in_each_row(tmp_path: Path) ->
     written = {p.name for p in plots.render(results, tmp_path)}
     assert written == {"scale_search.png", "scale_cost.png", "scale_ingest.png"}
     assert growth_report.section({}) == []
+
+
+def test_before_the_topology_stages_the_section_says_what_is_not_measured() -> None:
+    scale = growth_figures.figures(STATES, CORPUS)
+    runs_only = {k: v for k, v in scale.items() if k in ("corpus", "runs")}
+    text = report.render({"scale": runs_only})
+    assert "## Scale: costs as the corpus grows\n" in text
+    assert "not measured yet" in text
+    assert "| topology |" not in text  # no table without rows
+    assert "### Runs search with 100,000 runs" in text
