@@ -82,6 +82,12 @@ class Topology:
                 return line.split(":", 1)[1].strip()
         raise AssertionError(f"`myaiserv tenants create` printed no key: {out}")
 
+    def logs(self, container: str, since: str) -> str:
+        """A container's output (both streams) since a time (``2026-12-06T18:58:10Z``) or
+        for a duration back (``90s``)."""
+        out = self.engine.run("logs", "--since", since, container, capture=True, timeout=60)
+        return out.stdout + out.stderr
+
     def stop(self, container: str) -> None:
         self.engine.run("stop", "-t", "30", container, capture=True, timeout=120)
 
@@ -160,18 +166,23 @@ def eventually(check: Callable[[], bool], within: float, every: float = 1.0) -> 
 @dataclass
 class Load:
     """Requests in a loop on a thread, each answer counted: a failure is anything but the
-    expected status (a refused connection, a 502/503 from nginx, a timeout)."""
+    expected status (a refused connection, a 502/503 from nginx, a timeout). Failures and
+    slow answers say when they were sent, how long they took and which instance answered,
+    so that a failed test shows its timeline."""
 
     request: Callable[[httpx.Client], httpx.Response]
     expect: int = 200
     pause_s: float = 0.05
     ok: int = 0
     failures: list[str] = field(default_factory=list)
+    slow: list[str] = field(default_factory=list)  # answered as expected, in over 1 s
     instances: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic, init=False)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def __enter__(self) -> Load:
+        self.started = time.monotonic()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -184,13 +195,25 @@ class Load:
     def _run(self) -> None:
         with httpx.Client(base_url=base_url(), timeout=30) as client:
             while not self._stop.is_set():
+                sent = time.monotonic()
                 try:
                     resp = self.request(client)
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"{self._when(sent)}: {exc!r}")
+                else:
+                    instance = resp.headers.get("x-instance", "?")
                     if resp.status_code == self.expect:
                         self.ok += 1
-                        self.instances[resp.headers.get("x-instance", "?")] += 1
+                        self.instances[instance] += 1
+                        if time.monotonic() - sent > 1:
+                            self.slow.append(f"{self._when(sent)} from {instance}")
                     else:
-                        self.failures.append(f"{resp.status_code} {resp.text[:200]}")
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
+                        self.failures.append(
+                            f"{self._when(sent)} from {instance}: "
+                            f"{resp.status_code} {resp.text[:200]}"
+                        )
                 time.sleep(self.pause_s)
+
+    def _when(self, sent: float) -> str:
+        """When a request was sent (seconds after the load began) and how long it took."""
+        return f"sent at +{sent - self.started:.1f}s, took {time.monotonic() - sent:.1f}s"
