@@ -93,8 +93,9 @@ class ElasticsearchSettings(BaseModel):
         5.0,
         gt=0,
         description="One time budget for all of a search's Elasticsearch round trips "
-        "together, the client's retries included (503 with Retry-After past it); each "
-        "attempt gets half of it, so a silent node leaves time to retry on another.",
+        "together, the client's retries included (503 with Retry-After past it); an "
+        "attempt gets all but a second of it (at most half), so a silent node leaves time "
+        "to retry on another.",
     )
     breaker_failures: int = Field(
         3, ge=1, description="Consecutive failures that open Elasticsearch's circuit (503s)."

@@ -99,6 +99,18 @@ class Answers:
         return max((r.get("took", 0) for r in self.by_name.values()), default=0)
 
 
+RETRY_RESERVE_S = 1.0
+
+
+def attempt_timeout(budget_s: float) -> float:
+    """How long one attempt of a search's round trip may take within its budget: all but
+    what a retry needs. A healthy node answers a search in well under a second, so a
+    retry is kept a second (at most half the budget) and the first attempt gets the rest:
+    a node that is slow but alive (a cluster electing a new master, a busy machine) is
+    not given up on while it could still answer."""
+    return budget_s - min(RETRY_RESERVE_S, budget_s / 2)
+
+
 class SearchStore:
     def __init__(
         self,
@@ -113,11 +125,11 @@ class SearchStore:
         """One store per request: all its round trips together, the client's retries
         included, may take ``timeout_s`` (time spent elsewhere, e.g. embedding the query
         while a point in time opens, is not counted)."""
-        # One attempt may take half the budget: an attempt on a node that accepts and
-        # answers nothing (stopping, partitioned, hung) times out, the client marks that
-        # node dead and retries on another within the rest. The client's own timeout
-        # (indexing, administration) is longer than a search's whole budget.
-        self.es = es.options(request_timeout=timeout_s / 2)
+        # An attempt on a node that accepts and answers nothing (stopping, partitioned,
+        # hung) times out while time is left for the client to mark that node dead and
+        # retry on another. The client's own timeout (indexing, administration) is longer
+        # than a search's whole budget.
+        self.es = es.options(request_timeout=attempt_timeout(timeout_s))
         self.indices = indices
         self.guard = guard
         self.pit_keep_alive = pit_keep_alive

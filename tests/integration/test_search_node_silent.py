@@ -1,7 +1,7 @@
 """An Elasticsearch node that accepts connections and answers nothing (stopping,
 partitioned, hung) beside a live one: a search pays part of its budget for it, not the
-search. Each attempt gets half the budget; the client marks the silent node dead and
-retries on the live one (the real local node)."""
+search. An attempt gets all of the budget but what a retry needs; the client marks the
+silent node dead and retries on the live one (the real local node)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 
 from myaiserv.errors import AppError, DependencyUnavailableError
 from myaiserv.search.cursor import CursorExpiredError
-from myaiserv.search.store import MISSING_INDICES, failure, translated
+from myaiserv.search.store import MISSING_INDICES, attempt_timeout, failure, translated
 
 CONTEXT_MISSING = {
     "type": "search_phase_execution_exception",
@@ -83,3 +83,9 @@ def test_unreachable_or_timed_out_is_a_503(exc: Exception):
 def test_other_exceptions_pass_through():
     with pytest.raises(KeyError), translated():
         raise KeyError("ours")
+
+
+@pytest.mark.parametrize(("budget", "attempt"), [(5.0, 4.0), (3.0, 2.0), (2.0, 1.0), (1.0, 0.5)])
+def test_an_attempt_gets_the_budget_but_a_retry_s_share(budget: float, attempt: float) -> None:
+    # A retry keeps a second, or half of a budget under two seconds.
+    assert attempt_timeout(budget) == pytest.approx(attempt)
