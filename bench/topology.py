@@ -11,8 +11,9 @@ engine: podman with the local stand-in images here) measured from outside, throu
   10 a second, under the key's rate limit) while ``compose up -d --scale web=5`` adds two
   instances, until both answer; summed over ROUNDS (3) rounds, each scaled back to 3
   afterwards (``scale_5_to_3_...``).
-- ``es_node_loss_failed_searches``: the same searches while one Elasticsearch node is
-  stopped for 20 s, each node once (es01 first: the first master).
+- ``es_node_loss_failed_searches``: the same searches, past the result cache (each one
+  answered by Elasticsearch), while one Elasticsearch node is stopped for 20 s, each node
+  once (es01 first: the first master).
 - ``redis_failover_s``: the Redis primary stopped (a killed one is restarted at once by
   its restart policy, before Sentinel would act); seconds from the stop until ``/ready``
   (which pings Redis) answers 200 through nginx six times in a row: Sentinel's promotion
@@ -51,10 +52,13 @@ def tenant_key(topo: Topology) -> str:
     return topo.create_tenant(f"bench-topology-{uuid.uuid4().hex[:6]}")
 
 
-def searches(headers: dict[str, str]) -> Load:
+def searches(headers: dict[str, str], *, cached: bool = True) -> Load:
     """About 10 searches a second from one key: under its rate limit (1200 a minute by
-    default), so every answer but a 200 is a failure of the topology."""
+    default), so every answer but a 200 is a failure of the topology. ``cached=False``:
+    past the result cache, so that every search reaches Elasticsearch."""
     body = {"query": "tides and the moon", "kinds": ["documents"]}
+    if not cached:
+        headers = {**headers, "Cache-Control": "no-cache"}
     return Load(lambda c: c.post("/v1/search", json=body, headers=headers), pause_s=0.1)
 
 
@@ -75,7 +79,7 @@ def scale_round(topo: Topology, headers: dict[str, str]) -> tuple[int, int, int,
 
 def node_loss_round(topo: Topology, headers: dict[str, str], node: str) -> tuple[int, int]:
     (container,) = topo.containers(node)
-    with searches(headers) as load:
+    with searches(headers, cached=False) as load:
         time.sleep(2)
         topo.stop(container)
         time.sleep(20)
