@@ -8,12 +8,11 @@ for several nodes), ``LOG_LEVEL``, ``DEBUG``, ``PORT`` and ``HOST``.
 A malformed value stops start-up with a message naming the variable (see
 ``load_settings``), never a stack trace at the first request.
 
-It is long (about 840 lines) and stays one module because it has one job: declaring
-everything an operator can set. It holds declarations only (one section class per
-datastore or domain, their defaults, descriptions and field checks) and the loading of
-them, one section after another, so one file answers "what can I configure, and to what"
-beside the README's table; split by section, that answer would be scattered, and no part
-would shed a second job.
+It is long because it has one job: declaring everything an operator can set. It holds
+declarations only (one section class per datastore or domain, their defaults,
+descriptions and field checks) and the loading of them, so one file answers "what can I
+configure, and to what" beside the README's table; split by section, that answer would be
+scattered, and no part would shed a second job.
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ class Load:
     failures: list[str] = field(default_factory=list)
     slow: list[str] = field(default_factory=list)  # answered as expected, in over 1 s
     instances: Counter[str] = field(default_factory=Counter)
-    started: float = field(default_factory=time.monotonic, init=False)
+    started: float = field(default=0.0, init=False)  # set as the load begins
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
