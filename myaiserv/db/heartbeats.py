@@ -83,7 +83,7 @@ class HeartbeatRepository:
                 IndexerHeartbeat.started_at.desc()
             )
         )
-        return [(row, float(age)) for row, age in rows.tuples()]
+        return [(row, float(age)) for row, age in rows]
 
     async def live(self, ttl_s: float) -> list[IndexerHeartbeat]:
         """The processes that beat within ``ttl_s``."""
@@ -99,16 +99,13 @@ class HeartbeatRepository:
                 func.coalesce(func.max(_age(OutboxEvent.created_at)), 0),
             ).group_by(OutboxEvent.kind)
         )
-        dead = dict(
-            (
-                await self.session.execute(
-                    select(DeadLetter.kind, func.count()).group_by(DeadLetter.kind)
-                )
-            ).tuples()
+        dead_rows = await self.session.execute(
+            select(DeadLetter.kind, func.count()).group_by(DeadLetter.kind)
         )
+        dead: dict[str, int] = {kind: int(n) for kind, n in dead_rows}
         out = {
-            kind: KindBacklog(int(pending), int(due), round(float(age), 3), int(dead.pop(kind, 0)))
-            for kind, pending, due, age in outbox.tuples()
+            kind: KindBacklog(int(pending), int(due), round(float(age), 3), dead.pop(kind, 0))
+            for kind, pending, due, age in outbox
         }
         out.update({kind: KindBacklog(0, 0, 0.0, int(n)) for kind, n in dead.items()})
         return dict(sorted(out.items()))

@@ -89,6 +89,6 @@ async def count_states(
             .where(table.c.id == any_(bindparam("ids", list(ids), type_=ARRAY(Uuid()))))
             .group_by(table.c.index_status)
         )
-        for status, n in rows.tuples():
+        for status, n in rows:
             counts[status] = int(n)
     return counts
