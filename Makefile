@@ -13,7 +13,7 @@ VENV_STAMP := .venv/.installed
 BROWSER_STAMP := tests/browser/node_modules/.installed
 PEERS_STAMP := bench/peers/.venv/.installed
 
-.PHONY: help install system-deps compose-deps compose-build compose-up compose-down compose-test bench-topology browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-search bench-search-sustained bench-vectors bench-scaleout bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing bench-peers bench-soak eval lint clean
+.PHONY: help install system-deps compose-deps compose-build compose-up compose-down compose-test bench-topology browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-real-docs bench-search bench-search-sustained bench-vectors bench-scaleout bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing bench-peers bench-soak eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
@@ -21,7 +21,7 @@ help:
 	@echo "make browser-deps axe-core for the browser tests (npm ci, as the lockfile pins it)"
 	@echo "make bench        run the benchmarks; writes bench/REPORT.md and bench/results.json"
 	@echo "                  and plots, MyAIServ beside LangChain and Haystack (bench-ingest,"
-	@echo "                  bench-search, bench-search-sustained, bench-peers, bench-vectors,"
+	@echo "                  bench-real-docs, bench-search, bench-search-sustained, bench-peers, bench-vectors,"
 	@echo "                  bench-scaleout, bench-load, bench-reliability, bench-failover, bench-hangs,"
 	@echo "                  bench-security, bench-console, bench-tracing: one of them)"
 	@echo "make bench-scale  how costs grow with a corpus of Debian documentation (150,000 chunks,"
@@ -73,7 +73,7 @@ run: migrate
 	POETRY="$(POETRY)" PORT="$(PORT)" bash scripts/run.sh
 
 # One run, every figure: the report and plots are rewritten from this run's figures only.
-bench: bench-fresh bench-ingest bench-search bench-search-sustained bench-peers bench-vectors bench-scaleout bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing
+bench: bench-fresh bench-ingest bench-real-docs bench-search bench-search-sustained bench-peers bench-vectors bench-scaleout bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing
 
 bench-fresh:
 	rm -f bench/results.json bench/REPORT.md bench/plots/*.png
@@ -81,6 +81,11 @@ bench-fresh:
 # Times MyAIServ, the raw encode and the peers' ingest in the same rounds.
 bench-ingest: migrate $(PEERS_STAMP)
 	$(POETRY) run python -m bench.ingest
+
+# `myaiserv ingest` on Debian's kernel manual beside `make run`'s API and indexer, against
+# the raw encode of the same chunks (fetches linux-doc-6.1 once, like bench-scale).
+bench-real-docs: migrate
+	$(POETRY) run python -m bench.real_docs
 
 bench-search: migrate
 	$(POETRY) run python -m bench.search

@@ -44,8 +44,8 @@ from myaiserv.config import Settings
 from myaiserv.datasets.trec import load_collection
 from myaiserv.documents.service import NewDocument
 from myaiserv.embeddings import onnx
+from myaiserv.embeddings.cores import cores
 from myaiserv.embeddings.model import Embedder, resolve_model_path
-from myaiserv.embeddings.runtime import cores
 from myaiserv.evaluation import metrics
 from myaiserv.search.client import create_es_client
 

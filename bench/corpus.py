@@ -263,13 +263,13 @@ def ensure_mandoc() -> str:
     return shutil.which("mandoc") or "mandoc"
 
 
-def fetch(work: Path) -> dict[str, str]:
-    """Every package's .deb downloaded (once) and unpacked under ``work/pkgs``; returns
-    package -> version."""
+def fetch(work: Path, only: Iterable[str] | None = None) -> dict[str, str]:
+    """Every package's (or those ``only`` names) .deb downloaded (once) and unpacked
+    under ``work/pkgs``; returns package -> version."""
     debs, pkgs = work / "debs", work / "pkgs"
     debs.mkdir(parents=True, exist_ok=True)
     versions = {}
-    for name, _, _ in PACKAGES:
+    for name, _, _ in _packages(only):
         found = sorted(debs.glob(f"{name}_*.deb"))
         if not found:
             print(f"corpus: apt-get download {name}", flush=True)
@@ -286,9 +286,14 @@ def fetch(work: Path) -> dict[str, str]:
     return versions
 
 
-def _sources(work: Path) -> Iterator[tuple[str, str, Path, str]]:
+def _packages(only: Iterable[str] | None) -> list[tuple[str, str, str]]:
+    names = set(only) if only is not None else None
+    return [p for p in PACKAGES if names is None or p[0] in names]
+
+
+def _sources(work: Path, only: Iterable[str] | None) -> Iterator[tuple[str, str, Path, str]]:
     """(package, kind, file, its path in the docs folder) of every page to render."""
-    for name, kind, folder in PACKAGES:
+    for name, kind, folder in _packages(only):
         root = work / "pkgs" / name / folder
         for path in sorted(root.rglob("*")):
             rel = path.relative_to(root).as_posix()
@@ -300,12 +305,13 @@ def _sources(work: Path) -> Iterator[tuple[str, str, Path, str]]:
                 yield name, kind, path, f"{name}/{rel.removesuffix('.gz')}.html"
 
 
-def render(work: Path) -> None:
-    """Every page written, cleaned (manual pages rendered by mandoc first), under
-    ``work/docs``; pages already there are kept."""
-    mandoc = ensure_mandoc()
+def render(work: Path, only: Iterable[str] | None = None) -> None:
+    """Every page (of the packages ``only`` names) written, cleaned (manual pages
+    rendered by mandoc first), under ``work/docs``; pages already there are kept."""
+    packages = _packages(only)
+    mandoc = ensure_mandoc() if any(kind == "man" for _, kind, _ in packages) else ""
     done = 0
-    for _, kind, source, rel in _sources(work):
+    for _, kind, source, rel in _sources(work, only):
         target = work / "docs" / rel
         if target.exists():
             continue

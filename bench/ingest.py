@@ -17,7 +17,6 @@ and bench/REPORT.md. Run it with `make bench`.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import statistics
 import subprocess
@@ -56,9 +55,11 @@ PREFIX = "bench"
 
 
 async def reset_index_and_cache(settings: Settings) -> None:
+    """Delete the settings' indices (their prefix) and empty their Redis database."""
     es = create_es_client(settings)
     try:
-        found = await es.options(ignore_status=404).indices.get(index=f"{PREFIX}-*")
+        prefix = settings.es.index_prefix
+        found = await es.options(ignore_status=404).indices.get(index=f"{prefix}-*")
         names = list(found.body) if found.meta.status == 200 else []
         if names:
             await es.indices.delete(index=",".join(names))
@@ -96,15 +97,9 @@ async def end_to_end(
         issued = await TenantService(session).create_tenant("bench", scopes=["read", "write"])
 
     port = free_port()
-    # Indexers share the cores out (the local web tier does the same): more encoding
-    # threads than cores thrash. The API embeds nothing while ingesting (it stores the
-    # documents and their outbox rows); one indexer gets every core.
-    threads = str(max(1, (os.cpu_count() or 1) // indexers)) if indexers > 1 else "0"
-    worker_env = {
-        **env,
-        "MYAISERV_EMBEDDING__THREADS": threads,
-        "MYAISERV_EMBEDDING__BACKEND": backend,
-    }
+    # Every indexer may use every core: their batches lease the cores from each other
+    # (myaiserv/embeddings/cores.py), as on any machine running several.
+    worker_env = {**env, "MYAISERV_EMBEDDING__BACKEND": backend}
     workers = [
         spawn(
             ["indexer", "run"], {**worker_env, "MYAISERV_INDEXING__METRICS_PORT": str(free_port())}

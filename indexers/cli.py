@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -88,19 +90,49 @@ def indexer_run(metrics_port: int | None, once: bool) -> None:
 
 @indexer.command("status")
 def indexer_status() -> None:
-    """Outbox lag and dead letters, as JSON."""
-    from sqlalchemy import func, select
+    """The backlog per kind (outbox rows pending and due, the oldest's age, dead letters)
+    and the processes draining it (live, or gone within the hour: rows, chunks and tokens
+    done, chunks/s and tokens/s over their last minute), as JSON. Reads PostgreSQL only:
+    no model, no Elasticsearch."""
+    from myaiserv.kit.cli import sessions
 
-    from myaiserv.db.models import DeadLetter
-    from myaiserv.db.outbox import OutboxRepository
+    async def job(settings: Any) -> dict[str, Any]:
+        from myaiserv.db.heartbeats import HeartbeatRepository
 
-    async def job(resources: Any) -> dict[str, Any]:
-        async with resources.sessionmaker() as session:
-            pending, oldest = await OutboxRepository(session).lag()
-            dead = await session.scalar(select(func.count(DeadLetter.id)))
-        return {"pending": pending, "oldest_age_s": round(oldest, 3), "dead_letters": dead}
+        async with sessions(settings) as sessionmaker, sessionmaker() as session:
+            repo = HeartbeatRepository(session)
+            backlog = await repo.backlog()
+            processes = await repo.processes()
+        ttl = settings.indexing.heartbeat_ttl_s
+        live = [(p, age) for p, age in processes if age <= ttl]
+        return {
+            "pending": sum(b.pending for b in backlog.values()),
+            "oldest_age_s": max((b.oldest_age_s for b in backlog.values()), default=0.0),
+            "dead_letters": sum(b.dead_letters for b in backlog.values()),
+            "backlog": {kind: asdict(b) for kind, b in backlog.items()},
+            "live_indexers": len(live),
+            "chunks_per_s": round(sum(p.chunks_per_s for p, _ in live), 2),
+            "tokens_per_s": round(sum(p.tokens_per_s for p, _ in live), 1),
+            "indexers": [
+                {
+                    "name": p.name,
+                    "role": p.role,
+                    "host": p.host,
+                    "pid": p.pid,
+                    "alive": age <= ttl,
+                    "started_at": p.started_at.isoformat(),
+                    "last_beat_s": round(age, 1),
+                    "rows": p.rows,
+                    "chunks": p.chunks,
+                    "tokens": p.tokens,
+                    "chunks_per_s": p.chunks_per_s,
+                    "tokens_per_s": p.tokens_per_s,
+                }
+                for p, age in processes
+            ],
+        }
 
-    click.echo(json.dumps(run(with_resources(job))))
+    click.echo(json.dumps(run(job)))
 
 
 @indexer.command("requeue")
@@ -188,53 +220,68 @@ def index_reindex(kind: str, keep_old: bool) -> None:
     help="A TREC/SMART-format collection folder (e.g. ../shared/data/cisi) instead of PATHS.",
 )
 @click.option("--batch-size", type=int, default=100, show_default=True)
-@click.option("--workers", type=int, default=1, show_default=True, help="In-process indexers.")
-@click.option("--no-index", is_flag=True, help="Only store; leave indexing to running indexers.")
+@click.option(
+    "--index",
+    "index_mode",
+    type=click.Choice(["auto", "here", "none"]),
+    default="auto",
+    show_default=True,
+    help="auto: leave indexing to running indexers and follow them, or index in this "
+    "process while none is alive; here: index in this process too; none: only store.",
+)
+@click.option("--no-index", is_flag=True, help="Only store (the same as --index none).")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Batch loops when indexing in this process [indexing.concurrency].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(
     paths: tuple[Path, ...],
     tenant: str,
     collection: Path | None,
     batch_size: int,
-    workers: int,
+    index_mode: str,
     no_index: bool,
+    workers: int | None,
     as_json: bool,
 ) -> None:
-    """Ingest files or folders (text, Markdown, HTML, PDF), or a collection, with a
-    progress bar and a summary (documents, chunks, seconds, docs/s)."""
-    from tqdm import tqdm
-
+    """Ingest files or folders (text, Markdown, HTML, PDF), or a collection. Beside
+    running indexers it stores and follows them; with none alive it indexes itself.
+    Progress (documents stored and indexed, chunks/s and tokens/s of every indexer, time
+    left, failures) goes to stderr; then a summary."""
     from indexers import ingest as ing
 
     if not paths and collection is None:
         raise click.UsageError("give PATHS or --collection")
+    mode = "none" if no_index else index_mode
 
     async def job(resources: Any) -> Any:
         await _ensure_indices(resources)
         tenant_id = await ing.tenant_id_for(resources, tenant)
         failed: list[tuple[str, str]] = []
         if collection is not None:
-            docs = list(ing.documents_from_collection(collection))
+            docs: list[Any] = list(ing.documents_from_collection(collection))
+            total, stream = len(docs), iter(docs)
         else:
-            docs = list(ing.documents_from_files(paths, failed))
-        disable = as_json or not sys.stderr.isatty()
-        stored = tqdm(total=len(docs), desc="stored", unit="doc", disable=disable)
-        indexed = tqdm(total=len(docs), desc="indexed", unit="doc", disable=disable)
+            files = list(ing.iter_files(paths))
+            total, stream = len(files), ing.documents_from_files(files, failed)
+        shown = ProgressView(total, quiet=as_json)
         try:
             return await ing.ingest(
                 resources,
                 tenant_id,
-                docs,
+                stream,
                 batch_size=batch_size,
-                index=not no_index,
+                index=mode,  # type: ignore[arg-type]
                 workers=workers,
-                on_stored=stored.update,
-                on_indexed=indexed.update,
+                on_stored=shown.stored,
+                on_progress=shown.progress,
                 failed=failed,
             )
         finally:
-            stored.close()
-            indexed.close()
+            shown.close()
 
     summary = run(with_resources(job))
     if as_json:
@@ -242,6 +289,49 @@ def ingest(
     else:
         for line in ing.summary_lines(summary):
             click.echo(line)
+
+
+class ProgressView:
+    """An ingest's progress on stderr: two bars on a terminal (documents stored; indexed,
+    with its time left, the indexers' chunks/s and tokens/s, failures and the backlog),
+    else a line every ``every_s`` (logs, CI)."""
+
+    def __init__(self, total: int, *, quiet: bool, every_s: float = 15.0) -> None:
+        from tqdm import tqdm
+
+        self.lines = not quiet and not sys.stderr.isatty()
+        bars = not quiet and not self.lines
+        self.total = total
+        self.every_s = every_s
+        self._last_line = 0.0
+        self._stored = tqdm(total=total, desc="stored ", unit="doc", disable=not bars)
+        self._indexed = tqdm(total=total, desc="indexed", unit="doc", disable=not bars)
+
+    def stored(self, n: int) -> None:
+        self._stored.update(n)
+
+    def progress(self, p: Any) -> None:
+        settled = p.indexed + p.index_failed
+        self._indexed.update(settled - self._indexed.n)
+        where = "here" if p.indexing_here else f"{p.indexers} indexer(s)"
+        self._indexed.set_postfix_str(
+            f"{p.chunks_per_s:.1f} chunks/s, {p.tokens_per_s:.0f} tokens/s, "
+            f"{p.index_failed} failed, backlog {p.backlog}, by {where}",
+            refresh=False,
+        )
+        now = time.monotonic()
+        if self.lines and now - self._last_line >= self.every_s:
+            self._last_line = now
+            click.echo(
+                f"ingest: {p.stored}/{self.total} stored, {settled}/{self.total} indexed "
+                f"({p.index_failed} failed), {p.chunks_per_s:.1f} chunks/s, "
+                f"{p.tokens_per_s:.0f} tokens/s, backlog {p.backlog}, by {where}",
+                err=True,
+            )
+
+    def close(self) -> None:
+        self._stored.close()
+        self._indexed.close()
 
 
 def main() -> None:

@@ -25,7 +25,9 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import elasticsearch
@@ -35,7 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from indexers import metrics
 from indexers.building import build_isolated
-from indexers.bulk import write
+from indexers.bulk import OK, Action, GroupOutcome, write
+from indexers.heartbeat import Heartbeat
 from indexers.settle import apply, entity_of, sort_rows, written_versions
 from indexers.sources import Builder, Entity, Pending
 from indexers.tracing import batch_span, row_spans
@@ -61,6 +64,8 @@ class BatchResult:
     dead: int = 0
     skipped_busy: int = 0
     actions: int = 0
+    chunks: int = 0  # text chunks written (documents, messages), and their tokens
+    tokens: int = 0
     seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
 
@@ -75,11 +80,37 @@ async def _first_of(*events: asyncio.Event) -> None:
             waiter.cancel()
 
 
+def chunks_written(
+    actions: list[Action], outcomes: Mapping[Any, GroupOutcome], aliases: set[str]
+) -> tuple[int, int]:
+    """(chunks, tokens) written through the aliases by groups that succeeded: an entry
+    that carries a token count is a chunk; the copy a reindex's new index gets is not
+    counted twice."""
+    chunks = tokens = 0
+    for action in actions:
+        source = action.source
+        if action.op != "index" or action.index not in aliases or not source:
+            continue
+        outcome = outcomes.get(action.group)
+        if "token_count" in source and (outcome is None or outcome.status == OK):
+            chunks += 1
+            tokens += int(source["token_count"] or 0)
+    return chunks, tokens
+
+
 class Worker:
-    def __init__(self, resources: Resources, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        resources: Resources,
+        *,
+        name: str | None = None,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
         self.resources = resources
         self.settings = resources.settings
         self.name = name or f"indexer-{os.getpid()}"
+        # What the batches did goes into the process's heartbeat (``run_forever`` makes one).
+        self.heartbeat = heartbeat
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()  # set by an outbox NOTIFY (see ``listen``)
 
@@ -167,6 +198,8 @@ class Worker:
                 await bump(session, refreshed)
                 done, retry, dead = settlement.done, settlement.retry, settlement.dead
                 result.indexed, result.retried, result.dead = len(done), len(retry), len(dead)
+                aliases = {self.resources.indices.alias(kind) for kind in KINDS}
+                result.chunks, result.tokens = chunks_written(actions, outcomes, aliases)
                 span.set_attribute("myaiserv.indexer.indexed", len(done))
                 span.set_attribute("myaiserv.indexer.retried", len(retry))
                 span.set_attribute("myaiserv.indexer.dead", len(dead))
@@ -174,6 +207,8 @@ class Worker:
                 row_spans(span, claimed, failed, batch_started)
         result.seconds = time.perf_counter() - started
         metrics.record_batch(result)
+        if self.heartbeat is not None:
+            self.heartbeat.record(result.indexed, result.chunks, result.tokens)
         if result.retried or result.dead:
             log.warning(
                 "batch had failures",
@@ -283,11 +318,15 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
+        if self.heartbeat is None:
+            self.heartbeat = Heartbeat(self.resources, "indexer")
         log.info("indexer started", worker=self.name, concurrency=concurrency)
         listener = asyncio.create_task(self.listen())
+        beating = asyncio.create_task(self.heartbeat.run(self._stop))
         try:
             await asyncio.gather(*(self.drain(idle_exit=False) for _ in range(concurrency)))
         finally:
             self.stop()
             await listener
+            await beating
         log.info("indexer stopped", worker=self.name)

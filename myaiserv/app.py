@@ -31,13 +31,13 @@ from myaiserv.conversations.controller import ConversationController
 from myaiserv.deadletters.controller import DeadLetterController
 from myaiserv.documents.controller import DocumentController
 from myaiserv.embeddings.model import Embedder
-from myaiserv.errors import exception_handlers
 from myaiserv.health.controller import HealthController
 from myaiserv.kit.deps import provide_principal, provide_resources, provide_session
 from myaiserv.kit.inputguard import Wrapper, input_guard
 from myaiserv.logging import configure_logging, get_logger
 from myaiserv.mcp.server import McpEndpoint
 from myaiserv.openapi import document_errors
+from myaiserv.problems import exception_handlers
 from myaiserv.prompts.controller import PromptController
 from myaiserv.quotas.controller import UsageController
 from myaiserv.rag.controller import OpenAIController, RagController

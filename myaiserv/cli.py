@@ -6,16 +6,13 @@ stays quick and works before anything else is configured.
 
 from __future__ import annotations
 
+import importlib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from myaiserv.backup.cli import backup_command, restore_command
 from myaiserv.kit.cli import fail, in_transaction, load_settings, run
-from myaiserv.secrets.cli import secrets
-from myaiserv.stack.cli import stack
-from myaiserv.users.cli import users
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +21,35 @@ if TYPE_CHECKING:
     from myaiserv.db.models import ApiKey, AuditEvent
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """Subcommand groups imported only when named (click's documented pattern): one
+    command's start-up does not pay for every other's imports."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, attribute = self.lazy[cmd_name].rpartition(".")
+            command = getattr(importlib.import_module(module), attribute)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "stack": "myaiserv.stack.cli.stack",
+        "backup": "myaiserv.backup.cli.backup_command",
+        "restore": "myaiserv.backup.cli.restore_command",
+        "secrets": "myaiserv.secrets.cli.secrets",
+        "users": "myaiserv.users.cli.users",
+    },
+)
 @click.version_option(package_name="myaiserv")
 def main() -> None:
     """MyAIServ: search-and-RAG backend for LLM applications."""
@@ -280,13 +305,6 @@ def audit_command(tenant: str | None, action: str | None, limit: int) -> None:
                 }
             )
         )
-
-
-main.add_command(stack)
-main.add_command(backup_command)
-main.add_command(restore_command)
-main.add_command(secrets)
-main.add_command(users)
 
 
 def _load_plugins() -> None:

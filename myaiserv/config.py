@@ -181,9 +181,23 @@ class EmbeddingSettings(BaseModel):
         0,
         ge=0,
         le=256,
-        description="Threads one process encodes with (ONNX: texts encoded side by side, "
-        "one thread each); 0 = one per core. Set cores / processes when several API "
-        "instances or indexers share a machine: more threads than cores thrash.",
+        description="Most threads one process encodes a batch with (ONNX: texts encoded "
+        "side by side, one thread each); 0 = one per core. Each batch runs on the cores it "
+        "leases from the machine's other embedding processes (share_cores), so several API "
+        "instances, indexers and ingests on one machine never run more than its cores.",
+    )
+    share_cores: bool = Field(
+        True,
+        description="Lease cores per batch from the other processes on this machine that "
+        "embed (a slot file per core in cores_dir, held with flock for the batch): one "
+        "process alone uses every core, several share them. Off: every batch runs on "
+        "`threads` threads whatever else runs.",
+    )
+    cores_dir: str = Field(
+        "",
+        description="The folder of the core slots, shared by every process on the machine "
+        "that embeds (containers: a volume they all mount); empty: the user's own, "
+        "<temp dir>/myaiserv-cores-<uid>.",
     )
     onnx_cache_dir: str = Field(
         "~/.cache/myaiserv/onnx",
@@ -237,6 +251,20 @@ class IndexingSettings(BaseModel):
     )
     retry_backoff_max_s: float = Field(
         60.0, gt=0, description="The longest wait between two tries of an outbox row."
+    )
+    heartbeat_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="How often an indexer (or an ingest indexing in its own process) writes "
+        "its heartbeat row: alive, rows, chunks and tokens done, chunks/s over its last minute.",
+    )
+    heartbeat_ttl_s: float = Field(
+        20.0,
+        gt=0,
+        description="A process whose heartbeat is older than this is taken for dead: an "
+        "ingest then indexes in its own process, `indexer status` lists it as gone. Keep it "
+        "a few heartbeats long.",
     )
     metrics_port: int | None = Field(9101, description="Indexer's /metrics port (None: off).")
     metrics_host: str = Field(

@@ -80,6 +80,10 @@ EMBED_BATCH = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 EMBED_ITEMS = Counter("myaiserv_embedding_items_total", "Texts embedded by the local model.")
+EMBED_CORE_WAIT = Counter(
+    "myaiserv_embedding_core_wait_seconds_total",
+    "Time batches waited for a core another process on the machine was embedding on.",
+)
 LLM_REQUESTS = Counter(
     "myaiserv_llm_requests_total",
     "LLM calls by provider, model and status (ok, error, timeout, cached).",

@@ -15,7 +15,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from myaiserv.errors import PROBLEM_JSON
+from myaiserv.problems import PROBLEM_JSON
 
 OPENAI_ROUTES = ("/v1/chat/completions", "/v1/models", "/v1/embeddings")
 STREAMING_ROUTES = ("/v1/chat/completions",)

@@ -155,6 +155,25 @@ def operator_cli(
     return run
 
 
+def indexer_process(settings: Settings, **env: str) -> subprocess.Popen[str]:
+    """`myaiserv indexer run` on these settings' stores and indices (the same analysis
+    settings as the test indices, or it refuses them), metrics on a free port; ``env``:
+    more variables. Its stderr is a pipe: read it only once it has ended."""
+    from myaiserv.evaluation.harness import free_port
+
+    variables = {k: v for k, v in os.environ.items() if not k.startswith("MYAISERV_")}
+    variables.update(
+        **process_env(settings), MYAISERV_INDEXING__METRICS_PORT=str(free_port()), **env
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "myaiserv", "indexer", "run"],
+        env=variables,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def web_tier(
     stack: Stack, settings: Settings, root: Path, instances: int, **env: str
 ) -> WebService:

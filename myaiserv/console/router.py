@@ -32,7 +32,7 @@ from myaiserv.console.playground import PlaygroundController
 from myaiserv.console.prompts import ConsolePromptController
 from myaiserv.console.runs import ConsoleRunsController
 from myaiserv.console.settings import SettingsController
-from myaiserv.errors import exception_handlers as api_handlers
+from myaiserv.problems import exception_handlers as api_handlers
 
 ExceptionHandler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
 CSRF_COOKIE = "myaiserv_csrf"

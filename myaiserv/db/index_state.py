@@ -11,14 +11,15 @@ newer, still pending version as indexed (or failed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, func, update
+from sqlalchemy import Table, Uuid, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from myaiserv.db.models import RECORD_MODELS, IndexStatus
+from myaiserv.db.models import INDEX_STATUSES, RECORD_MODELS, IndexStatus
 from myaiserv.search.kinds import EntityKind
 
 MAX_ERROR_CHARS = 2000
@@ -73,3 +74,21 @@ async def mark_pending(session: AsyncSession, kind: EntityKind, ids: Iterable[UU
     if ids:
         table = _table(kind)
         await session.execute(update(table).where(table.c.id.in_(ids)).values(pending_values()))
+
+
+async def count_states(
+    session: AsyncSession, kind: EntityKind, ids: Sequence[UUID]
+) -> dict[IndexStatus, int]:
+    """How many of these records are pending, indexed and failed (one array parameter,
+    however many ids: an ingest follows tens of thousands of documents with it)."""
+    table = _table(kind)
+    counts = dict.fromkeys(INDEX_STATUSES, 0)
+    if ids:
+        rows = await session.execute(
+            select(table.c.index_status, func.count())
+            .where(table.c.id == any_(bindparam("ids", list(ids), type_=ARRAY(Uuid()))))
+            .group_by(table.c.index_status)
+        )
+        for status, n in rows:
+            counts[status] = int(n)
+    return counts

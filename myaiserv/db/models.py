@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -298,6 +299,30 @@ class IndexBuild(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     index_name: Mapped[str] = mapped_column(String(255), primary_key=True)
     started_at: Mapped[datetime] = _now_column()
+
+
+class IndexerHeartbeat(Base):
+    """A live process draining the outbox (an indexer, or `myaiserv ingest` indexing in
+    its own process), as it last said: it rewrites its row every ``indexing.heartbeat_s``
+    with what it has done, and deletes it when it stops. A row older than
+    ``indexing.heartbeat_ttl_s`` is a process that died. An ingest follows live ones
+    instead of competing with them; `myaiserv indexer status` lists them."""
+
+    __tablename__ = "indexer_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # indexer | ingest
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = _now_column()
+    beat_at: Mapped[datetime] = _now_column()
+    # Since it started: outbox rows settled, chunks written, their tokens.
+    rows: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    chunks: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # Over its last minute.
+    chunks_per_s: Mapped[float] = mapped_column(Float, server_default="0")
+    tokens_per_s: Mapped[float] = mapped_column(Float, server_default="0")
 
 
 class AuditEvent(Base):

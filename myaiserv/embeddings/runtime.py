@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,13 @@ from typing import Any
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer, normalizers
+
+from myaiserv.embeddings.cores import IDLE, computing, cores, name_os_thread
+
+# The tokenizer would otherwise run a batch on a thread pool of its own, one thread per
+# core, beside the cores a batch leased (``cores.py``); on the calling thread it costs
+# milliseconds against the model's hundreds.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # What sentence-transformers calls the modules a folder may declare; others (Dense,
 # LayerNorm, Router...) would change the vectors in ways this module does not reproduce.
@@ -178,13 +187,6 @@ def session(path: Path) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 class OnnxEncoder:
     """A sentence-transformers model folder with its transformer exported to ``onnx_file``."""
 
@@ -205,8 +207,12 @@ class OnnxEncoder:
         if unknown:
             raise ValueError(f"{onnx_file} takes inputs {sorted(unknown)} no tokenizer gives")
         self._feeds = [(name, _FEEDS[name]) for name in names]
-        width = threads or cores()
-        self._pool = ThreadPoolExecutor(width, thread_name_prefix="onnx") if width > 1 else None
+        self.width = threads or cores()
+        self._pool = (
+            ThreadPoolExecutor(self.width, thread_name_prefix="embed", initializer=_name_thread)
+            if self.width > 1
+            else None
+        )
 
     @property
     def dims(self) -> int:
@@ -224,27 +230,60 @@ class OnnxEncoder:
             name: np.asarray([getattr(encoding, attr)], dtype=np.int64)
             for name, attr in self._feeds
         }
-        (hidden,) = self._session.run([OUTPUT], feed)
+        with computing():
+            (hidden,) = self._session.run([OUTPUT], feed)
         return pool(hidden[0], self.pipeline.pooling)
 
     def encode(
-        self, texts: list[str], batch_size: int, *, normalize_embeddings: bool = True
+        self,
+        texts: list[str],
+        batch_size: int,
+        *,
+        normalize_embeddings: bool = True,
+        threads: int | None = None,
     ) -> np.ndarray:
         """float32 rows, L2-normalised where the folder declares Normalize or the caller
         asks (as sentence-transformers' ``encode``). Longest first, ``batch_size`` texts at
         a time, as sentence-transformers batches (a text's vector does not depend on its
-        batch)."""
+        batch), on ``threads`` threads (None: every one this encoder has)."""
         pooled = np.zeros((len(texts), self.dims), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(texts)
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
-        threads = self._pool
+        lanes = min(threads or self.width, self.width)
 
-        def run(i: int) -> np.ndarray:
-            return self._one(encodings[i])
+        def run(i: int) -> None:
+            pooled[i] = self._one(encodings[i])
 
         for start in range(0, len(order), batch_size):
             part = order[start : start + batch_size]
-            rows = threads.map(run, part) if threads and len(part) > 1 else map(run, part)
-            for i, row in zip(part, rows, strict=True):
-                pooled[i] = row
+            if self._pool is None or lanes < 2 or len(part) < 2:
+                for i in part:
+                    run(i)
+            else:
+                in_lanes(self._pool, lanes, part, run)
         return normalize(pooled) if self.pipeline.normalize or normalize_embeddings else pooled
+
+
+def in_lanes(
+    pool: ThreadPoolExecutor, lanes: int, items: Sequence[int], run: Callable[[int], None]
+) -> None:
+    """``run`` every item on at most ``lanes`` of the pool's threads at once, each lane
+    taking the next item when it is free (texts differ in length: no lane idles while
+    another has a queue)."""
+    taken = iter(items)
+    lock = threading.Lock()
+
+    def lane() -> None:
+        while True:
+            with lock:
+                item = next(taken, None)
+            if item is None:
+                return
+            run(item)
+
+    for future in [pool.submit(lane) for _ in range(min(lanes, len(items)))]:
+        future.result()
+
+
+def _name_thread() -> None:
+    name_os_thread(IDLE)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+from myaiserv.embeddings.cores import name_os_thread
+
 T = TypeVar("T")
 
 URGENT = 0  # a query a user is waiting for
@@ -77,6 +79,7 @@ class PriorityWorker:
             self._jobs.put(_Job(_STOP, next(self._order), None, None))
 
     def _run(self) -> None:
+        name_os_thread(f"{self._thread.name}-idle")  # it computes on one core (``cores.py``)
         while True:
             job = self._jobs.get()
             if job.fn is None or job.future is None:

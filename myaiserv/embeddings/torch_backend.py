@@ -31,10 +31,11 @@ def load_model(path: str) -> SentenceTransformer:
 
 class TorchEncoder:
     def __init__(self, path: str, threads: int = 0) -> None:
-        if threads:
-            import torch
+        import torch
 
+        if threads:
             torch.set_num_threads(threads)
+        self.width = torch.get_num_threads()
         self.model = load_model(path)
         get_dims = getattr(self.model, "get_embedding_dimension", None) or (
             self.model.get_sentence_embedding_dimension
@@ -55,8 +56,20 @@ class TorchEncoder:
         return [len(ids) for ids in encoded]
 
     def encode(
-        self, texts: list[str], batch_size: int, *, normalize_embeddings: bool = True
+        self,
+        texts: list[str],
+        batch_size: int,
+        *,
+        normalize_embeddings: bool = True,
+        threads: int | None = None,
     ) -> np.ndarray:
+        """As sentence-transformers encodes, on ``threads`` of torch's intra-op threads
+        (None: as many as it started with)."""
+        import torch
+
+        wanted = min(threads or self.width, self.width)
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
         vectors = self.model.encode(
             texts,
             batch_size=batch_size,

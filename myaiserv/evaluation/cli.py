@@ -65,8 +65,9 @@ async def run_eval(
     settings: Any = None,
     env: dict[str, str] | None = None,
 ) -> Any:
-    """Against ``url``, or a local API and indexer started with ``settings`` (default:
-    from the environment) and ``env`` (variables for the child processes)."""
+    """Against ``url``, or a local API started with ``settings`` (default: from the
+    environment) and ``env`` (variables for the child processes), with an indexer of its
+    own unless one is running already."""
     from myaiserv.evaluation.runner import EvalClient, evaluate
 
     async def against(base_url: str, key: str) -> Any:
@@ -81,13 +82,14 @@ async def run_eval(
     if url:
         return await against(url, api_key or "")
 
-    from myaiserv.evaluation.harness import local_api, tenant_key
+    from myaiserv.evaluation.harness import indexers_alive, local_api, tenant_key
     from myaiserv.kit.cli import load_settings, sessions
 
     settings = settings or load_settings()
     async with sessions(settings) as sessionmaker:
         _, key = await tenant_key(sessionmaker, tenant or f"eval-{coll.name}")
-    async with local_api(env or {}) as (base_url, _):
+        running = await indexers_alive(sessionmaker, settings.indexing.heartbeat_ttl_s)
+    async with local_api(env or {}, indexer=not running) as (base_url, _):
         return await against(base_url, key)
 
 

@@ -103,3 +103,12 @@ async def tenant_key(
         else:
             issued = await service.create_key(name, scopes=["read", "write"], key_name=key_name)
     return issued.tenant_id, issued.plaintext
+
+
+async def indexers_alive(sessions: async_sessionmaker[AsyncSession], ttl_s: float) -> bool:
+    """Whether an indexer drains this database now (a heartbeat within ``ttl_s``): then
+    the local run starts none of its own, which would only compete for the cores."""
+    from myaiserv.db.heartbeats import HeartbeatRepository
+
+    async with sessions() as session:
+        return bool(await HeartbeatRepository(session).live(ttl_s))

@@ -8,9 +8,9 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
-from myaiserv.errors import PROBLEM_JSON, problem
 from myaiserv.health.schemas import Alive, NotReady, Ready
 from myaiserv.health.service import ReadinessService
+from myaiserv.problems import PROBLEM_JSON, problem
 from myaiserv.resources import Resources
 
 

@@ -29,7 +29,7 @@ from litestar.types import (
     Send,
 )
 
-from myaiserv.errors import PROBLEM_JSON
+from myaiserv.problems import PROBLEM_JSON
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: fast
 _OPEN, _CLOSE = b"[{", b"]}"

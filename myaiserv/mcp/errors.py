@@ -20,8 +20,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST
 
 from myaiserv.errors import AppError, DependencyUnavailableError
-from myaiserv.errors import exception_handlers as app_exception_handlers
 from myaiserv.logging import get_logger
+from myaiserv.problems import exception_handlers as app_exception_handlers
 
 log = get_logger(__name__)
 

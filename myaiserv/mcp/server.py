@@ -37,11 +37,11 @@ from mcp_types import (
 
 from myaiserv import __version__
 from myaiserv.errors import DependencyUnavailableError
-from myaiserv.errors import exception_handlers as app_exception_handlers
 from myaiserv.mcp import documents, prompts
 from myaiserv.mcp.context import Ctx, caller_of
 from myaiserv.mcp.errors import handle_exception, mcp_error
 from myaiserv.mcp.tools import TOOLS
+from myaiserv.problems import exception_handlers as app_exception_handlers
 from myaiserv.resources import Resources
 
 PATH = "/mcp"

@@ -12,9 +12,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from myaiserv.auth.middleware import requires
-from myaiserv.errors import exception_handlers as app_exception_handlers
 from myaiserv.kit.validation import InvalidInputError
 from myaiserv.llm.base import GenerationParams
+from myaiserv.problems import exception_handlers as app_exception_handlers
 from myaiserv.rag import wire
 from myaiserv.rag.deps import provide_embedding_service, provide_rag_service
 from myaiserv.rag.embeddings import EmbeddingService

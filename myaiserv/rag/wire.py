@@ -19,10 +19,10 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from myaiserv.errors import AppError, DependencyUnavailableError
-from myaiserv.errors import exception_handlers as app_exception_handlers
 from myaiserv.kit.validation import InvalidInputError
 from myaiserv.llm.base import Delta, GenerationParams
 from myaiserv.logging import get_logger
+from myaiserv.problems import exception_handlers as app_exception_handlers
 from myaiserv.rag.errors import NotSupportedError, ProviderFailedError
 from myaiserv.rag.request import ChatRequest
 from myaiserv.rag.result import Answer

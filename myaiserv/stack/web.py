@@ -70,14 +70,9 @@ class WebService:
         }
         if self.config.elasticsearch.nodes > 1:
             env.setdefault("MYAISERV_ES__REPLICAS", "1")  # survive one node down
-        env.setdefault("MYAISERV_EMBEDDING__THREADS", str(self.embedding_threads()))
+        # No share of the cores per process: each batch leases them from the others
+        # (myaiserv/embeddings/cores.py), the shell's `myaiserv ingest` included.
         return env
-
-    def embedding_threads(self) -> int:
-        """The cores shared out among the processes that embed (each instance's workers
-        and each indexer): more encoding threads than cores thrash."""
-        processes = self.web.instances * max(1, self.web.workers) + self.web.indexers
-        return max(1, (os.cpu_count() or 1) // processes)
 
     def _pidfile(self, name: str) -> Path:
         return self.root / f"{name}.pid"

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from indexers.heartbeat import Heartbeat
 from indexers.worker import Worker
 from myaiserv.config import Settings
+from myaiserv.db.heartbeats import HeartbeatRepository
 from tests.support import make_tenant, operator_cli
 
 
@@ -68,10 +70,47 @@ async def test_tenant_keys_from_the_command_line(cli) -> None:
     assert actions == ["key.revoked", "key.created", "key.created"]
 
 
-async def test_indexer_status_opens_and_closes_the_resources(cli) -> None:
-    status = await cli("indexer", "status")
-    assert status.returncode == 0, status.stderr
-    assert set(json.loads(status.stdout)) == {"pending", "oldest_age_s", "dead_letters"}
+async def test_indexer_status_reads_the_database_only(
+    settings: Settings, database: str, resources, tmp_path: Path
+) -> None:
+    """The backlog per kind and the live indexers, without loading the model or opening
+    Elasticsearch (every import the command made is listed by PYTHONPROFILEIMPORTTIME)."""
+    tenant = await make_tenant(resources)
+    beating = Heartbeat(resources, "indexer", name=f"indexer-status-{uuid.uuid4().hex[:6]}")
+    beating.record(rows=4, chunks=9, tokens=1800)
+    await beating.write()
+    async with resources.sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO outbox (tenant_id, kind, entity_id, op, version, available_at) "
+                "VALUES (:t, 'runs', gen_random_uuid(), 'upsert', 1, now()), "
+                "(:t, 'runs', gen_random_uuid(), 'upsert', 1, now() + interval '1 hour')"
+            ),
+            {"t": tenant.id},
+        )
+    command = operator_cli(settings, tmp_path, DATABASE_URL=database, PYTHONPROFILEIMPORTTIME="1")
+    try:
+        status = await asyncio.to_thread(command, "indexer", "status")
+    finally:
+        async with resources.sessionmaker() as session, session.begin():
+            await session.execute(text("DELETE FROM outbox WHERE tenant_id = :t"), {"t": tenant.id})
+            await HeartbeatRepository(session).remove(beating.name)
+    assert status.returncode == 0, status.stderr[-2000:]
+    body = json.loads(status.stdout)
+    runs = body["backlog"]["runs"]
+    assert runs["pending"] >= 2 and runs["due"] == runs["pending"] - 1  # one backs off
+    assert body["pending"] >= 2 and body["live_indexers"] >= 1
+    mine = next(p for p in body["indexers"] if p["name"] == beating.name)
+    assert mine["alive"] and (mine["rows"], mine["chunks"], mine["tokens"]) == (4, 9, 1800)
+    assert mine["last_beat_s"] < settings.indexing.heartbeat_ttl_s
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in status.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "myaiserv.db.heartbeats" in imported  # the listing is there
+    assert not {"onnxruntime", "tokenizers", "elasticsearch", "redis"} & imported
+    assert not any(m.startswith("myaiserv.embeddings") for m in imported)
 
 
 async def test_requeue_puts_dead_letters_back_in_the_outbox(cli, resources) -> None:
@@ -121,3 +160,39 @@ async def test_requeue_puts_dead_letters_back_in_the_outbox(cli, resources) -> N
     assert (status, queued) == ("pending", 1)
     again = await cli("indexer", "requeue", "--kind", "prompts", "--all")
     assert again.returncode == 0 and again.stdout == "0 dead letter(s) requeued\n"
+
+
+async def test_ingest_a_folder_from_the_command_line(cli, resources, tmp_path: Path) -> None:
+    """The README's quick start on a folder: what it stored and indexed, what it could
+    not read, and progress lines on a stderr that is not a terminal."""
+    tenant = f"cli-ingest-{uuid.uuid4().hex[:8]}"
+    assert (await cli("tenants", "create", tenant)).returncode == 0
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    nonce = uuid.uuid4().hex
+    (folder / "a.txt").write_text(f"Catalogues of libraries {nonce}. " * 40)
+    (folder / "b.md").write_text(f"# Indexing\n\nThesauri and subject headings {nonce}.\n")
+    (folder / "sub" / "c.html").write_text(
+        f"<html><head><title>Retrieval</title></head><body><p>Recall {nonce}</p></body></html>"
+    )
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    (folder / "ignored.bin").write_bytes(b"\x00\x01")
+
+    done = await cli("ingest", "--tenant", tenant, str(folder), "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert (summary["documents"], summary["created"], summary["failed"]) == (3, 3, 1)
+    assert summary["index_failed"] == 0 and summary["indexed_by"] in ("here", "indexers")
+    assert summary["chunks"] >= 3 and summary["tokens"] > summary["chunks"]
+    assert summary["chunks_per_s"] > 0 and summary["tokens_per_s"] > 0
+    # --json keeps stderr for errors: no progress there.
+    assert "ingest: " not in done.stderr
+
+    again = await cli("ingest", "--tenant", tenant, str(folder))
+    assert again.returncode == 0, again.stderr[-3000:]
+    lines = again.stdout.splitlines()
+    assert lines[0] == "documents: 3 (0 new, 3 already stored, 1 unreadable)"
+    assert any(line.startswith("unreadable: ") and "broken.pdf" in line for line in lines)
+    progress = [line for line in again.stderr.splitlines() if line.startswith("ingest: ")]
+    assert progress and progress[0].startswith("ingest: ")
+    assert "/4 stored" in progress[0] and "chunks/s" in progress[0]

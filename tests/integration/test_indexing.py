@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -25,11 +22,10 @@ from myaiserv.config import Settings
 from myaiserv.db.models import DeadLetter, Document, OutboxEvent
 from myaiserv.documents.service import DocumentService, NewDocument
 from myaiserv.embeddings.model import ModelInfo
-from myaiserv.evaluation.harness import free_port
 from myaiserv.resources import Resources
 from myaiserv.search.indices import IndexManager, IndexModelMismatchError
 from myaiserv.stack.manager import Stack
-from tests.support import TenantKey, drain, eventually, make_tenant, process_env
+from tests.support import TenantKey, drain, eventually, indexer_process, make_tenant
 
 pytestmark = pytest.mark.integration
 CISI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cisi"
@@ -126,8 +122,11 @@ async def store(resources: Resources, tenant_id: uuid.UUID, docs: list[NewDocume
 @pytest.mark.slow
 async def test_ingest_cisi_every_chunk_exactly_once(resources: Resources) -> None:
     tenant = await make_tenant(resources)
-    summary = await ingest(resources, tenant.id, documents_from_collection(CISI), workers=2)
+    summary = await ingest(
+        resources, tenant.id, documents_from_collection(CISI), index="here", workers=2
+    )
     assert summary.documents == 1460 and summary.created == 1460
+    assert summary.indexed_by == "here" and summary.index_failed == 0
     async with resources.sessionmaker() as session:
         count = await session.scalar(
             select(func.count()).select_from(Document).where(Document.tenant_id == tenant.id)
@@ -146,23 +145,6 @@ async def test_ingest_cisi_every_chunk_exactly_once(resources: Resources) -> Non
     assert ids == {str(i) for i in range(1, 1461)}
 
 
-def _indexer_process(settings: Settings) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYAISERV_")}
-    env.update(
-        # The same analysis settings as the test indices, or the indexer refuses them.
-        **process_env(settings),
-        MYAISERV_INDEXING__METRICS_PORT=str(free_port()),
-        MYAISERV_INDEXING__BATCH_SIZE="16",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "myaiserv", "indexer", "run"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @pytest.mark.slow
 async def test_killed_indexer_loses_nothing_and_duplicates_nothing(
     resources: Resources, settings: Settings
@@ -172,7 +154,7 @@ async def test_killed_indexer_loses_nothing_and_duplicates_nothing(
     total = await outbox_rows(resources, tenant.id)
     assert total == 240
 
-    proc = _indexer_process(settings)
+    proc = indexer_process(settings, MYAISERV_INDEXING__BATCH_SIZE="16")
     try:
         # Kill it hard once it has made progress but before it is done.
         progressed = await eventually(
@@ -187,7 +169,7 @@ async def test_killed_indexer_loses_nothing_and_duplicates_nothing(
     left = await outbox_rows(resources, tenant.id)
     assert 0 < left < total
 
-    restarted = _indexer_process(settings)
+    restarted = indexer_process(settings, MYAISERV_INDEXING__BATCH_SIZE="16")
     try:
         assert await eventually(
             lambda: _between(resources, tenant.id, 0, 0), within=180, interval=0.5

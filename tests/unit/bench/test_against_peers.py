@@ -15,8 +15,8 @@ from bench.against_peers import (
 )
 from myaiserv.config import load_settings
 from myaiserv.embeddings import onnx
+from myaiserv.embeddings.cores import cores
 from myaiserv.embeddings.model import Embedder, resolve_model_path
-from myaiserv.embeddings.runtime import cores
 
 
 def test_every_way_a_peer_runs_has_an_index_of_its_own() -> None:

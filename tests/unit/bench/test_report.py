@@ -460,3 +460,30 @@ def test_the_topology_section_and_its_readme_block_come_from_its_figures() -> No
     block = report.with_readme_blocks(readme, {"topology": topology})
     assert "| failed searches, an Elasticsearch node down | 0 |" in block
     assert report.with_readme_blocks(readme, {}) == readme
+
+
+def test_real_documents_beside_make_run_are_reported_and_judged() -> None:
+    results = copy.deepcopy(RESULTS)
+    results["ingest"]["real_docs"] = {
+        "package": "linux-doc-6.1",
+        "version": "6.1.1",
+        "documents": 210,
+        "chunks": 3012,
+        "tokens": 640000,
+        "rounds": 3,
+        **rounds("chunks_per_s", 25.0, 0.5),
+        **rounds("tokens_per_s", 5300.0, 100.0),
+        **rounds("raw_encode_chunks_per_s", 27.0, 0.5),
+        **rounds("raw_encode_tokens_per_s", 5700.0, 100.0),
+        **rounds("ratio_to_raw_encode", 0.926, 0.01),
+    }
+    results["_method"] = {"ingest": {"how_real_docs": "Three rounds beside make run."}}
+    target = "real documents: `myaiserv ingest` beside `make run` >= 85% of raw encode"
+    assert judged(results)[target] is True
+    text = report.render(results)
+    assert "## Real documents beside `make run`" in text
+    assert "| `myaiserv ingest` beside `make run` | 25.0 (24.5-25.5) | 5300 (5200-5400) |" in text
+    assert "How: Three rounds beside make run." in text
+    results["ingest"]["real_docs"].update(rounds("ratio_to_raw_encode", 0.6, 0.01))
+    assert judged(results)[target] is False
+    assert "## Real documents" not in report.render(RESULTS)

@@ -95,9 +95,9 @@ class Recording(Embedder):
         super().__init__(**kwargs)
         self.batches: list[list[str]] = []
 
-    def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_sync(self, texts: Sequence[str], *, lease: bool = True) -> np.ndarray:
         self.batches.append(list(texts))
-        return super().encode_sync(texts)
+        return super().encode_sync(texts, lease=lease)
 
 
 async def test_a_call_is_batched_longest_first_and_answered_in_its_own_order() -> None:

@@ -4,8 +4,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 from myaiserv.stack.config import StackConfig, WebConfig
 from myaiserv.stack.manager import write_env_file
 from myaiserv.stack.web import WebService
@@ -35,23 +33,6 @@ def test_state_round_trips(tmp_path: Path) -> None:
         "http://127.0.0.1:19202",
     ]
     assert "DATABASE_URL" not in loaded.env()
-
-
-def test_the_web_tier_shares_the_cores_among_the_processes_that_embed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("MYAISERV_EMBEDDING__THREADS", raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    config = StackConfig(dir=tmp_path, web=WebConfig(instances=3, workers=1, indexers=1))
-    web = WebService(tmp_path, config)
-    assert web.env()["MYAISERV_EMBEDDING__THREADS"] == "2"  # 8 cores, 4 processes
-    config.web = WebConfig(instances=3, workers=2, indexers=2)
-    assert WebService(tmp_path, config).embedding_threads() == 1  # never 0: 8 processes
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert WebService(tmp_path, config).embedding_threads() == 1  # more processes than cores
-    # An explicit setting wins.
-    monkeypatch.setenv("MYAISERV_EMBEDDING__THREADS", "5")
-    assert web.env()["MYAISERV_EMBEDDING__THREADS"] == "5"
 
 
 def test_a_stack_with_zipkin_turns_the_apps_tracing_on(tmp_path: Path) -> None:
