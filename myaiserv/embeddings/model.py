@@ -176,8 +176,7 @@ class Embedder:
         if not lease or self.slots is None:
             return self._encode_batch(texts, None)
         with self.slots.lease(self.threads) as held:
-            if held.waited_s:
-                metrics.EMBED_CORE_WAIT.inc(held.waited_s)
+            metrics.EMBED_CORE_WAIT.inc(held.waited_s)  # 0 too: the series exists from the first
             return self._encode_batch(texts, held.threads)
 
     def _encode_batch(self, texts: Sequence[str], threads: int | None) -> np.ndarray:
