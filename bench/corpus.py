@@ -38,6 +38,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from html import escape
 from pathlib import Path
+from typing import Any
 
 PACKAGES: tuple[tuple[str, str, str], ...] = (
     # (package, kind, folder inside it)
@@ -334,21 +335,51 @@ def render(work: Path, only: Iterable[str] | None = None) -> None:
     print(f"corpus: {done} pages rendered", flush=True)
 
 
-def count(work: Path, packages: dict[str, str]) -> list[Doc]:
-    """Every rendered page extracted and chunked as ``myaiserv ingest`` and the indexer
-    would (no embedding): its chunks, tokens and query. Pages the extractor refuses, or
-    too long to store, are left out (ingest would report them failed)."""
-    from indexers.chunk import chunk_text
-    from myaiserv.config import load_settings
-    from myaiserv.embeddings.model import Embedder
-    from myaiserv.extract import ExtractionError, extract
+class Chunker:
+    """Pages extracted and chunked exactly as ``myaiserv ingest`` and the indexer do (same
+    extractor, chunker, tokenizer, token budget and overlap), without embedding."""
 
-    settings = load_settings()
-    embedder = Embedder.from_settings(settings.embedding)
-    info = embedder.load()
-    cfg = settings.indexing
-    max_tokens = min(cfg.chunk_max_tokens, info.max_seq_length - 2)
-    overlap = min(cfg.chunk_overlap_tokens, max_tokens // 2)
+    def __init__(self) -> None:
+        from myaiserv.config import load_settings
+        from myaiserv.embeddings.model import Embedder
+
+        self.settings = load_settings()
+        self.embedder = Embedder.from_settings(self.settings.embedding)
+        info = self.embedder.load()
+        cfg = self.settings.indexing
+        self.max_tokens = min(cfg.chunk_max_tokens, info.max_seq_length - 2)
+        self.overlap = min(cfg.chunk_overlap_tokens, self.max_tokens // 2)
+
+    def page(self, path: Path) -> tuple[Any, list[Any]] | None:
+        """(the page extracted, its chunks); None for a page the extractor refuses, or
+        too long to store (ingest would report it failed)."""
+        from indexers.chunk import chunk_text
+        from myaiserv.extract import ExtractionError, extract
+
+        try:
+            extracted = extract(path.read_bytes(), None, path.name)
+        except ExtractionError:
+            return None
+        if len(extracted.text) > self.settings.limits.max_document_chars:
+            return None
+        chunks = chunk_text(
+            "count",
+            extracted.text,
+            count_tokens=self.embedder.count_tokens,
+            max_tokens=self.max_tokens,
+            overlap_tokens=self.overlap,
+            title=extracted.title or path.name,  # as the document service titles it
+        )
+        return extracted, chunks
+
+    def close(self) -> None:
+        self.embedder.close()
+
+
+def count(work: Path, packages: dict[str, str]) -> list[Doc]:
+    """Every rendered page of ``packages`` as ``Chunker`` cuts it: its chunks, tokens and
+    query."""
+    chunker = Chunker()
     kinds = {name: kind for name, kind, _ in PACKAGES}
     docs = []
     for n, path in enumerate(sorted((work / "docs").rglob("*.html"))):
@@ -356,25 +387,15 @@ def count(work: Path, packages: dict[str, str]) -> list[Doc]:
         package = rel.split("/", 1)[0]
         if package not in packages:
             continue
-        try:
-            extracted = extract(path.read_bytes(), None, path.name)
-        except ExtractionError:
+        cut = chunker.page(path)
+        if cut is None:
             continue
-        if len(extracted.text) > settings.limits.max_document_chars:
-            continue
-        chunks = chunk_text(
-            "count",
-            extracted.text,
-            count_tokens=embedder.count_tokens,
-            max_tokens=max_tokens,
-            overlap_tokens=overlap,
-            title=extracted.title or path.name,  # as the document service titles it
-        )
+        extracted, chunks = cut
         query = query_of(kinds[package], extracted.title, extracted.text)
         docs.append(Doc(rel, package, len(chunks), sum(c.token_count for c in chunks), query))
         if n % 2000 == 1999:
             print(f"corpus: {n + 1} pages counted", flush=True)
-    embedder.close()
+    chunker.close()
     return docs
 
 
@@ -449,30 +470,15 @@ def selection(
 
 def chunk_texts(work: Path, selection: Selection, n: int) -> list[str]:
     """The first ``n`` chunk texts of the corpus, as the indexer embeds them."""
-    from indexers.chunk import chunk_text
-    from myaiserv.config import load_settings
-    from myaiserv.embeddings.model import Embedder
-    from myaiserv.extract import extract
-
-    settings = load_settings()
-    embedder = Embedder.from_settings(settings.embedding)
-    info = embedder.load()
-    max_tokens = min(settings.indexing.chunk_max_tokens, info.max_seq_length - 2)
-    overlap = min(settings.indexing.chunk_overlap_tokens, max_tokens // 2)
+    chunker = Chunker()
     texts: list[str] = []
-    for folder in selection.folders:
-        for path in sorted(folder.rglob("*.html")):
-            extracted = extract(path.read_bytes(), None, path.name)
-            texts += [
-                c.text
-                for c in chunk_text(
-                    "sample", extracted.text, count_tokens=embedder.count_tokens,
-                    max_tokens=max_tokens, overlap_tokens=overlap,
-                    title=extracted.title or path.name,
-                )
-            ]  # fmt: skip
-            if len(texts) >= n:
-                embedder.close()
-                return texts[:n]
-    embedder.close()
-    return texts
+    try:
+        for folder in selection.folders:
+            for path in sorted(folder.rglob("*.html")):
+                cut = chunker.page(path)
+                texts += [c.text for c in cut[1]] if cut else []
+                if len(texts) >= n:
+                    return texts[:n]
+        return texts
+    finally:
+        chunker.close()

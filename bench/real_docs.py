@@ -43,13 +43,10 @@ PACKAGE = "linux-doc-6.1"
 WORK = Path(os.environ.get("SCALE_WORK_DIR") or "/var/tmp/myaiserv-scale")  # noqa: S108
 
 
-def pages(settings: Settings, want: int) -> tuple[str, list[corpus.Doc], list[str]]:
+def pages(want: int) -> tuple[str, list[corpus.Doc], list[str]]:
     """(the package's version, its pages in corpus order until their chunks reach
     ``want``, every chunk text of those pages as the indexer embeds them). Pages the
     extractor refuses, or too long to store, are left out (ingest would report them)."""
-    from indexers.chunk import chunk_text
-    from myaiserv.extract import ExtractionError, extract
-
     version = corpus.fetch(WORK, [PACKAGE])[PACKAGE]
     corpus.render(WORK, [PACKAGE])
     docs_root = WORK / "docs"
@@ -57,35 +54,19 @@ def pages(settings: Settings, want: int) -> tuple[str, list[corpus.Doc], list[st
         (p.relative_to(docs_root).as_posix() for p in (docs_root / PACKAGE).rglob("*.html")),
         key=corpus.order_key,
     )
-    embedder = Embedder.from_settings(settings.embedding)
-    info = embedder.load()
-    max_tokens = min(settings.indexing.chunk_max_tokens, info.max_seq_length - 2)
-    overlap = min(settings.indexing.chunk_overlap_tokens, max_tokens // 2)
+    chunker = corpus.Chunker()
     chosen: list[corpus.Doc] = []
     texts: list[str] = []
     for rel in paths:
         if len(texts) >= want:
             break
-        try:
-            extracted = extract((docs_root / rel).read_bytes(), None, Path(rel).name)
-        except ExtractionError:
-            continue
-        if len(extracted.text) > settings.limits.max_document_chars:
-            continue
-        chunks = chunk_text(
-            "raw",
-            extracted.text,
-            count_tokens=embedder.count_tokens,
-            max_tokens=max_tokens,
-            overlap_tokens=overlap,
-            title=extracted.title or Path(rel).name,  # as the document service titles it
-        )
-        if chunks:
-            chosen.append(
-                corpus.Doc(rel, PACKAGE, len(chunks), sum(c.token_count for c in chunks), None)
-            )
+        cut = chunker.page(docs_root / rel)
+        if cut and cut[1]:
+            chunks = cut[1]
+            tokens = sum(c.token_count for c in chunks)
+            chosen.append(corpus.Doc(rel, PACKAGE, len(chunks), tokens, None))
             texts += [c.text for c in chunks]
-    embedder.close()
+    chunker.close()
     return version, chosen, texts
 
 
@@ -158,7 +139,7 @@ async def one_round(
 async def main() -> None:
     settings, env = bench_settings(BENCH_DB, BENCH_REDIS_DB, PREFIX)
     want = int(os.environ.get("REAL_DOCS_CHUNKS", "3000"))
-    version, chosen, texts = pages(settings, want)
+    version, chosen, texts = pages(want)
     _, (folder, warm) = corpus.lay_out(WORK, [chosen, chosen[:3]])
     n_rounds = rounds()
     print(
