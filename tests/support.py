@@ -208,6 +208,21 @@ async def drain(resources: Resources) -> int:
     return done
 
 
+async def outbox_rows(resources: Resources, tenant_id: UUID) -> int:
+    """The tenant's outbox rows still to index."""
+    from sqlalchemy import func, select
+
+    from myaiserv.db.models import OutboxEvent
+
+    async with resources.sessionmaker() as session:
+        return int(
+            await session.scalar(
+                select(func.count(OutboxEvent.id)).where(OutboxEvent.tenant_id == tenant_id)
+            )
+            or 0
+        )
+
+
 async def eventually(
     probe: Callable[[], Awaitable[bool]], *, within: float = 60, interval: float = 0.5
 ) -> bool:

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 
 from indexers.ingest import Progress, ingest
 from myaiserv.config import Settings
 from myaiserv.db.heartbeats import Beat, HeartbeatRepository
-from myaiserv.db.models import IndexerHeartbeat, OutboxEvent
+from myaiserv.db.models import IndexerHeartbeat
 from myaiserv.documents.service import DocumentService, NewDocument
 from myaiserv.embeddings.cores import cores
 from myaiserv.resources import Resources
-from tests.support import eventually, indexer_process, make_tenant
+from tests.support import eventually, indexer_process, make_tenant, outbox_rows
 
 pytestmark = pytest.mark.integration
 
@@ -183,16 +183,6 @@ def running_embed_threads(pids: list[int]) -> dict[int, int]:
     return out
 
 
-async def backlog(resources: Resources, tenant_id: uuid.UUID) -> int:
-    async with resources.sessionmaker() as session:
-        return int(
-            await session.scalar(
-                select(func.count(OutboxEvent.id)).where(OutboxEvent.tenant_id == tenant_id)
-            )
-            or 0
-        )
-
-
 async def drain_with_two_indexers(
     resources: Resources, settings: Settings, folder: Path, *, share: bool
 ) -> list[dict[int, int]]:
@@ -220,7 +210,7 @@ async def drain_with_two_indexers(
     try:
 
         async def drained() -> bool:
-            return await backlog(resources, tenant.id) == 0
+            return await outbox_rows(resources, tenant.id) == 0
 
         assert await eventually(drained, within=600, interval=0.5), "the backlog never drained"
     finally:

@@ -25,7 +25,14 @@ from myaiserv.embeddings.model import ModelInfo
 from myaiserv.resources import Resources
 from myaiserv.search.indices import IndexManager, IndexModelMismatchError
 from myaiserv.stack.manager import Stack
-from tests.support import TenantKey, drain, eventually, indexer_process, make_tenant
+from tests.support import (
+    TenantKey,
+    drain,
+    eventually,
+    indexer_process,
+    make_tenant,
+    outbox_rows,
+)
 
 pytestmark = pytest.mark.integration
 CISI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cisi"
@@ -87,16 +94,6 @@ async def assert_index_matches_database(resources: Resources, tenant_id: uuid.UU
     )
     assert all(actual[cid]["version"] == v for cid, v in expected.items())
     return len(expected)
-
-
-async def outbox_rows(resources: Resources, tenant_id: uuid.UUID) -> int:
-    async with resources.sessionmaker() as session:
-        return int(
-            await session.scalar(
-                select(func.count(OutboxEvent.id)).where(OutboxEvent.tenant_id == tenant_id)
-            )
-            or 0
-        )
 
 
 def unique_docs(n: int, tag: str) -> list[NewDocument]:
