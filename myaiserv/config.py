@@ -460,7 +460,8 @@ class HttpSettings(BaseModel):
 
 
 class RateLimitSettings(BaseModel):
-    """Requests per minute on /v1, counted in Redis (shared by every instance)."""
+    """Requests in any 60 s on /v1 (sliding windows), counted in Redis (shared by every
+    instance)."""
 
     per_key_per_minute: int = Field(
         1200, ge=0, description="Per API key, or per console user (0: unlimited)."

@@ -1,8 +1,8 @@
 """Failed authentications throttled per client address and per key prefix, counted in
 Redis (every instance shares the counts; nothing is kept in a web process).
 
-Each refused key counts one against its address and, when it has one, its prefix, in the
-same fixed one-minute windows as the rate limits; a request without any key does not
+Each refused key counts one against its address and, when it has one, its prefix, in fixed
+one-minute windows (``ratelimit.count_in_window``); a request without any key does not
 count (it guesses nothing). Past its limit:
 
 - an address is refused with a 429 and ``Retry-After`` until its window ends, before its

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from myaiserv.auth.ratelimit import count_in_window
+from myaiserv.auth.ratelimit import count_sliding
 from myaiserv.config import LLMSettings
 from myaiserv.conversations.service import ConversationService
 from myaiserv.errors import NotFoundError
@@ -43,8 +43,9 @@ HISTORY_ROWS = 200  # the most earlier messages read; the token budget then deci
 
 
 class ChatRateLimit:
-    """Chat calls per tenant and minute, counted in Redis; Redis down lets calls through
-    (the per-key API rate limit still applies)."""
+    """Chat calls per tenant in any minute (a sliding window, see ``auth.ratelimit``),
+    counted in Redis; Redis down lets calls through (the per-key API rate limit still
+    applies)."""
 
     def __init__(self, redis: Redis, namespace: str, per_minute: int) -> None:
         self.redis = redis
@@ -56,12 +57,12 @@ class ChatRateLimit:
             return
         name = f"{self.namespace}:rl:chat:{tenant_id}"
         try:
-            (count,), reset = await count_in_window(self.redis, [name])
+            allowed, (window,) = await count_sliding(self.redis, [(name, self.per_minute)])
         except (RedisError, OSError) as exc:
             log.warning("rate limiter unavailable", error=str(exc))
             return
-        if count > self.per_minute:
-            raise RateLimitedError(reset)
+        if not allowed:
+            raise RateLimitedError(window.verdict(False).reset_s)
 
 
 class Preparer:

@@ -1,17 +1,20 @@
 """Request rate limits per API key and per tenant, in Redis: RateLimit headers on every
-/v1 response, 429 with Retry-After over the limit, shared by every key of a tenant, and
-Redis down handled as configured (fail open by default, or 503)."""
+/v1 response, 429 with Retry-After over the limit, shared by every key of a tenant, held
+over any 60 s (across the turn of a minute too), and Redis down handled as configured
+(fail open by default, or 503)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from uuid import uuid4
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from myaiserv.app import create_app
+from myaiserv.auth.ratelimit import count_sliding
 from myaiserv.auth.service import TenantService
 from myaiserv.config import RateLimitSettings, Settings
 from myaiserv.resources import Resources
@@ -34,12 +37,6 @@ async def small(settings, embedder, resources) -> AsyncIterator[AsyncTestClient]
         yield client
 
 
-async def same_window() -> None:
-    """Fixed one-minute windows: start early in one, so the test stays inside it."""
-    if time.time() % 60 > 45:
-        await asyncio.sleep(61 - time.time() % 60)
-
-
 async def test_limits_per_key_and_per_tenant(
     small: AsyncTestClient, resources: Resources, tenant: TenantKey
 ):
@@ -48,7 +45,6 @@ async def test_limits_per_key_and_per_tenant(
             tenant.name, scopes=["read"], key_name="second"
         )
     key_b = {"Authorization": f"Bearer {second.plaintext}"}
-    await same_window()
     remaining = []
     for _ in range(3):
         resp = await small.get("/v1/documents", headers=tenant.headers)
@@ -59,11 +55,16 @@ async def test_limits_per_key_and_per_tenant(
     over = await small.get("/v1/documents", headers=tenant.headers)
     assert over.status_code == 429
     assert over.headers["content-type"].startswith("application/problem+json")
-    assert 1 <= int(over.headers["retry-after"]) <= 60
+    # Three of three this minute: they weigh 3 * (1 - g) in the next one, where one more
+    # fits from g = 1/3: the rest of this minute and 20 s.
+    assert 20 <= int(over.headers["retry-after"]) <= 81
+    assert over.headers["ratelimit-reset"] == over.headers["retry-after"]
     assert over.headers["ratelimit-remaining"] == "0"
 
-    # The other key has its own 3, but the tenant's 5 are shared: 4 used, 1 left.
-    assert (await small.get("/v1/documents", headers=key_b)).status_code == 200
+    # The other key has its own 3, but the tenant's 5 are shared: 3 used (the refused
+    # request counted for neither limit), 2 left.
+    for _ in range(2):
+        assert (await small.get("/v1/documents", headers=key_b)).status_code == 200
     tenant_over = await small.get("/v1/documents", headers=key_b)
     assert tenant_over.status_code == 429 and tenant_over.headers["ratelimit-limit"] == "5"
 
@@ -88,3 +89,33 @@ async def test_redis_down_fails_open_or_closed_as_configured(
             assert statuses == {expected}, fail_open
     finally:
         await asyncio.to_thread(stack.start, "redis")
+
+
+async def test_a_limit_holds_across_the_turn_of_a_minute(resources: Resources) -> None:
+    """Counted in Redis at chosen moments: a limit spent in a minute's last second is still
+    spent in the next minute's first, and comes back as that minute goes on."""
+    redis, name = resources.redis, f"test:rl:{uuid4()}"
+    minute = (time.time() // 60 + 2) * 60  # a turn of a minute ahead, not yet counted
+    counted = [await count_sliding(redis, [(name, 3)], now=minute - 1 + i / 10) for i in range(4)]
+    assert [allowed for allowed, _ in counted] == [True, True, True, False]
+    refused = counted[-1][1][0]
+    assert (refused.current, refused.previous) == (3, 0)  # a refused request does not count
+
+    allowed, (window,) = await count_sliding(redis, [(name, 3)], now=minute + 0.5)
+    assert not allowed
+    assert (window.current, window.previous) == (0, 3)
+    # Three from the last minute weigh 3 * (1 - g): one more fits from g = 1/3, 20 s in.
+    assert window.verdict(False).reset_s == 20
+    assert (await count_sliding(redis, [(name, 3)], now=minute + 19.5))[0] is False
+    allowed, (window,) = await count_sliding(redis, [(name, 3)], now=minute + 20.5)
+    assert allowed and (window.current, window.previous) == (1, 3)
+
+
+async def test_a_request_counts_only_when_every_limit_allows_it(resources: Resources) -> None:
+    redis, now = resources.redis, time.time()
+    key, tenant = f"test:rl:key:{uuid4()}", f"test:rl:tenant:{uuid4()}"
+    for _ in range(2):
+        assert (await count_sliding(redis, [(key, 5), (tenant, 2)], now=now))[0]
+    allowed, (by_key, by_tenant) = await count_sliding(redis, [(key, 5), (tenant, 2)], now=now)
+    assert not allowed
+    assert (by_key.current, by_tenant.current) == (2, 2)

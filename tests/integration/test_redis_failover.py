@@ -77,6 +77,17 @@ def web(
         service.stop()
 
 
+def redis_warnings(web: WebService) -> list[str]:
+    """What the instance logged about Redis (to name the cause when a request went
+    uncounted)."""
+    return [
+        line[:500]
+        for log in sorted(web.root.glob("web-*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if "redis" in line.lower() and '"warning"' in line
+    ][-20:]
+
+
 async def _counters(redis: Redis, namespace: str, tenant: str) -> tuple[int, int]:
     """(requests counted for the tenant in the live windows, LLM tokens counted today)."""
     names = [key async for key in redis.scan_iter(f"{namespace}:rl:tenant:{tenant}:*")]
@@ -120,12 +131,15 @@ async def test_the_primary_killed_under_mixed_load_fails_over_and_loses_nothing(
             requests, tokens = await _counters(redis, namespace, tid)
             assert requests > 0
             assert tokens > 0
-            for _ in range(5):
-                assert (await http.get("/v1/documents", params={"limit": 1})).status_code == 200
+            answers = [await http.get("/v1/documents", params={"limit": 1}) for _ in range(5)]
             body = {"model": "myaiserv-rag", "messages": [{"role": "user", "content": "recall?"}]}
-            assert (await http.post("/v1/chat/completions", json=body)).status_code == 200
+            answers.append(await http.post("/v1/chat/completions", json=body))
+            assert [a.status_code for a in answers] == [200] * 6
+            # Counted (the limiter fails open without its headers when Redis refuses).
+            uncounted = [a.request.url for a in answers if "ratelimit-remaining" not in a.headers]
+            assert uncounted == [], redis_warnings(web)
             after = await _counters(redis, namespace, tid)
-            assert after[0] >= requests + 6
+            assert after[0] >= requests + 6, (requests, after, group.master_port())
             assert after[1] > tokens
         finally:
             await redis.aclose()
