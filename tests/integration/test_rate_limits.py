@@ -12,10 +12,12 @@ from uuid import uuid4
 
 import pytest
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
 from myaiserv.app import create_app
 from myaiserv.auth.ratelimit import count_sliding
 from myaiserv.auth.service import TenantService
+from myaiserv.cache.client import create_redis_client
 from myaiserv.config import RateLimitSettings, Settings
 from myaiserv.resources import Resources
 from myaiserv.stack.manager import Stack
@@ -91,10 +93,21 @@ async def test_redis_down_fails_open_or_closed_as_configured(
         await asyncio.to_thread(stack.start, "redis")
 
 
-async def test_a_limit_holds_across_the_turn_of_a_minute(resources: Resources) -> None:
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    """A client of its own (the shared one may hold connections from before another
+    test restarted Redis)."""
+    client = create_redis_client(settings)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def test_a_limit_holds_across_the_turn_of_a_minute(redis: Redis) -> None:
     """Counted in Redis at chosen moments: a limit spent in a minute's last second is still
     spent in the next minute's first, and comes back as that minute goes on."""
-    redis, name = resources.redis, f"test:rl:{uuid4()}"
+    name = f"test:rl:{uuid4()}"
     minute = (time.time() // 60 + 2) * 60  # a turn of a minute ahead, not yet counted
     counted = [await count_sliding(redis, [(name, 3)], now=minute - 1 + i / 10) for i in range(4)]
     assert [allowed for allowed, _ in counted] == [True, True, True, False]
@@ -111,8 +124,8 @@ async def test_a_limit_holds_across_the_turn_of_a_minute(resources: Resources) -
     assert allowed and (window.current, window.previous) == (1, 3)
 
 
-async def test_a_request_counts_only_when_every_limit_allows_it(resources: Resources) -> None:
-    redis, now = resources.redis, time.time()
+async def test_a_request_counts_only_when_every_limit_allows_it(redis: Redis) -> None:
+    now = time.time()
     key, tenant = f"test:rl:key:{uuid4()}", f"test:rl:tenant:{uuid4()}"
     for _ in range(2):
         assert (await count_sliding(redis, [(key, 5), (tenant, 2)], now=now))[0]
