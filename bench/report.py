@@ -90,6 +90,7 @@ def save(
 
 
 PEERS, MODES, _get = plots.PEERS, plots.MODES, plots.get
+OUR_MODES = (*MODES, "hybrid-linear")  # MyAIServ's relevance: hybrid with either fusion
 
 
 def _how(results: dict[str, Any], section: str, key: str = "how") -> str:
@@ -475,7 +476,7 @@ def _relevance(results: dict[str, Any]) -> list[str]:
         (f"{name}{label}", modes) for _, name, modes, label in _relevance_variants(results)
     ]
     for name, modes in systems:
-        for mode in MODES:
+        for mode in OUR_MODES:
             m = modes.get(mode)
             if m:
                 lines.append(
@@ -1095,7 +1096,7 @@ def _readme_relevance(results: dict[str, Any]) -> list[str]:
     modes = _get(results, "relevance.cisi") or {}
     rows = [
         f"| {mode} | {m['ndcg@10']:.3f} | {m['map']:.3f} | {m['recall@100']:.3f} |"
-        for mode in MODES
+        for mode in OUR_MODES
         if (m := modes.get(mode))
     ]
     return ["| mode | nDCG@10 | MAP | Recall@100 |", "| --- | --- | --- | --- |", *rows]

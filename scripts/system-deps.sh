@@ -25,7 +25,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/myaiserv"
-command -v mvn >/dev/null 2>&1 || { ls "$cache"/elasticsearch/*.zip && ls "$cache"/zipkin/*.jar; } >/dev/null 2>&1 || need+=(maven)
+command -v mvn >/dev/null 2>&1 || { ls "$cache"/elasticsearch/*.zip && ls "$cache"/zipkin/*.jar && ls "$cache"/models/*/myaiserv_model.json; } >/dev/null 2>&1 || need+=(maven)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -140,6 +140,8 @@ class Document(TenantRecord, Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(200)), server_default="{}")
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}")
+    # A PDF's pages: where each begins in ``text``, page 1 first (None: not paged).
+    page_starts: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
 
 
 class Prompt(TenantRecord, Base):

@@ -22,6 +22,7 @@ from myaiserv.documents.schemas import (
     DocumentOut,
     DocumentPage,
     DocumentUpdate,
+    PageText,
 )
 from myaiserv.documents.service import DocumentService, NewDocument
 from myaiserv.documents.upload import UploadForm, read_upload
@@ -44,6 +45,7 @@ def to_out(doc: Document, *, text: bool = False, deduplicated: bool = False) -> 
         updated_at=doc.updated_at,
         text=doc.text if text else None,
         deduplicated=deduplicated,
+        pages=len(doc.page_starts) if doc.page_starts else None,
         **index_state(doc),
     )
 
@@ -148,6 +150,16 @@ class DocumentController(Controller):
         service: NamedDependency[DocumentService],
     ) -> DocumentOut:
         return to_out(await service.get(document_id), text=True)
+
+    @get("/{document_id:uuid}/pages/{page:int}", guards=[requires("read")])
+    async def get_page(
+        self,
+        document_id: UUID,
+        page: int,
+        service: NamedDependency[DocumentService],
+    ) -> PageText:
+        """One page of a PDF document (a citation's ``url`` opens its first page)."""
+        return await service.page(document_id, page)
 
     @patch("/{document_id:uuid}", guards=[requires("write")])
     async def update_document(

@@ -53,6 +53,18 @@ class DocumentOut(IndexState, kw_only=True):
     updated_at: datetime
     text: str | None = None
     deduplicated: bool = False
+    pages: int | None = None  # a PDF's page count; each opens at /pages/{n}
+
+
+class PageText(msgspec.Struct, kw_only=True):
+    """One page of a PDF document: its text and where it lies in the document's."""
+
+    document_id: UUID
+    page: int
+    pages: int
+    text: str
+    char_start: int
+    char_end: int
 
 
 class DocumentPage(msgspec.Struct, kw_only=True):

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from myaiserv.config import Settings
 from myaiserv.db.models import Document, IndexStatus
 from myaiserv.documents.repository import DocumentRepository
-from myaiserv.errors import ConflictError
+from myaiserv.documents.schemas import PageText
+from myaiserv.errors import ConflictError, NotFoundError
 from myaiserv.extract import ExtractionError, extract
 from myaiserv.kit.validation import InvalidInputError, check_metadata, reject_nul
 
@@ -30,6 +31,7 @@ class NewDocument:
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     extracted: bool = False  # text already went through myaiserv.extract
+    page_starts: tuple[int, ...] | None = None  # a PDF's pages (myaiserv.extract.Extracted)
 
 
 def chunk_document_id(chunk_id: str) -> UUID | None:
@@ -76,6 +78,7 @@ class DocumentService:
             max_value_chars=self.settings.limits.max_metadata_value_chars,
         )
         text, found_title, content_type = doc.text, None, doc.content_type
+        page_starts = doc.page_starts
         if not doc.extracted:
             try:
                 extracted = extract(doc.text.encode("utf-8", "surrogatepass"), doc.content_type)
@@ -86,6 +89,7 @@ class DocumentService:
                 extracted.title,
                 extracted.content_type,
             )
+            page_starts = extracted.page_starts
         if len(text) > self.settings.limits.max_document_chars:
             raise InvalidInputError(
                 f"{where}text",
@@ -99,6 +103,7 @@ class DocumentService:
             "content_hash": content_hash(text),
             "tags": list(dict.fromkeys(doc.tags)),
             "metadata_": doc.metadata,
+            "page_starts": list(page_starts) if page_starts is not None else None,
         }
 
     async def create_many(self, docs: list[NewDocument]) -> list[tuple[Document, bool]]:
@@ -174,6 +179,7 @@ class DocumentService:
             doc.text = prepared["text"]
             doc.content_type = prepared["content_type"]
             doc.content_hash = prepared["content_hash"]
+            doc.page_starts = prepared["page_starts"]  # edited text has no pages
         for name in ("title", "source", "tags", "metadata"):
             if name in changes:
                 if name == "metadata":
@@ -193,6 +199,25 @@ class DocumentService:
                 extra={"field": "text"},
             ) from None
         return doc
+
+    async def page(self, document_id: UUID, number: int) -> PageText:
+        """Page ``number`` (from 1) of a PDF document; 404 for a page it does not have."""
+        doc = await self.repo.get(document_id)
+        starts = doc.page_starts or []
+        if not 1 <= number <= len(starts):
+            has = f"pages 1-{len(starts)}" if starts else "no pages (it is not a PDF)"
+            raise NotFoundError(f"page {number}: document {document_id} has {has}")
+        start = starts[number - 1]
+        end = starts[number] if number < len(starts) else len(doc.text)
+        text = doc.text[start:end].rstrip("\n")
+        return PageText(
+            document_id=doc.id,
+            page=number,
+            pages=len(starts),
+            text=text,
+            char_start=start,
+            char_end=start + len(text),
+        )
 
     async def delete(self, document_id: UUID) -> None:
         await self.repo.remove(document_id)

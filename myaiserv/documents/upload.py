@@ -82,4 +82,5 @@ async def read_upload(form: UploadForm, limits: LimitSettings) -> NewDocument:
         tags=parse_tags(form.tags),
         metadata=metadata,
         extracted=True,
+        page_starts=extracted.page_starts,
     )

@@ -111,7 +111,9 @@ class CachedEmbedder:
         return out
 
     async def encode_query(self, text: str) -> np.ndarray:
-        """One query's vector, ahead of queued batches; whitespace is normalised so equal
+        """One search query's vector, ahead of queued batches, after the model's query
+        instruction (bge's; most models have none); whitespace is normalised so equal
         queries share the cache."""
-        vectors = await self.encode([" ".join(text.split())], urgent=True)
+        query = self.embedder.query_instruction + " ".join(text.split())
+        vectors = await self.encode([query], urgent=True)
         return np.asarray(vectors[0], dtype=np.float32)

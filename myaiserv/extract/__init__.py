@@ -6,6 +6,7 @@ every malformed input raises :class:`ExtractionError`, so the API can answer wit
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import re
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ __all__ = [
     "extract",
     "normalise_content_type",
     "normalise_text",
+    "page_range",
+    "paged",
 ]
 
 SUPPORTED_CONTENT_TYPES = frozenset({"text/plain", "text/markdown", "text/html", "application/pdf"})
@@ -47,11 +50,44 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 
 @dataclass(frozen=True)
 class Extracted:
-    """The text of one document, ready for chunking."""
+    """The text of one document, ready for chunking. ``page_starts`` (PDF): where each
+    page's text begins in ``text``, page 1 first (a page without text begins where the
+    next one does)."""
 
     text: str
     title: str | None
     content_type: str
+    page_starts: tuple[int, ...] | None = None
+
+
+def paged(pages: list[str]) -> tuple[str, tuple[int, ...]]:
+    """Pages' texts as one normalised text, blank lines between pages, and where each
+    page begins in it. Each page is normalised alone, so joining them keeps the text
+    normalised and every offset exact."""
+    parts: list[str] = []
+    starts: list[int] = []
+    waiting = 0  # pages without text so far, which begin where the next text does
+    length = 0
+    for page in pages:
+        text = normalise_text(page)
+        if not text:
+            waiting += 1
+            continue
+        if parts:
+            length += 2  # the blank line before it
+        starts += [length] * (waiting + 1)
+        waiting = 0
+        parts.append(text)
+        length += len(text)
+    starts += [length] * waiting
+    return "\n\n".join(parts), tuple(starts)
+
+
+def page_range(page_starts: tuple[int, ...] | list[int], start: int, end: int) -> tuple[int, int]:
+    """The first and last page (from 1) that the text span ``[start, end)`` touches."""
+    first = bisect.bisect_right(page_starts, start)
+    last = bisect.bisect_right(page_starts, max(start, end - 1))
+    return max(1, first), max(1, last)
 
 
 def _media_type(content_type: str | None) -> str:
@@ -141,14 +177,19 @@ def extract(data: bytes, content_type: str | None, filename: str | None = None) 
     media = normalise_content_type(content_type, filename)
     title: str | None
     if media == "application/pdf":
-        raw, title = pdf_to_text(data)
-    elif media == "text/html":
+        pages, title = pdf_to_text(data)
+        text, starts = paged(pages)
+        if not text:
+            raise ExtractionError(
+                "empty", f"The {media} document contains no extractable text (a scanned PDF?)."
+            )
+        return Extracted(text=text, title=title, content_type=media, page_starts=starts)
+    if media == "text/html":
         raw, title = html_to_text(data, _charset(content_type))
     else:
         raw = _decode_utf8(data, media)
         title = _markdown_title(normalise_text(raw)) if media == "text/markdown" else None
     text = normalise_text(raw)
     if not text:
-        what = "no extractable text (a scanned PDF?)" if media == "application/pdf" else "no text"
-        raise ExtractionError("empty", f"The {media} document contains {what}.")
+        raise ExtractionError("empty", f"The {media} document contains no text.")
     return Extracted(text=text, title=title, content_type=media)

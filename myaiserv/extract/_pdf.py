@@ -12,8 +12,8 @@ from myaiserv.extract._errors import ExtractionError
 log = logging.getLogger(__name__)
 
 
-def pdf_to_text(data: bytes) -> tuple[str, str | None]:
-    """Return (page texts joined by blank lines, metadata title)."""
+def pdf_to_text(data: bytes) -> tuple[list[str], str | None]:
+    """Return (each page's text, in order; "" for a page without text, metadata title)."""
     if not data.lstrip().startswith(b"%PDF-"):
         raise ExtractionError(
             "invalid_pdf", "The content is not a PDF (it does not start with '%PDF-')."
@@ -43,8 +43,9 @@ def pdf_to_text(data: bytes) -> tuple[str, str | None]:
     failed = 0
     for number, page in enumerate(pages, start=1):
         try:
-            texts.append(page.extract_text() or "")
+            texts.append((page.extract_text() or "").replace("\x00", ""))
         except Exception as exc:  # noqa: BLE001 - keep the readable pages of a partly damaged file
+            texts.append("")
             failed += 1
             log.warning("pdf page %d: text extraction failed: %s", number, exc)
     if pages and failed == len(pages):
@@ -58,4 +59,4 @@ def pdf_to_text(data: bytes) -> tuple[str, str | None]:
             title = " ".join(raw.replace("\x00", "").split()) or None
     except Exception:  # noqa: BLE001 - a broken Info dictionary only costs us the title
         title = None
-    return "\n\n".join(texts).replace("\x00", ""), title
+    return texts, title

@@ -29,6 +29,26 @@ class Passage:
     kind: str = "documents"
     char_start: int | None = None  # the chunk's span in its document's text
     char_end: int | None = None
+    heading: str | None = None  # the chunk's heading path (Markdown, HTML)
+    page_start: int | None = None  # a PDF chunk's first and last page
+    page_end: int | None = None
+
+    @property
+    def url(self) -> str | None:
+        """Where the passage can be opened: its document at its first page (a PDF), or
+        the document."""
+        if self.kind != "documents":
+            return None
+        base = f"/v1/documents/{self.document_id}"
+        return f"{base}/pages/{self.page_start}" if self.page_start else base
+
+    @property
+    def pages(self) -> str | None:
+        """ "p. 3" or "pp. 3-4" (None: not from a PDF)."""
+        if self.page_start is None:
+            return None
+        first, last = self.page_start, self.page_end or self.page_start
+        return f"p. {first}" if last == first else f"pp. {first}-{last}"
 
 
 @dataclass(frozen=True)

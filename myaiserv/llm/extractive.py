@@ -67,7 +67,10 @@ class ExtractiveProvider:
         prompt_tokens = await asyncio.to_thread(self._tokens, [m.content for m in messages])
         chosen: list[tuple[int, str]] = []
         if question.strip() and candidates:
-            vectors = await self.embedder.encode([question] + [s for _, s in candidates])
+            # The question as a search query (with the model's query instruction, if it
+            # has one), the sentences as passages.
+            query_text = self.embedder.embedder.query_instruction + question
+            vectors = await self.embedder.encode([query_text] + [s for _, s in candidates])
             query, found = vectors[0], vectors[1:]
             similarity = found @ query
             picked: list[int] = []

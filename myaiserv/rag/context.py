@@ -70,11 +70,13 @@ def search_request(
     (and, for documents, the chunk's span) of each hit and no highlights."""
     kinds = kinds_of(options)
     text_fields = {TEXT_FIELD[kind] for kind in kinds if kind in TEXT_FIELD}
+    # Headings and pages come with every hit; the span only when asked for.
     span = {"char_start", "char_end"} if "documents" in kinds else set()
     return SearchRequest(
         query=question[:max_query_chars],
         kinds=list[str](kinds),
         mode=options.mode,
+        fusion=options.fusion,
         filters=options.filters,
         size=options.k or default_k,
         fields=sorted(text_fields | span),
@@ -95,6 +97,9 @@ def passage_of(n: int, hit: Hit, text: str) -> Passage:
         kind=hit.kind,
         char_start=fields.get("char_start"),
         char_end=fields.get("char_end"),
+        heading=fields.get("heading") if hit.kind == "documents" else None,
+        page_start=fields.get("page_start"),
+        page_end=fields.get("page_end"),
     )
 
 
@@ -126,7 +131,8 @@ def ground(
 
 
 def context_block(passages: Sequence[Passage]) -> str:
-    """The ``{context}`` of the system prompt: each passage under its number."""
+    """The ``{context}`` of the system prompt: each passage under its number, title,
+    heading and pages ("[2] Manual > Install, pp. 3-4 (manual.pdf)")."""
     if not passages:
         return "(no sources found)"
     blocks = []
@@ -134,6 +140,10 @@ def context_block(passages: Sequence[Passage]) -> str:
         head = f"[{passage.n}]"
         if passage.title:
             head += f" {passage.title}"
+        if passage.heading and passage.heading != passage.title:
+            head += f" > {passage.heading}"
+        if passage.pages:
+            head += f", {passage.pages}"
         if passage.source:
             head += f" ({passage.source})"
         blocks.append(f"{head}\n{passage.text}")
@@ -208,6 +218,10 @@ def citations_of(text: str, passages: Sequence[Passage]) -> list[dict[str, Any]]
                     "text": passage.text,
                     "char_start": passage.char_start,
                     "char_end": passage.char_end,
+                    "heading": passage.heading,
+                    "page_start": passage.page_start,
+                    "page_end": passage.page_end,
+                    "url": passage.url,
                 }
             )
     return out

@@ -21,6 +21,7 @@ class RetrievalOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     enabled: bool | None = None
     kinds: list[str] | None = None  # default: documents
     mode: Literal["bm25", "vector", "hybrid"] = "hybrid"
+    fusion: Literal["rrf", "linear"] | None = None  # hybrid; default: search.fusion
     k: int | None = None
     filters: Filters | None = None
 
@@ -112,6 +113,10 @@ class Citation(msgspec.Struct, kw_only=True):
     text: str
     char_start: int | None
     char_end: int | None
+    heading: str | None = None
+    page_start: int | None = None  # a PDF's pages the passage spans
+    page_end: int | None = None
+    url: str | None = None  # where it opens: the document, at its first page for a PDF
 
 
 class AnswerExtensions(msgspec.Struct, kw_only=True):
@@ -188,6 +193,10 @@ class PassageOut(msgspec.Struct, kw_only=True):
     kind: str
     char_start: int | None
     char_end: int | None
+    heading: str | None = None
+    page_start: int | None = None
+    page_end: int | None = None
+    url: str | None = None
 
 
 class TraceHit(msgspec.Struct, kw_only=True):

@@ -165,7 +165,7 @@ def rag_answer(answer: Answer, request: ChatRequest) -> RagAnswer:
         model=request.model.name,
         finish_reason=answer.finish_reason,
         usage=usage(answer),
-        passages=[PassageOut(**asdict(p)) for p in answer.grounding.passages],
+        passages=[PassageOut(**asdict(p), url=p.url) for p in answer.grounding.passages],
         retrieval=msgspec.convert(answer.grounding.trace, RetrievalTrace),
         prompt=None if ref is None else PromptRef(**ref),
         **extensions(answer, request),

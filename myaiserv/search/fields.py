@@ -22,8 +22,8 @@ HIGHLIGHT_FIELDS = {
 # Returned with every hit; anything else (full texts, vectors) only through `fields`.
 DEFAULT_FIELDS = {
     "documents": [
-        "document_id", "chunk_id", "position", "title", "heading", "source", "content_type",
-        "tags", "metadata", "created_at", "updated_at",
+        "document_id", "chunk_id", "position", "title", "heading", "page_start", "page_end",
+        "source", "content_type", "tags", "metadata", "created_at", "updated_at",
     ],
     "prompts": [
         "prompt_id", "name", "description", "tags", "labels", "indexed_version", "variables",

@@ -109,6 +109,9 @@ def _documents(model: ModelInfo, o: IndexOptions) -> dict[str, Any]:
         "metadata": {"type": "flattened"},
         "char_start": {"type": "integer", "index": False},
         "char_end": {"type": "integer", "index": False},
+        # A PDF chunk's first and last page (from 1); absent for unpaged documents.
+        "page_start": _INT,
+        "page_end": _INT,
         "token_count": _INT,
         "version": _LONG,
         "created_at": _DATE,
@@ -222,8 +225,9 @@ class IndexSpec:
 
 
 SPECS: dict[str, IndexSpec] = {
-    # v2: kind/type, app-side stems and typed metadata fields.
-    "documents": IndexSpec("documents", 2, _documents),
+    # v2: kind/type, app-side stems and typed metadata fields. documents v3: a PDF
+    # chunk's pages (page_start, page_end).
+    "documents": IndexSpec("documents", 3, _documents),
     "prompts": IndexSpec("prompts", 2, _prompts),
     "conversations": IndexSpec("conversations", 2, _conversations),
     # runs v3: trace_id (the trace a run was recorded in).

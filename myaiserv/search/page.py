@@ -67,6 +67,8 @@ def ranked(plan: Plan, responses: Responses) -> list[fusion.Fused]:
         for name in ("bm25", "vector")
         if name in responses
     }
+    if plan.mode == "hybrid" and plan.fusion == "linear":
+        return fusion.linear(lists, normalizer=plan.normalizer, weights=plan.weights, key=key)
     if plan.mode == "hybrid":
         return fusion.rrf(lists, k=plan.rrf_k, weights=plan.weights, key=key)
     ((name, hits),) = lists.items()

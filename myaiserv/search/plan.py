@@ -24,7 +24,15 @@ from myaiserv.search.fields import (
 from myaiserv.search.indices import SPECS, IndexOptions
 from myaiserv.search.kinds import KINDS, Kind, as_kind
 from myaiserv.search.metadata import coerce
-from myaiserv.search.schemas import DateRange, Filters, Mode, SearchRequest, Weights
+from myaiserv.search.schemas import (
+    DateRange,
+    Filters,
+    Fusion,
+    Mode,
+    Normalizer,
+    SearchRequest,
+    Weights,
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,8 @@ class Plan:
     highlight: bool
     collapse: bool
     window: int
+    fusion: Fusion
+    normalizer: Normalizer
     rrf_k: int
     weights: dict[str, float]
     num_candidates: int
@@ -83,8 +93,15 @@ def plan_of(req: SearchRequest, cfg: SearchSettings, tenant_id: str) -> Plan:
     size = cfg.default_size if req.size is None else req.size
     if not 1 <= size <= cfg.max_size:
         raise InvalidInputError("size", f"must be between 1 and {cfg.max_size}")
+    if req.fusion is not None and req.mode != "hybrid":
+        raise InvalidInputError("fusion", 'applies to mode "hybrid" only')
+    fusion = req.fusion or cfg.fusion
     if req.rrf_k is not None and not 1 <= req.rrf_k <= 10_000:
         raise InvalidInputError("rrf_k", "must be between 1 and 10000")
+    if req.rrf_k is not None and fusion != "rrf":
+        raise InvalidInputError("rrf_k", 'applies to fusion "rrf" only')
+    if req.normalizer is not None and fusion != "linear":
+        raise InvalidInputError("normalizer", 'applies to fusion "linear" only')
     if req.num_candidates is not None and not 1 <= req.num_candidates <= 10_000:
         raise InvalidInputError("num_candidates", "must be between 1 and 10000")
     weights = _weights(req.weights)
@@ -105,6 +122,8 @@ def plan_of(req: SearchRequest, cfg: SearchSettings, tenant_id: str) -> Plan:
         highlight=req.highlight,
         collapse=req.collapse,
         window=max(window, size),
+        fusion=fusion,
+        normalizer=req.normalizer or cfg.normalizer,
         rrf_k=req.rrf_k or cfg.rrf_k,
         weights=weights,
         num_candidates=req.num_candidates or cfg.num_candidates,

@@ -10,6 +10,8 @@ from typing import Any, Literal
 import msgspec
 
 Mode = Literal["bm25", "vector", "hybrid"]
+Fusion = Literal["rrf", "linear"]
+Normalizer = Literal["minmax", "zscore"]
 
 
 class DateRange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -62,6 +64,8 @@ class SearchRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, om
     highlight: bool = True
     collapse: bool = False  # one hit per document: its best chunk
     window: int | None = None  # vector/hybrid: hits per list fused (and reachable by paging)
+    fusion: Fusion | None = None  # hybrid: how the lists combine (default: settings)
+    normalizer: Normalizer | None = None  # linear fusion: how each list's scores scale
     rrf_k: int | None = None
     weights: Weights | None = None
     num_candidates: int | None = None

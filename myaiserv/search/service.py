@@ -76,7 +76,7 @@ class SearchService:
     async def search(self, req: SearchRequest, *, use_cache: bool = True) -> tuple[bytes, str]:
         """The response body (JSON) and the cache outcome: hit, miss or bypass."""
         plan = self.plan(req)
-        request, paging_fp = self._fingerprinted(req)
+        request, paging_fp = self._fingerprinted(req, plan)
         cursor = decode(req.cursor, paging_fp, self.cursor_key) if req.cursor else None
         cacheable = req.cursor is None and use_cache and self.settings.cache_ttl_s > 0
         key = None
@@ -121,11 +121,15 @@ class SearchService:
             items=items, total=int(answer["hits"]["total"]["value"]), next_after=following
         )
 
-    def _fingerprinted(self, req: SearchRequest) -> tuple[dict[str, Any], str]:
+    def _fingerprinted(self, req: SearchRequest, plan: Plan) -> tuple[dict[str, Any], str]:
         """The normalised request without its cursor (the cache key's material), and the
-        fingerprint a cursor must carry: the same request whatever the page size."""
+        fingerprint a cursor must carry: the same request whatever the page size. The
+        fusion applied is part of both, a default from the settings too."""
         request = result_cache.normalise(msgspec.to_builtins(req))
         request.pop("cursor", None)
+        if plan.mode == "hybrid":
+            request["fusion"] = plan.fusion
+            request["normalizer"] = plan.normalizer if plan.fusion == "linear" else None
         paging = {k: v for k, v in request.items() if k != "size"}
         return request, fingerprint(self.tenant_id, paging)
 

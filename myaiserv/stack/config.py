@@ -10,7 +10,6 @@ heavier imports.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,12 +23,6 @@ ES_ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{vers
 # Zipkin's self-contained server (the `exec` jar: its UI, collector and in-memory store).
 DEFAULT_ZIPKIN_VERSION = "3.4.4"
 ZIPKIN_ARTIFACT = "io.zipkin:zipkin-server:{version}:jar:exec"
-
-
-def cache_dir() -> Path:
-    """Downloads are kept outside the stack folder so a fresh clone needs no network."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "myaiserv"
 
 
 @dataclass

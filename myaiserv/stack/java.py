@@ -10,38 +10,19 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
-from myaiserv.stack.config import cache_dir
-from myaiserv.stack.process import StackError, run
+from myaiserv.kit import maven
+from myaiserv.stack.process import StackError
 
 
 def maven_artifact(artifact: str, folder: str, file_name: str) -> Path:
-    """``artifact`` (groupId:artifactId:version:type[:classifier]) as the cached file
-    ``~/.cache/myaiserv/<folder>/<file_name>``, fetched by Maven the first time."""
-    target_dir = cache_dir() / folder
-    target = target_dir / file_name
-    if target.exists():
-        return target
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError(f"Maven (mvn) is needed once to fetch {artifact}; install it")
-    target_dir.mkdir(parents=True, exist_ok=True)
-    run(
-        [
-            mvn,
-            "-B",
-            "-q",
-            "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy",
-            f"-Dartifact={artifact}",
-            f"-DoutputDirectory={target_dir}",
-        ],
-        timeout=900,
-    )
-    if not target.exists():
-        raise StackError(f"Maven finished but {target} is missing")
-    return target
+    """``artifact`` as the cached file ``~/.cache/myaiserv/<folder>/<file_name>``, fetched
+    by Maven the first time (``kit.maven``)."""
+    try:
+        return maven.maven_artifact(artifact, folder, file_name)
+    except maven.FetchError as exc:
+        raise StackError(str(exc)) from exc
 
 
 def java_major(java_home: Path) -> int | None:

@@ -16,6 +16,7 @@ from myaiserv.config import Settings
 from myaiserv.db.models import Document
 from myaiserv.embeddings.model import Embedder
 from myaiserv.resources import Resources
+from myaiserv.search import fusion
 from tests.support import TenantKey, drain, make_tenant
 
 pytestmark = pytest.mark.integration
@@ -129,6 +130,48 @@ async def test_hybrid_fuses_hits_found_by_one_list_only(api: AsyncTestClient, co
     )
     vector_ranks = [h["ranks"]["vector"] for h in weighted["hits"]]
     assert vector_ranks == list(range(1, len(CORPUS) + 1))
+
+
+async def test_linear_fusion_sums_each_lists_normalised_scores(api: AsyncTestClient, corpus):
+    body = {"query": "automobile zorblax", "kinds": ["documents"], "size": 10}
+    lists = {name: (await search(api, **body, mode=name))["hits"] for name in ("bm25", "vector")}
+    for normalizer in ("minmax", "zscore"):
+        result = await search(api, **body, fusion="linear", normalizer=normalizer)
+        # Each list's scores as the single-list searches return them, normalised as
+        # the fusion says, a hit missing from a list at that list's lowest.
+        norms = {}
+        for name, hits in lists.items():
+            scaled = fusion.normalised([h["score"] for h in hits], normalizer)
+            norms[name] = ({h["id"]: v for h, v in zip(hits, scaled, strict=True)}, min(scaled))
+        for hit in result["hits"]:
+            expected = sum(by_id.get(hit["id"], floor) for by_id, floor in norms.values())
+            assert hit["score"] == pytest.approx(expected, abs=1e-4), normalizer
+            assert set(hit["ranks"]) == set(hit["scores"]) == {"bm25", "vector"}
+        scores = [h["score"] for h in result["hits"]]
+        assert scores == sorted(scores, reverse=True)
+        assert {h["id"] for h in result["hits"]} == {
+            h["id"] for hits in lists.values() for h in hits
+        }
+    # The default fusion is still reciprocal ranks.
+    top = (await search(api, **body))["hits"][0]
+    assert top["score"] == pytest.approx(
+        sum(1 / (60 + r) for r in top["ranks"].values() if r), rel=1e-5
+    )
+
+
+async def test_chat_retrieval_takes_the_fusion_too(api: AsyncTestClient, corpus):
+    body = {
+        "model": "myaiserv-rag",
+        "messages": [{"role": "user", "content": "automobile zorblax"}],
+        "retrieval": {"fusion": "linear", "k": 3},
+    }
+    linear = await api.post("/v1/chat/completions", json=body)
+    assert linear.status_code == 200, linear.text
+    refused = await api.post(
+        "/v1/chat/completions",
+        json={**body, "retrieval": {"fusion": "linear", "mode": "bm25"}},
+    )
+    assert refused.status_code == 400 and "fusion" in refused.text
 
 
 async def test_filters_and_facets_match_postgres(
@@ -425,6 +468,9 @@ async def test_deployments_sharing_redis_keep_their_caches_apart(
         ({"query": "x", "size": 0}, "size"),
         ({"query": "x", "cursor": "not-a-cursor"}, "cursor"),
         ({"query": "x", "weights": {"bm25": 0, "vector": 0}}, "weights"),
+        ({"query": "x", "fusion": "linear", "rrf_k": 10}, "rrf_k"),
+        ({"query": "x", "normalizer": "zscore"}, "normalizer"),
+        ({"query": "x", "mode": "vector", "fusion": "rrf"}, "fusion"),
         ({"query": "x" * 9000}, "query"),
         ({"query": "a\u0000b"}, "query"),
     ],
@@ -438,6 +484,8 @@ async def test_bad_input_is_a_4xx_naming_the_field(api: AsyncTestClient, body, f
 
 @pytest.mark.parametrize("body", [
     {"query": "x", "mode": "semantic"},
+    {"query": "x", "fusion": "sum"},
+    {"query": "x", "fusion": "linear", "normalizer": "l2"},
     {"query": "x", "filters": {"colour": ["red"]}},
     {"query": "x", "filters": {"tags": "biology"}},
     {"query": 5},

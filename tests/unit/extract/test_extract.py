@@ -13,6 +13,9 @@ from myaiserv.extract import (
     ExtractionError,
     extract,
     normalise_content_type,
+    normalise_text,
+    page_range,
+    paged,
 )
 
 
@@ -21,7 +24,8 @@ def _pdf_string(text: str) -> str:
 
 
 def make_pdf(pages: list[str], title: str | None = None) -> bytes:
-    """A minimal valid PDF, written by hand: one Helvetica text object per page."""
+    """A minimal valid PDF, written by hand: one Helvetica text object per page, a line
+    of it per line of the page's text."""
     count = len(pages)
     page_ids = [3 + 2 * i for i in range(count)]
     font_id = 3 + 2 * count
@@ -34,7 +38,9 @@ def make_pdf(pages: list[str], title: str | None = None) -> bytes:
         font_id: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     }
     for page_id, text in zip(page_ids, pages, strict=True):
-        content = f"BT /F1 18 Tf 72 720 Td {_pdf_string(text)} Tj ET".encode()
+        # One line of text per line of ``text`` (T* moves down one leading).
+        lines = " T* ".join(f"{_pdf_string(line)} Tj" for line in text.split("\n"))
+        content = f"BT /F1 12 Tf 14 TL 72 720 Td {lines} ET".encode()
         objects[page_id] = (
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             f"/Resources << /Font << /F1 {font_id} 0 R >> >> /Contents {page_id + 1} 0 R >>"
@@ -297,6 +303,31 @@ def test_pdf_pages_are_joined_with_blank_lines() -> None:
     result = extract(make_pdf(["Page one.", "Page two."]), None, "two.pdf")
     assert result.text == "Page one.\n\nPage two."
     assert result.title is None
+    assert result.page_starts == (0, 11)
+
+
+def test_each_pages_text_begins_where_page_starts_says() -> None:
+    pages = ["First page,\nsecond line.", "", "Third page.", "Fourth   page.  "]
+    result = extract(make_pdf(pages), None, "four.pdf")
+    starts = result.page_starts
+    assert starts is not None and len(starts) == 4
+    assert result.text[starts[0] :].startswith("First page,\nsecond line.")
+    assert starts[1] == starts[2]  # the page without text begins where the next does
+    assert result.text[starts[2] : starts[3]].strip() == "Third page."
+    assert result.text[starts[3] :] == "Fourth   page."  # trailing spaces go
+    assert result.text == normalise_text(result.text)
+    # A span's pages: the first and last it touches.
+    assert page_range(starts, 0, 5) == (1, 1)
+    assert page_range(starts, 5, starts[2] + 3) == (1, 3)
+    assert page_range(starts, starts[3], len(result.text)) == (4, 4)
+    assert page_range(starts, starts[2], starts[3]) == (3, 3)  # ends at the next page
+
+
+def test_paged_keeps_offsets_exact() -> None:
+    text, starts = paged(["  a  \n\n\n\nb ", "", "c"])
+    assert text == "a\n\nb\n\nc"
+    assert starts == (0, 6, 6)
+    assert paged(["", ""]) == ("", (0, 0))
 
 
 def test_pdf_leading_whitespace_is_accepted() -> None:

@@ -103,6 +103,22 @@ def test_context_block_numbers_passages_with_title_and_source() -> None:
     assert context_block([]) == "(no sources found)"
 
 
+def test_a_passage_names_its_heading_and_pages_and_opens_at_its_page() -> None:
+    paged = Passage(3, "c3", "d3", "Manual", "m.pdf", "text", 1.0, heading="Install",
+                    page_start=4, page_end=5)  # fmt: skip
+    one_page = Passage(4, "c4", "d4", "Manual", None, "more", 1.0, page_start=7, page_end=7)
+    assert context_block([paged, one_page]) == (
+        "[3] Manual > Install, pp. 4-5 (m.pdf)\ntext\n\n[4] Manual, p. 7\nmore"
+    )
+    assert (paged.url, one_page.url) == ("/v1/documents/d3/pages/4", "/v1/documents/d4/pages/7")
+    plain = Passage(5, "c5", "d5", "Notes", None, "x", 1.0, heading="Notes")
+    assert (plain.pages, plain.url) == (None, "/v1/documents/d5")
+    assert context_block([plain]) == "[5] Notes\nx"  # a heading that repeats the title
+    cited = citations_of("See [3].", [paged])[0]
+    assert (cited["heading"], cited["page_start"], cited["page_end"]) == ("Install", 4, 5)
+    assert cited["url"] == "/v1/documents/d3/pages/4"
+
+
 def test_the_system_message_renders_context_question_and_variables() -> None:
     request = chat_request(
         system_prompt=SystemPrompt("{tone}. Sources:\n{context}\nQ: {question}"),

