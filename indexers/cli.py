@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 async def _ensure_indices(resources: Resources, *, check: bool = True) -> dict[str, str]:
     """Wait for Elasticsearch (it may still be starting), then make sure every kind has
-    its template, index and alias, built with this process's embedding model, spec and
-    analysis settings (``check``)."""
+    its template, index and alias, built with this process's spec and analysis settings
+    (``check``; with whichever embedding model)."""
     import elasticsearch
 
     from myaiserv.search.kinds import KINDS
@@ -34,7 +34,8 @@ async def _ensure_indices(resources: Resources, *, check: bool = True) -> dict[s
             created = await resources.indices.ensure_all()
             if check:
                 for kind in KINDS:
-                    await resources.indices.check_model(kind)
+                    # Any model: the indexer embeds with the one each index names.
+                    await resources.indices.check_model(kind, any_model=True)
             return created
         except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout):
             if attempt == 59:
@@ -173,19 +174,27 @@ def index() -> None:
 @index.command("init")
 def index_init() -> None:
     """Create templates, a first index and the alias for every kind (idempotent); a kind
-    whose index was built with another spec, model or analysis settings is reindexed
-    (a new index, filled from PostgreSQL, then an atomic alias swap: no downtime)."""
-    from indexers.reindex import reindex
+    whose index was built with another spec or analysis settings is reindexed (a new
+    index, filled from PostgreSQL, then an atomic alias swap: no downtime), and indices
+    built with another embedding model than the configured one are switched to it, every
+    kind at once (see `index switch-model`)."""
+    from indexers.reindex import reindex, switch_model
     from myaiserv.search.indices import IndexModelMismatchError
 
     async def job(resources: Any) -> dict[str, str]:
         current = await _ensure_indices(resources, check=False)
         for kind in list(current):
             try:
-                await resources.indices.check_model(kind)
+                await resources.indices.check_model(kind, any_model=True)
             except IndexModelMismatchError as exc:
                 click.echo(f"{kind}: {exc}; reindexing", err=True)
                 current[kind] = (await reindex(resources, kind)).new_index
+        configured = resources.indices.model.model_id
+        serving = await resources.indices.serving(list(current))
+        if any(serving.model_of(name) != configured for name in serving.index_of.values()):
+            click.echo(f"indices built with another model; switching to {configured}", err=True)
+            switched = await switch_model(resources, configured)
+            current = {kind: r.new_index for kind, r in switched.indices.items()}
         return current
 
     for kind, name in run(with_resources(job)).items():
@@ -209,6 +218,38 @@ def index_reindex(kind: str, keep_old: bool) -> None:
         f"{kind}: {result.entities} entities into {result.new_index} in {result.seconds:.1f}s; "
         f"alias moved from {result.old_index}"
     )
+
+
+@index.command("switch-model")
+@click.argument("model")
+@click.option("--keep-old", is_flag=True, help="Keep the previous indices (for rollback).")
+def index_switch_model(model: str, keep_old: bool) -> None:
+    """Move every kind's index to embedding MODEL with no downtime: new indices built with
+    it from PostgreSQL while the old ones serve (indexers write every change to both),
+    then every alias swapped in one atomic call. Install MODEL on every machine that
+    searches or indexes first (`myaiserv models install`); set MYAISERV_EMBEDDING__MODEL
+    to it afterwards, for new deployments and `/v1/embeddings`."""
+    from indexers.reindex import ReindexError, switch_model
+
+    async def job(resources: Any) -> Any:
+        await _ensure_indices(resources, check=False)
+        try:
+            return await switch_model(
+                resources,
+                model,
+                keep_old=keep_old,
+                progress=lambda kind, n: click.echo(f"{kind}: +{n}", err=True),
+            )
+        except ReindexError as exc:
+            fail(f"index switch-model: {exc}")
+
+    result = run(with_resources(job))
+    for kind, built in result.indices.items():
+        click.echo(
+            f"{kind}: {built.entities} entities into {built.new_index}; "
+            f"alias moved from {built.old_index}"
+        )
+    click.echo(f"every kind on {result.model} in {result.seconds:.1f}s")
 
 
 @click.command("ingest")

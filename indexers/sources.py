@@ -3,6 +3,10 @@
 The indexer never trusts an outbox row's snapshot: it reads the entity's *current* state
 and writes it with the entity's current version. Several rows for one entity collapse to
 one write; an entity that no longer exists becomes deletes.
+
+Each target index gets the vectors of the model that built it: while a model switch builds
+new indices, a batch is built once per model (``Builder.build``). One module, past 400
+lines: the per-kind builders share that plumbing and are read side by side.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from indexers.chunk import chunk_text
 from myaiserv.config import Settings
 from myaiserv.db.models import Conversation, Document, Message, Prompt, Run
 from myaiserv.embeddings.cache import CachedEmbedder
+from myaiserv.embeddings.registry import Embedders
 from myaiserv.extract import page_range
 from myaiserv.search.analysis import stems
 from myaiserv.search.kinds import INDEX_OF, EntityKind, Kind
@@ -34,12 +39,28 @@ class Entity:
     id: UUID
 
 
+@dataclass(frozen=True)
+class Target:
+    """A concrete index an entity is written to, and the embedding model that built it
+    (its vectors must come from that model)."""
+
+    index: str
+    model: str
+
+
 @dataclass
 class Pending:
     """What the outbox asks for one entity: the newest delete version, if any."""
 
     entity: Entity
     delete_version: int | None = None
+
+
+class ModelNotLoadedError(RuntimeError):
+    """A target's model was not loaded before building (``Embedders.get`` first)."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"embedding model {model!r} is not loaded")
 
 
 def _iso(value: Any) -> Any:
@@ -61,13 +82,18 @@ class Builder:
         es: AsyncElasticsearch,
         embedder: CachedEmbedder,
         settings: Settings,
-        targets: dict[Kind, list[str]],
+        targets: dict[Kind, list[Target]],
+        embedders: Embedders | None = None,
     ) -> None:
+        """``targets``: where each index kind is written (the index behind its alias, and
+        any a reindex is building), each with its model; ``embedder`` embeds for the
+        targets of its model, ``embedders`` gives the others (a model switch under way)."""
         self.session = session
         self.es = es
         self.embedder = embedder
+        self.embedders = embedders
         self.settings = settings
-        self.targets = targets  # index kind -> [alias, building indices...]
+        self.targets = targets
         self.stemmer = settings.search.app_stemmer
         self.meta_fields = dict(settings.search.metadata_fields)
 
@@ -91,14 +117,36 @@ class Builder:
         source: dict[str, Any] | None = None,
     ) -> list[Action]:
         return [
-            Action(entity, op, index, doc_id, version, source)
-            for index in self.targets[INDEX_OF[entity.kind]]
+            Action(entity, op, target.index, doc_id, version, source)
+            for target in self.targets.get(INDEX_OF[entity.kind], [])
         ]
 
     async def build(self, pending: Sequence[Pending]) -> list[Action]:
+        """Every target's actions for ``pending``: built once per embedding model the
+        targets name (one, except while a model switch builds new indices)."""
+        models = list(dict.fromkeys(t.model for ts in self.targets.values() for t in ts))
+        actions: list[Action] = []
+        for model in models:
+            actions += await self._for_model(model)._build(pending)
+        return actions
+
+    def _for_model(self, model: str) -> Builder:
+        """This builder for the targets of ``model`` alone, embedding with it."""
+        targets = {kind: [t for t in ts if t.model == model] for kind, ts in self.targets.items()}
+        if model == self.embedder.embedder.model_id:
+            embedder = self.embedder
+        else:
+            found = self.embedders.loaded(model) if self.embedders else None
+            if found is None:
+                raise ModelNotLoadedError(model)
+            embedder = self.embedder.with_model(found)
+        return Builder(self.session, self.es, embedder, self.settings, targets, self.embedders)
+
+    async def _build(self, pending: Sequence[Pending]) -> list[Action]:
         by_kind: dict[str, list[Pending]] = {}
         for p in pending:
-            by_kind.setdefault(p.entity.kind, []).append(p)
+            if self.targets.get(INDEX_OF[p.entity.kind]):
+                by_kind.setdefault(p.entity.kind, []).append(p)
         actions: list[Action] = []
         for kind, items in by_kind.items():
             actions += await getattr(self, f"_build_{kind}")(items)
@@ -109,7 +157,7 @@ class Builder:
     async def _existing_chunk_ids(self, document_ids: list[str]) -> dict[str, set[str]]:
         """Chunk ids in the index per document (after a refresh, so the writes of any
         earlier batch are visible)."""
-        alias = self.targets["documents"][0]
+        alias = self.targets["documents"][0].index
         await self.es.indices.refresh(index=alias)
         found: dict[str, set[str]] = {d: set() for d in document_ids}
         for start in range(0, len(document_ids), 500):

@@ -40,7 +40,7 @@ from indexers.building import build_isolated
 from indexers.bulk import OK, Action, GroupOutcome, write
 from indexers.heartbeat import Heartbeat
 from indexers.settle import apply, entity_of, sort_rows, written_versions
-from indexers.sources import Builder, Entity, Pending
+from indexers.sources import Builder, Entity, Pending, Target
 from indexers.tracing import batch_span, row_spans
 from myaiserv.db.generations import bump
 from myaiserv.db.models import IndexBuild, OutboxEvent
@@ -81,15 +81,15 @@ async def _first_of(*events: asyncio.Event) -> None:
 
 
 def chunks_written(
-    actions: list[Action], outcomes: Mapping[Any, GroupOutcome], aliases: set[str]
+    actions: list[Action], outcomes: Mapping[Any, GroupOutcome], serving: set[str]
 ) -> tuple[int, int]:
-    """(chunks, tokens) written through the aliases by groups that succeeded: an entry
-    that carries a token count is a chunk; the copy a reindex's new index gets is not
-    counted twice."""
+    """(chunks, tokens) written to the serving indices (behind the aliases) by groups that
+    succeeded: an entry that carries a token count is a chunk; the copy a reindex's new
+    index gets is not counted twice."""
     chunks = tokens = 0
     for action in actions:
         source = action.source
-        if action.op != "index" or action.index not in aliases or not source:
+        if action.op != "index" or action.index not in serving or not source:
             continue
         outcome = outcomes.get(action.group)
         if "token_count" in source and (outcome is None or outcome.status == OK):
@@ -119,13 +119,27 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
 
-    async def targets(self, session: AsyncSession) -> dict[Kind, list[str]]:
-        """Where each index kind is written: its alias, plus any index a reindex is
-        building (read per batch, so a reindex is noticed at once)."""
-        indices = self.resources.indices
-        out = {kind: [indices.alias(kind)] for kind in KINDS}
-        for build in await session.scalars(select(IndexBuild)):
-            out[stored_kind(build.kind)].append(build.index_name)
+    async def targets(self, session: AsyncSession) -> dict[Kind, list[Target]]:
+        """Where each index kind is written, each with the embedding model that built it:
+        the index behind its alias, plus any index a reindex is building. Read per batch,
+        the builds first: a switch swaps the aliases before it drops its build rows, so a
+        batch that no longer sees a build sees the alias on the new index. Each target's
+        model is loaded here (a model switch's new one, the first time)."""
+        building = [
+            (stored_kind(b.kind), b.index_name) for b in await session.scalars(select(IndexBuild))
+        ]
+        serving = await self.resources.indices.serving(KINDS, [name for _, name in building])
+        out: dict[Kind, list[Target]] = {}
+        for kind in KINDS:
+            index = serving.index_of.get(kind)
+            if index is None:  # the batch waits (and is retried) until it is back
+                raise RuntimeError(f"no index behind {self.resources.indices.alias(kind)}")
+            out[kind] = [Target(index, serving.model_of(index))]
+        for kind, name in building:
+            if name in serving.meta:  # a build dropped since is no target
+                out[kind].append(Target(name, serving.model_of(name)))
+        for model in {t.model for ts in out.values() for t in ts}:
+            await self.resources.embedders.get(model)
         return out
 
     async def _claim(self, session: AsyncSession, limit: int) -> tuple[list[OutboxEvent], int]:
@@ -170,12 +184,14 @@ class Worker:
                     p = pending.setdefault(entity, Pending(entity))
                     if row.op == DELETE:
                         p.delete_version = max(p.delete_version or 0, row.version)
+                targets = await self.targets(session)
                 builder = Builder(
                     session,
                     self.resources.es,
                     self.resources.embedder,
                     self.settings,
-                    await self.targets(session),
+                    targets,
+                    self.resources.embedders,
                 )
                 actions, unbuilt = await build_isolated(session, builder, list(pending.values()))
                 result.actions = len(actions)
@@ -198,8 +214,8 @@ class Worker:
                 await bump(session, refreshed)
                 done, retry, dead = settlement.done, settlement.retry, settlement.dead
                 result.indexed, result.retried, result.dead = len(done), len(retry), len(dead)
-                aliases = {self.resources.indices.alias(kind) for kind in KINDS}
-                result.chunks, result.tokens = chunks_written(actions, outcomes, aliases)
+                serving = {ts[0].index for ts in targets.values() if ts}
+                result.chunks, result.tokens = chunks_written(actions, outcomes, serving)
                 span.set_attribute("myaiserv.indexer.indexed", len(done))
                 span.set_attribute("myaiserv.indexer.retried", len(retry))
                 span.set_attribute("myaiserv.indexer.dead", len(dead))

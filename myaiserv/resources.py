@@ -20,6 +20,7 @@ from myaiserv.config import Settings
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.embeddings.cache import CachedEmbedder
 from myaiserv.embeddings.model import Embedder
+from myaiserv.embeddings.registry import Embedders
 from myaiserv.health.breakers import DependencyBreakers
 from myaiserv.llm.registry import ProviderRegistry
 from myaiserv.search.client import create_es_client
@@ -35,7 +36,8 @@ class Resources:
     sessionmaker: async_sessionmaker[AsyncSession]
     es: AsyncElasticsearch
     redis: Redis
-    embedder: CachedEmbedder
+    embedder: CachedEmbedder  # the configured model
+    embedders: Embedders  # every model the indices may name (a model switch)
     indices: IndexManager
     index_guard: IndexGuard
     llm: ProviderRegistry
@@ -72,6 +74,7 @@ async def open_resources(
     cached = CachedEmbedder(
         model, redis, ttl_s=settings.embedding.cache_ttl_s, namespace=settings.redis.namespace
     )
+    embedders = Embedders(settings.embedding, model)
     sessionmaker = create_sessionmaker(engine, breakers.postgres)
     secrets = SecretResolver(
         sessionmaker,
@@ -88,6 +91,7 @@ async def open_resources(
             es=es,
             redis=redis,
             embedder=cached,
+            embedders=embedders,
             indices=indices,
             index_guard=IndexGuard(indices),
             llm=llm,
@@ -100,5 +104,6 @@ async def open_resources(
         await es.close()
         await redis.aclose()
         await engine.dispose()
+        embedders.close()
         if owned:
             model.close()

@@ -55,6 +55,14 @@ class CachedEmbedder:
             namespace=self.namespace,
         )
 
+    def with_model(self, embedder: Embedder) -> CachedEmbedder:
+        """The same cache and scope for another model (its vectors are keyed apart)."""
+        if embedder is self.embedder:
+            return self
+        return CachedEmbedder(
+            embedder, self.redis, ttl_s=self.ttl_s, scope=self.scope, namespace=self.namespace
+        )
+
     def uncached(self) -> CachedEmbedder:
         """The same model without a cache (for callers that cannot name a tenant)."""
         return CachedEmbedder(self.embedder, None, scope=self.scope, namespace=self.namespace)

@@ -94,16 +94,17 @@ class OpenAIController(Controller):
 
     @get("/models", guards=[requires("read")])
     async def models(self, resources: NamedDependency[Resources]) -> ModelList:
-        """The knowledge-base aliases (retrieval on), every provider model, and the
-        embedding model."""
-        return wire.model_list(resources.llm.model_names(), resources.embedder.embedder.model_id)
+        """The knowledge-base aliases (retrieval on), every provider model, and every
+        embedding model installed here (the configured one first)."""
+        return wire.model_list(resources.llm.model_names(), resources.embedders.installed())
 
     @post("/embeddings", guards=[requires("read")], status_code=200)
     async def embeddings(
         self, data: EmbeddingsRequest, embeddings: NamedDependency[EmbeddingService]
     ) -> EmbeddingList:
-        """OpenAI-compatible embeddings from the same local model used for indexing
-        (float or base64 encoding; a string or a list of strings)."""
+        """OpenAI-compatible embeddings from a local model: the configured one (the
+        indexers' by default), or any installed one named by ``model`` (float or base64
+        encoding; a string or a list of strings)."""
         return await embeddings.embed(data)
 
 

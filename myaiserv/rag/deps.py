@@ -67,5 +67,6 @@ def provide_rag_service(resources: Resources, principal: Principal) -> RagServic
 def provide_embedding_service(resources: Resources, principal: Principal) -> EmbeddingService:
     return EmbeddingService(
         resources.embedder.for_tenant(principal.tenant_id),
+        resources.embedders,
         max_input_chars=resources.settings.embedding.max_input_chars,
     )

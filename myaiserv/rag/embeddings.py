@@ -1,5 +1,6 @@
-"""``/v1/embeddings``: OpenAI-compatible embeddings from the same local model the indexers
-use, so a client's vectors are comparable with the index's.
+"""``/v1/embeddings``: OpenAI-compatible embeddings from a local model: by default the
+configured one, as the indexers use it, so a client's vectors are comparable with the
+index's; ``model`` may name any other installed one (``/v1/models`` lists them).
 
 A request is bounded before any work: at most ``MAX_EMBEDDING_INPUTS`` texts of at most
 ``max_input_chars`` each. Its texts queue behind searches' query embeddings (see
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from myaiserv.embeddings.cache import CachedEmbedder
+from myaiserv.embeddings.registry import Embedders, ModelUnavailableError
+from myaiserv.errors import DependencyUnavailableError
 from myaiserv.kit.validation import InvalidInputError
 from myaiserv.rag.errors import ModelNotFoundError, NotSupportedError
 from myaiserv.rag.schemas import Embedding, EmbeddingList, EmbeddingsRequest, EmbeddingUsage
@@ -47,19 +50,29 @@ def _encoded(vector: Any, encoding_format: str) -> str | list[float]:
 
 
 class EmbeddingService:
-    def __init__(self, embedder: CachedEmbedder, *, max_input_chars: int) -> None:
-        self.embedder = embedder
+    def __init__(
+        self, embedder: CachedEmbedder, embedders: Embedders, *, max_input_chars: int
+    ) -> None:
+        self.embedder = embedder  # the configured model, with the tenant's cache
+        self.embedders = embedders
         self.max_input_chars = max_input_chars
 
     async def embed(self, data: EmbeddingsRequest) -> EmbeddingList:
         """OpenAI's embeddings response for the request's texts."""
-        model = self.embedder.embedder
-        if data.model not in (None, model.model_id):
-            raise ModelNotFoundError(data.model, [model.model_id])
+        installed = self.embedders.installed()
+        if data.model is not None and data.model not in installed:
+            raise ModelNotFoundError(data.model, installed)
         texts = _texts(data, self.max_input_chars)
+        cached = self.embedder
+        if data.model is not None:
+            try:
+                cached = cached.with_model(await self.embedders.get(data.model))
+            except ModelUnavailableError as exc:
+                raise DependencyUnavailableError("embeddings", str(exc)) from exc
+        model = cached.embedder
         if data.dimensions not in (None, model.info.dims):
             raise NotSupportedError("dimensions", f"this model has {model.info.dims}")
-        vectors = await self.embedder.encode(texts)
+        vectors = await cached.encode(texts)
         tokens = sum(await asyncio.to_thread(model.count_tokens, texts))
         items = [
             Embedding(object="embedding", index=i, embedding=_encoded(v, data.encoding_format))

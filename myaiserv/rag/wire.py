@@ -234,10 +234,10 @@ class CompletionEnvelope:
         yield sse(DONE)
 
 
-def model_list(models: list[tuple[str, str, bool]], embedding_model: str) -> ModelList:
+def model_list(models: list[tuple[str, str, bool]], embedding_models: list[str]) -> ModelList:
     """``/v1/models``: (id, owner, retrieval) of each chat model, then the embedding
-    model."""
-    entries = [*models, (embedding_model, "myaiserv", False)]
+    models."""
+    entries = [*models, *((name, "myaiserv", False) for name in embedding_models)]
     cards = [
         ModelCard(id=name, object="model", created=0, owned_by=owner, retrieval=rag)
         for name, owner, rag in entries

@@ -39,6 +39,7 @@ def search_service(resources: Resources, tenant_id: UUID) -> SearchService:
             resources.redis, settings.redis.namespace, settings.search.pit_keep_alive
         ),
         embedder=resources.embedder.for_tenant(tenant_id),
+        embedders=resources.embedders,
         settings=settings.search,
         cursor_key=signing_key(settings),
         tenant_id=tenant_id,

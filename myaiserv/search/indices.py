@@ -5,13 +5,18 @@ named ``{prefix}-{kind}-v{spec}-{stamp}`` and are only ever read and written thr
 alias ``{prefix}-{kind}``. A reindex creates a new concrete index from the spec, fills it
 and swaps the alias in one atomic ``_aliases`` call.
 
-The embedding model's id and dimension are recorded in each index's ``_meta``; readers
-refuse an index built with another model.
+The embedding model's id and dimension are recorded in each index's ``_meta``; searches
+and indexers embed with the model the index names (``myaiserv index switch-model`` moves
+every kind to another model with one atomic alias swap).
+
+One module, past 400 lines: the specs and the lifecycle that applies them change together
+(a spec's version is what makes `index init` reindex).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -240,6 +245,17 @@ class IndexModelMismatchError(RuntimeError):
     version or other analysis settings: reading or writing it would give wrong results."""
 
 
+@dataclass(frozen=True)
+class Serving:
+    """Each kind's concrete index behind its alias, and the ``_meta`` of the indices read."""
+
+    index_of: dict[Kind, str]
+    meta: dict[str, dict[str, Any]]
+
+    def model_of(self, index: str) -> str:
+        return str(self.meta.get(index, {}).get("model", ""))
+
+
 class IndexManager:
     def __init__(
         self, es: AsyncElasticsearch, prefix: str, model: ModelInfo, options: IndexOptions
@@ -271,10 +287,15 @@ class IndexManager:
             meta={"managed_by": "myaiserv", "spec_version": SPECS[kind].version},
         )
 
-    async def create_index(self, kind: Kind) -> str:
+    async def create_index(self, kind: Kind, model: ModelInfo | None = None) -> str:
+        """A new concrete index of the spec, built for ``model`` (default: this process's),
+        not yet behind the alias."""
         await self.put_template(kind)
         name = self.new_index_name(kind)
-        await self.es.indices.create(index=name)
+        body = SPECS[kind].body(model or self.model, self.options)
+        await self.es.indices.create(
+            index=name, settings=body["settings"], mappings=body["mappings"]
+        )
         await self.es.cluster.health(index=name, wait_for_status="yellow", timeout="30s")
         return name
 
@@ -321,29 +342,74 @@ class IndexManager:
 
     async def swap_alias(self, kind: Kind, new_index: str) -> str | None:
         """Point the alias at ``new_index`` in one atomic call; returns the old index."""
-        old = await self.current_index(kind)
+        return (await self.swap_aliases({kind: new_index}))[kind]
+
+    async def swap_aliases(self, new: dict[Kind, str]) -> dict[Kind, str | None]:
+        """Point each kind's alias at its new index, all in one atomic ``_aliases`` call
+        (a search over several kinds never sees some switched and others not); returns
+        each kind's old index."""
+        old: dict[Kind, str | None] = {}
         actions: list[dict[str, Any]] = []
-        if old is not None and old != new_index:
-            actions.append({"remove": {"index": old, "alias": self.alias(kind)}})
-        actions.append(
-            {"add": {"index": new_index, "alias": self.alias(kind), "is_write_index": True}}
-        )
+        for kind, new_index in new.items():
+            current = await self.current_index(kind)
+            alias = self.alias(kind)
+            if current is not None and current != new_index:
+                actions.append({"remove": {"index": current, "alias": alias}})
+            actions.append({"add": {"index": new_index, "alias": alias, "is_write_index": True}})
+            old[kind] = current if current != new_index else None
         await self.es.indices.update_aliases(actions=actions)
-        return old if old != new_index else None
+        return old
+
+    async def serving(
+        self,
+        kinds: Sequence[Kind],
+        extra: Sequence[str] = (),
+        *,
+        es: AsyncElasticsearch | None = None,
+    ) -> Serving:
+        """Which concrete index each kind's alias points at, and the ``_meta`` of those
+        and of the ``extra`` indices (a reindex's): one round trip (on ``es``, e.g. a
+        search's time-bounded client). An alias or index that is missing is left out
+        (callers decide what that means); raises elasticsearch's errors."""
+        names = [self.alias(k) for k in kinds] + list(extra)
+        found = await (es or self.es).indices.get(
+            index=",".join(names),
+            filter_path="*.aliases,*.mappings._meta",
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+        by_alias: dict[Kind, str] = {}
+        metas: dict[str, dict[str, Any]] = {}
+        for name, body in found.body.items():
+            metas[name] = body.get("mappings", {}).get("_meta", {})
+            for kind in kinds:
+                alias = body.get("aliases", {}).get(self.alias(kind))
+                if alias is not None and (alias.get("is_write_index") or kind not in by_alias):
+                    by_alias[kind] = name
+        return Serving(by_alias, metas)
 
     async def meta(self, index: str) -> dict[str, Any]:
         mapping = await self.es.indices.get_mapping(index=index)
         meta: dict[str, Any] = mapping.body[index]["mappings"].get("_meta", {})
         return meta
 
-    def mismatch(self, kind: Kind, index: str, meta: dict[str, Any]) -> str | None:
-        """Why an index with this ``_meta`` cannot serve this instance (None: it can)."""
+    def mismatch(
+        self, kind: Kind, index: str, meta: dict[str, Any], *, any_model: bool = False
+    ) -> str | None:
+        """Why an index with this ``_meta`` cannot serve this instance (None: it can).
+        ``any_model``: an index built with another embedding model can (searches and
+        indexers embed with the model the index names: ``embeddings.registry``)."""
         fix = f"; run `myaiserv index reindex {kind}`"
-        if meta.get("model") != self.model.model_id or meta.get("dims") != self.model.dims:
+        if not meta.get("model") or not meta.get("dims"):
+            return f"index {index} records no embedding model" + fix
+        if not any_model and (
+            meta.get("model") != self.model.model_id or meta.get("dims") != self.model.dims
+        ):
             return (
                 f"index {index} was built with embedding model {meta.get('model')!r} "
                 f"({meta.get('dims')} dims) but this instance uses {self.model.model_id!r} "
-                f"({self.model.dims} dims)" + fix
+                f"({self.model.dims} dims); run `myaiserv index switch-model "
+                f"{self.model.model_id}`"
             )
         if meta.get("spec_version") != SPECS[kind].version:
             return (
@@ -359,10 +425,10 @@ class IndexManager:
             )
         return None
 
-    async def check_model(self, kind: Kind) -> None:
+    async def check_model(self, kind: Kind, *, any_model: bool = False) -> None:
         index = await self.current_index(kind)
         if index is None:
             return
-        reason = self.mismatch(kind, index, await self.meta(index))
+        reason = self.mismatch(kind, index, await self.meta(index), any_model=any_model)
         if reason:
             raise IndexModelMismatchError(reason)

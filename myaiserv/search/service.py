@@ -29,6 +29,8 @@ import msgspec
 from myaiserv import metrics
 from myaiserv.config import SearchSettings
 from myaiserv.embeddings.cache import CachedEmbedder
+from myaiserv.embeddings.registry import Embedders, ModelUnavailableError
+from myaiserv.errors import DependencyUnavailableError
 from myaiserv.kit.cursor import InvalidCursorError, fingerprint
 from myaiserv.search import cache as result_cache
 from myaiserv.search import page
@@ -58,6 +60,7 @@ class SearchService:
         cache: result_cache.ResultCache,
         windows: WindowStore,
         embedder: CachedEmbedder,
+        embedders: Embedders,
         settings: SearchSettings,
         cursor_key: bytes,
         tenant_id: UUID,
@@ -66,7 +69,8 @@ class SearchService:
         self.cache = cache
         self.windows = windows
         self.cursor_key = cursor_key
-        self.embedder = embedder
+        self.embedder = embedder  # the tenant's cache, for whichever model the index names
+        self.embedders = embedders
         self.settings = settings
         self.tenant_id = str(tenant_id)
 
@@ -87,8 +91,8 @@ class SearchService:
             if cached is not None:
                 result_cache.record("hit")
                 return cached, "hit"
-        await self.store.check(plan.kinds)
-        response = await self._page(plan, cursor, paging_fp)
+        model = await self.store.check(plan.kinds)
+        response = await self._page(plan, cursor, paging_fp, model=model)
         body = msgspec.json.encode(response)
         if key is not None:
             await self.cache.put(key, body)
@@ -101,8 +105,8 @@ class SearchService:
         """The first page of a planned search as objects, not cached and not pageable
         (retrieval for RAG, which plans when it checks a call and has an answer cache of
         its own)."""
-        await self.store.check(plan.kinds)
-        return await self._page(plan, None, fp="", paging=False)
+        model = await self.store.check(plan.kinds)
+        return await self._page(plan, None, fp="", model=model, paging=False)
 
     async def chunks(
         self, document_id: UUID, *, after: int | None = None, size: int = 100
@@ -134,13 +138,14 @@ class SearchService:
         return request, fingerprint(self.tenant_id, paging)
 
     async def _page(
-        self, plan: Plan, cursor: Cursor | None, fp: str, *, paging: bool = True
+        self, plan: Plan, cursor: Cursor | None, fp: str, *, model: str, paging: bool = True
     ) -> SearchResponse:
-        """One page: the first, or the one ``cursor`` points to. ``paging=False``: the
+        """One page: the first, or the one ``cursor`` points to. ``model``: the one that
+        built the indices read (the query is embedded with it). ``paging=False``: the
         first page only (no window is kept, no cursor returned)."""
         started = time.perf_counter()
         if cursor is None:
-            response = await self._first(plan, fp, paging=paging)
+            response = await self._first(plan, fp, model=model, paging=paging)
         else:
             kept = await self.windows.get(self.tenant_id, cursor.window)
             if kept is None:
@@ -152,13 +157,14 @@ class SearchService:
         metrics.SEARCH_STAGE.labels("total", plan.label).observe(time.perf_counter() - started)
         return response
 
-    async def _first(self, plan: Plan, fp: str, *, paging: bool) -> SearchResponse:
+    async def _first(self, plan: Plan, fp: str, *, model: str, paging: bool) -> SearchResponse:
         """Read the window from the live indices (no point in time), fuse it, and keep it
         in Redis when there is another page."""
         started = time.perf_counter()
         vector = None
         if plan.needs_vector:
-            vector = (await self.embedder.encode_query(plan.query)).tolist()
+            embedder = await self._embedder_of(model)
+            vector = (await embedder.encode_query(plan.query)).tolist()
             metrics.SEARCH_STAGE.labels("embed", plan.mode).observe(time.perf_counter() - started)
         depth = plan.window if paging or plan.windowed else plan.size
         answers = await self._msearch(plan, q.page_bodies(plan, vector, depth=depth), None)
@@ -171,6 +177,15 @@ class SearchService:
             if token is not None:
                 cursor = Cursor(token, offset=plan.size).encode(fp, self.cursor_key)
         return page.response(plan, fused[: plan.size], kept, cursor)
+
+    async def _embedder_of(self, model: str) -> CachedEmbedder:
+        """The tenant's cached embedder for ``model``; 503 when this machine lacks it."""
+        try:
+            return self.embedder.with_model(await self.embedders.get(model))
+        except ModelUnavailableError as exc:
+            raise DependencyUnavailableError(
+                "embeddings", f"{exc}; run `myaiserv models install {model}`", retry_after_s=60
+            ) from exc
 
     async def _within(self, plan: Plan, cursor: Cursor, kept: Window, fp: str) -> SearchResponse:
         """A page inside the stored window: its entries, read again by id."""

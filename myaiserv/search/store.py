@@ -166,14 +166,27 @@ class SearchStore:
             ) from exc
 
     def _aliases(self, kinds: list[Kind]) -> str:
-        return ",".join(self.indices.alias(k) for k in kinds)
+        """The concrete indices the guard resolved for ``kinds`` (``check``), or their
+        aliases where it has not."""
+        if self.guard.due(kinds):
+            return ",".join(self.indices.alias(k) for k in kinds)
+        return ",".join(self.guard.indices_of(kinds))
 
-    async def check(self, kinds: list[Kind]) -> None:
-        """Refuse (503) indices that cannot serve this instance (see ``IndexGuard``)."""
-        if not self.guard.due(kinds):
-            return  # checked a moment ago: no round trip, nothing to tell the breaker
-        async with self._round_trip():
-            await self.guard.check(self.es, kinds)
+    async def check(self, kinds: list[Kind]) -> str:
+        """Resolve the indices serving ``kinds`` and refuse (503) any that cannot serve
+        this instance (see ``IndexGuard``); returns the embedding model that built them,
+        the one a query must be embedded with."""
+        if self.guard.due(kinds):
+            async with self._round_trip():
+                await self.guard.check(self.es, kinds)
+        model = self.guard.model_of(kinds)
+        if model is None:  # kinds resolved on either side of a switch: all again, now
+            async with self._round_trip():
+                await self.guard.check(self.es, kinds, force=True)
+            model = self.guard.model_of(kinds)
+            if model is None:
+                raise self.guard.mixed(kinds)
+        return model
 
     async def open_pit(self, kinds: list[Kind]) -> str:
         async with self._round_trip():

@@ -168,6 +168,14 @@ async def test_models_and_embeddings(rag: AsyncTestClient, tenant: TenantKey, em
     assert np.allclose(decoded, expected, atol=1e-5)
     assert floats.usage.prompt_tokens > 0
 
+    # Every installed model is listed and served; bge is installed by `make install`.
+    assert "bge-small-en-v1.5" in models
+    bge = await client.embeddings.create(model="bge-small-en-v1.5", input=["tide"])
+    assert bge.model == "bge-small-en-v1.5" and len(bge.data[0].embedding) == 384
+    assert not np.allclose(bge.data[0].embedding, expected, atol=1e-2)  # another model
+    unknown = await rag.post("/v1/embeddings", json={"input": "tide", "model": "e5-huge"})
+    assert unknown.status_code == 404, unknown.text
+
 
 async def test_openai_compatible_provider_with_memory_and_token_budget(
     rag: AsyncTestClient, tenant: TenantKey, resources: Resources, fake_llm, kb

@@ -519,11 +519,12 @@ async def test_search_needs_a_key(client: AsyncTestClient):
     assert resp.status_code == 401
 
 
-async def test_an_index_built_with_another_model_is_refused_with_a_503(
+async def test_an_index_built_with_a_model_not_installed_here_is_refused_with_a_503(
     settings, embedder, resources: Resources, tenant: TenantKey
 ):
-    """The app side of the index's _meta: searching an index whose vectors come from
-    another model would silently return nonsense, so the API refuses (503, naming the fix)."""
+    """The app side of the index's _meta: a search embeds its query with the model that
+    built the index; one this machine cannot load is a 503 naming the fix (a query of
+    another model would silently return nonsense)."""
     from myaiserv.app import create_app
     from myaiserv.embeddings.model import ModelInfo
     from myaiserv.search.indices import IndexManager
@@ -541,7 +542,7 @@ async def test_an_index_built_with_another_model_is_refused_with_a_503(
                 "/v1/search", json={"query": "anything"}, headers=tenant.headers
             )
             assert resp.status_code == 503, resp.text
-            assert "some-other-model" in resp.text and "reindex" in resp.text
+            assert "some-other-model" in resp.text and "models install" in resp.text
             metrics = await client.get("/metrics")
             assert "myaiserv_cache_requests_total" in metrics.text
     finally:

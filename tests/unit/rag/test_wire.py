@@ -132,14 +132,14 @@ def test_error_types_follow_openai() -> None:
     ]
 
 
-def test_the_model_list_ends_with_the_embedding_model() -> None:
-    listed = msgspec.to_builtins(
-        wire.model_list([("kb", "myaiserv", True), ("local/extractive", "local", False)], "minilm")
-    )
+def test_the_model_list_ends_with_the_embedding_models() -> None:
+    chat = [("kb", "myaiserv", True), ("local/extractive", "local", False)]
+    listed = msgspec.to_builtins(wire.model_list(chat, ["minilm", "bge"]))
     assert [(m["id"], m["retrieval"]) for m in listed["data"]] == [
         ("kb", True),
         ("local/extractive", False),
         ("minilm", False),
+        ("bge", False),
     ]
 
 
