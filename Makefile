@@ -13,7 +13,7 @@ VENV_STAMP := .venv/.installed
 BROWSER_STAMP := tests/browser/node_modules/.installed
 PEERS_STAMP := bench/peers/.venv/.installed
 
-.PHONY: help install system-deps compose-deps compose-build compose-up compose-down compose-test bench-topology browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-real-docs bench-search bench-search-sustained bench-vectors bench-scaleout bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing bench-peers bench-soak eval lint clean
+.PHONY: help install system-deps compose-deps compose-build compose-up compose-down compose-test bench-topology browser-deps stack-up stack-down stack-status migrate run test bench bench-fresh bench-ingest bench-real-docs bench-search bench-models bench-search-sustained bench-vectors bench-scaleout bench-scale bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing bench-peers bench-soak eval lint clean
 
 help:
 	@echo "make run          install, start the local stack, migrate, serve the API on :$(PORT)"
@@ -21,7 +21,7 @@ help:
 	@echo "make browser-deps axe-core for the browser tests (npm ci, as the lockfile pins it)"
 	@echo "make bench        run the benchmarks; writes bench/REPORT.md and bench/results.json"
 	@echo "                  and plots, MyAIServ beside LangChain and Haystack (bench-ingest,"
-	@echo "                  bench-real-docs, bench-search, bench-search-sustained, bench-peers, bench-vectors,"
+	@echo "                  bench-real-docs, bench-search, bench-models, bench-search-sustained, bench-peers, bench-vectors,"
 	@echo "                  bench-scaleout, bench-load, bench-reliability, bench-failover, bench-hangs,"
 	@echo "                  bench-security, bench-console, bench-tracing: one of them)"
 	@echo "make bench-scale  how costs grow with a corpus of Debian documentation (150,000 chunks,"
@@ -76,7 +76,7 @@ run: migrate
 	POETRY="$(POETRY)" PORT="$(PORT)" bash scripts/run.sh
 
 # One run, every figure: the report and plots are rewritten from this run's figures only.
-bench: bench-fresh bench-ingest bench-real-docs bench-search bench-search-sustained bench-peers bench-vectors bench-scaleout bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing
+bench: bench-fresh bench-ingest bench-real-docs bench-search bench-models bench-search-sustained bench-peers bench-vectors bench-scaleout bench-load bench-reliability bench-failover bench-hangs bench-security bench-console bench-tracing
 
 bench-fresh:
 	rm -f bench/results.json bench/REPORT.md bench/plots/*.png
@@ -92,6 +92,10 @@ bench-real-docs: migrate
 
 bench-search: migrate
 	$(POETRY) run python -m bench.search
+
+# Both embedding models side by side: relevance, raw encode, ingest, uncached search.
+bench-models: migrate
+	$(POETRY) run python -m bench.models
 
 # Five minutes of distinct uncached searches while indexing: open search contexts over time
 # (on a private stack: MYAISERV_STACK_DIR, so no other client's searches count).

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import growth_report, plots, sizing
+from bench import growth_report, models_report, plots, sizing
 from bench.spread import Spread, versus
 
 BENCH = Path(__file__).resolve().parent
@@ -1056,6 +1056,7 @@ RENDERERS = [
     _ingest,
     _real_docs,
     _relevance,
+    models_report.section,
     _search,
     _sustained,
     _scaling,
@@ -1211,6 +1212,7 @@ def _readme_peers(results: dict[str, Any]) -> list[str]:
 
 README_BLOCKS = {
     "relevance": _readme_relevance,
+    "models": models_report.readme_block,
     "backends": _readme_backends,
     "peers": _readme_peers,
     "console": _readme_console,

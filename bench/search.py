@@ -144,7 +144,8 @@ async def direct_client(
 
     async def search(text_: str) -> float:
         started = time.perf_counter()
-        vector = (await embedder.encode([text_]))[0].tolist()
+        query = embedder.query_instruction + text_  # as the API embeds a search's query
+        vector = (await embedder.encode([query]))[0].tolist()
         plan = search_plan(settings, tenant_id, text_)
         searches = [
             {"index": aliases},

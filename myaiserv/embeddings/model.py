@@ -148,6 +148,10 @@ class Embedder:
         if self._encoder is None:
             path = resolve_model_path(self.model_name)
             self.query_instruction = catalog.query_instruction(path)
+            if self.backend == "torch" and catalog.marker(path) is not None:
+                raise ValueError(
+                    f"{self.model_name} has ONNX files only: use the onnx-int8 or onnx backend"
+                )
             if self.backend == "torch":
                 from myaiserv.embeddings.torch_backend import TorchEncoder
 

@@ -59,8 +59,9 @@ class Embedders:
 
     async def _load(self, model_id: str) -> Embedder:
         cfg = self.settings
-        # Catalog models ship int8 ONNX only; the others run on the configured backend.
-        backend = "onnx-int8" if model_id in catalog.CATALOG else cfg.backend
+        # Catalog models have ONNX files only: on torch's deployments they run on int8.
+        torchless = model_id in catalog.CATALOG and cfg.backend == "torch"
+        backend = "onnx-int8" if torchless else cfg.backend
         embedder = Embedder(
             model_id,
             batch_size=cfg.batch_size,

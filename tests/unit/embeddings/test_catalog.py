@@ -1,6 +1,6 @@
-"""Catalog models: a Maven jar laid out as a model folder the ONNX runtime reads, the
-shipped int8 file used as it is, and bge-small-en-v1.5 (installed by ``make install``)
-embedding with its own pooling, normalisation and query instruction."""
+"""Catalog models: a Maven jar laid out as a model folder the ONNX runtime reads, its
+float32 file quantized per channel at install, and bge-small-en-v1.5 (installed by
+``make install``) embedding with its own pooling, normalisation and query instruction."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import pytest
 
 from myaiserv.embeddings import catalog, onnx
@@ -19,10 +20,28 @@ from myaiserv.embeddings.runtime import read_pipeline
 BGE = catalog.CATALOG["bge-small-en-v1.5"]
 
 
+def tiny_onnx() -> bytes:
+    """A real ONNX graph small enough to write here: one MatMul with a weight matrix."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(
+        np.arange(64 * 32, dtype=np.float32).reshape(64, 32) / 100, "w"
+    )
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])],
+        [weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return bytes(model.SerializeToString())
+
+
 def fake_jar(tmp_path: Path) -> Path:
     jar = tmp_path / BGE.jar_name
     with zipfile.ZipFile(jar, "w") as archive:
-        archive.writestr(BGE.onnx_entry, b"onnx bytes")
+        archive.writestr(BGE.onnx_entry, tiny_onnx())
         archive.writestr(BGE.tokenizer_entry, json.dumps({"model": {}}))
         archive.writestr("README", "not copied")
     return jar
@@ -34,16 +53,23 @@ def test_a_jar_becomes_a_model_folder_with_the_cards_pipeline(tmp_path: Path) ->
     pipeline = read_pipeline(folder)
     assert (pipeline.pooling, pipeline.normalize, pipeline.dims) == ("cls", True, 384)
     assert (pipeline.max_seq_length, pipeline.do_lower_case) == (512, True)
-    assert (folder / catalog.ONNX_FILE).read_bytes() == b"onnx bytes"
+    assert (folder / catalog.ONNX_FILES["onnx"]).read_bytes() == tiny_onnx()
     assert catalog.query_instruction(folder).startswith("Represent this sentence")
     found = catalog.marker(folder)
     assert found is not None and found["artifact"] == BGE.artifact
-    # The shipped int8 file is the one run, on onnx-int8 only (no weights to export).
-    assert onnx.ensure_exported(str(folder), BGE.name, "onnx-int8", str(tmp_path)) == (
-        folder / catalog.ONNX_FILE
-    )
-    with pytest.raises(ValueError, match="onnx-int8"):
-        onnx.ensure_exported(str(folder), BGE.name, "onnx", str(tmp_path))
+    # The float32 file and its int8 quantization (per channel: a scale per output column)
+    # are the ONNX backends' files; there are no weights for torch.
+    for backend, file in catalog.ONNX_FILES.items():
+        assert onnx.ensure_exported(str(folder), BGE.name, backend, str(tmp_path)) == (
+            folder / file
+        )
+    quantized = onnxruntime.InferenceSession(str(folder / catalog.ONNX_FILES["onnx-int8"]))
+    x = np.ones((1, 64), dtype=np.float32)
+    exact = x @ (np.arange(64 * 32, dtype=np.float32).reshape(64, 32) / 100)
+    (y,) = quantized.run(None, {"x": x})
+    assert np.allclose(y, exact, rtol=0.02)
+    with pytest.raises(ValueError, match="onnx-int8 or onnx"):
+        onnx.ensure_exported(str(folder), BGE.name, "torch", str(tmp_path))
 
 
 def test_a_half_written_folder_is_not_installed(tmp_path: Path) -> None:
