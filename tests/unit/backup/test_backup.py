@@ -22,13 +22,13 @@ from myaiserv.backup.manifest import (
     Manifest,
     SnapshotInfo,
     load,
-    sha256_of,
 )
 from myaiserv.backup.pgtools import PgConnection, find_tool, tool_major
 from myaiserv.backup.restore import Comparison
 from myaiserv.backup.snapshots import ENTITY_FIELDS, entity_versions_body
 from myaiserv.backup.take import CATCH_UP_MARGIN, catch_up_since
 from myaiserv.cli import main
+from myaiserv.kit.digest import sha256_of
 from myaiserv.search.kinds import ENTITY_KINDS
 
 
