@@ -136,7 +136,8 @@ class Worker:
                 raise RuntimeError(f"no index behind {self.resources.indices.alias(kind)}")
             out[kind] = [Target(index, serving.model_of(index))]
         for kind, name in building:
-            if name in serving.meta:  # a build dropped since is no target
+            # A build dropped since is no target; one swapped in already is the first.
+            if name in serving.meta and name != out[kind][0].index:
                 out[kind].append(Target(name, serving.model_of(name)))
         for model in {t.model for ts in out.values() for t in ts}:
             await self.resources.embedders.get(model)
