@@ -48,7 +48,7 @@ class IndexGuard:
             return
         due = list(kinds)
         now = time.monotonic()
-        # Elasticsearch's errors (the indices missing: a 404) are the store's to translate.
+        # Elasticsearch's errors are the store's to translate; a missing alias is ours.
         serving = await self.indices.serving(due, es=es)
         for kind in due:
             index = serving.index_of.get(kind)
@@ -64,10 +64,6 @@ class IndexGuard:
                 log.error("index refused", index=index, reason=reason)
                 raise DependencyUnavailableError("elasticsearch", reason, retry_after_s=60)
             self._resolved[kind] = (index, serving.model_of(index), now)
-
-    def forget(self) -> None:
-        """Resolve every kind again on the next check (an index was gone)."""
-        self._resolved.clear()
 
     def indices_of(self, kinds: list[Kind]) -> list[str]:
         """The concrete indices serving ``kinds`` (checked: ``check`` ran for them)."""
