@@ -19,7 +19,6 @@ median with the lowest and highest round. Keys `models.<model>.*` in bench/resul
 from __future__ import annotations
 
 import asyncio
-import re
 import statistics
 import time
 from typing import Any
@@ -36,7 +35,12 @@ from myaiserv.config import Settings
 from myaiserv.datasets.trec import load_collection
 from myaiserv.db.engine import create_engine, create_sessionmaker
 from myaiserv.embeddings.model import Embedder
-from myaiserv.evaluation.harness import indexers_alive, local_api, tenant_key
+from myaiserv.evaluation.harness import (
+    indexers_alive,
+    local_api,
+    private_deployment,
+    tenant_key,
+)
 from myaiserv.evaluation.runner import EvalClient, evaluate, table
 from myaiserv.search.client import create_es_client
 
@@ -45,15 +49,10 @@ REDIS_DB = 8
 
 
 def deployment(model: str) -> tuple[Settings, dict[str, str]]:
-    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
-    settings, env = bench_settings(
-        f"myaiserv_bench_models_{slug.replace('-', '_')}", REDIS_DB, f"benchmodels-{slug}"
-    )
-    settings = settings.model_copy(
-        update={"embedding": settings.embedding.model_copy(update={"model": model})}
-    )
-    env["MYAISERV_EMBEDDING__MODEL"] = model
-    return settings, env
+    """The benchmark's settings for ``model``: a deployment of the model's own."""
+    base, env = bench_settings("myaiserv_bench", REDIS_DB, "bench")
+    settings, private = private_deployment(base, model, purpose="benchmodels")
+    return settings, {**env, **private}
 
 
 async def fresh(settings: Settings) -> None:

@@ -116,17 +116,20 @@ async def indexers_alive(sessions: async_sessionmaker[AsyncSession], ttl_s: floa
         return bool(await HeartbeatRepository(session).live(ttl_s))
 
 
-def private_deployment(settings: Settings, model: str) -> tuple[Settings, dict[str, str]]:
+def private_deployment(
+    settings: Settings, model: str, *, purpose: str = "eval"
+) -> tuple[Settings, dict[str, str]]:
     """Settings (and the same as environment variables) for a deployment of its own that
     embeds with ``model``: the model is a whole deployment's (its indices record it), so
-    another one is evaluated beside ``settings``' on the same servers in a database,
-    index prefix and Redis namespace named after it, never touching theirs."""
+    another one is measured beside ``settings``' on the same servers in a database, index
+    prefix and Redis namespace named after ``purpose`` and the model, never touching
+    theirs (``myaiserv eval --model``, ``bench/models.py``)."""
     from sqlalchemy.engine import make_url
 
     slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
     url = make_url(settings.database_url)
-    database_url = url.set(database=f"{url.database}_eval_{slug.replace('-', '_')}")
-    prefix = f"eval-{slug}"
+    database_url = url.set(database=f"{url.database}_{purpose}_{slug.replace('-', '_')}")
+    prefix = f"{purpose}-{slug}"
     private = settings.model_copy(
         update={
             "database_url": database_url.render_as_string(hide_password=False),

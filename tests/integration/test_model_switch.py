@@ -31,6 +31,7 @@ from myaiserv.config import Settings
 from myaiserv.db.migrate import prepare_database
 from myaiserv.db.models import Document, IndexBuild
 from myaiserv.embeddings.model import Embedder
+from myaiserv.evaluation.harness import private_deployment
 from myaiserv.resources import Resources, open_resources
 from myaiserv.search.guard import GUARD_TTL_S
 from myaiserv.search.kinds import KINDS
@@ -59,16 +60,7 @@ def text_of(subject: str, n: int) -> str:
 @pytest.fixture
 async def deployment(settings: Settings, embedder: Embedder) -> AsyncIterator[Resources]:
     tag = uuid.uuid4().hex[:6]
-    url = make_url(settings.database_url)
-    private = settings.model_copy(
-        update={
-            "database_url": url.set(database=f"{url.database}_switch_{tag}").render_as_string(
-                hide_password=False
-            ),
-            "es": settings.es.model_copy(update={"index_prefix": f"switch-{tag}"}),
-            "redis": settings.redis.model_copy(update={"namespace": f"switch-{tag}"}),
-        }
-    )
+    private, _ = private_deployment(settings, OLD, purpose=f"switch{tag}")
     await prepare_database(private, fresh=True)
     try:
         async with open_resources(private, embedder=embedder) as resources:
@@ -76,7 +68,8 @@ async def deployment(settings: Settings, embedder: Embedder) -> AsyncIterator[Re
             try:
                 yield resources
             finally:
-                names = list((await resources.es.indices.get(index=f"switch-{tag}-*")).body)
+                pattern = f"{private.es.index_prefix}-*"
+                names = list((await resources.es.indices.get(index=pattern)).body)
                 if names:
                     await resources.es.indices.delete(index=",".join(names))
     finally:
