@@ -7,6 +7,10 @@ client, an alias or an ``elasticsearch`` exception. How a failure reads to a cli
 
 - unreachable, timed out, overloaded (429), failing (5xx, unavailable shards): 503 with
   Retry-After; the indices missing (404): 503 naming the fix;
+- a node leaving the cluster while a search ran on it (``NodeLeftError``): the search runs
+  once more, within its budget: Elasticsearch fails a search over to another shard copy
+  only in its first phase, and a later phase (``dfs_query``, ``fetch``) must return to the
+  node of the first, so the search fails although a copy elsewhere could answer it;
 - no answer within the search's budget (``search_timeout_s``: one for all of its round
   trips together, the client's retries included), or Elasticsearch's circuit open after repeated
   failures: 503 with Retry-After, at once while the circuit is open;
@@ -18,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
@@ -34,8 +39,30 @@ from myaiserv.search.indices import IndexManager
 from myaiserv.search.kinds import Kind
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 MISSING_INDICES = "the search indices do not exist yet; run `myaiserv index init`"
+# Elasticsearch's error types for a node that left (or was left) while a request ran on it.
+NODE_LEFT = (
+    "node_disconnected_exception",
+    "node_not_connected_exception",
+    "node_closed_exception",
+)
+
+
+class NodeLeftError(DependencyUnavailableError):
+    """A search failed because a node holding one of its shard copies left the cluster
+    while the search ran: the same search, run again, starts on copies that are there."""
+
+    def __init__(self) -> None:
+        super().__init__("elasticsearch", "the search failed on the cluster")
+
+
+def node_left(error: Any) -> bool:
+    """Whether an Elasticsearch error (its ``error`` object or text) names a node that left
+    as a cause: in its root causes, its failed shards or its causes."""
+    text = json.dumps(error) if isinstance(error, dict) else str(error)
+    return any(name in text for name in NODE_LEFT)
 
 
 def failure(status: int, error: Any, *, paging: bool = False) -> AppError:
@@ -52,6 +79,8 @@ def failure(status: int, error: Any, *, paging: bool = False) -> AppError:
         return DependencyUnavailableError("elasticsearch", "the search cluster is overloaded")
     if status in (401, 403):  # our credentials or role: the operator's to fix, not the client's
         return DependencyUnavailableError("elasticsearch", "the search cluster refused our user")
+    if status >= 500 and node_left(error):
+        return NodeLeftError()
     if status >= 500 or kind.endswith("unavailable_shards_exception"):
         return DependencyUnavailableError("elasticsearch", "the search failed on the cluster")
     return AppError(f"search failed: {kind}")
@@ -217,20 +246,39 @@ class SearchStore:
                 searches += [{"index": self._aliases(kinds)}, body]
             else:
                 searches += [{}, {**body, "pit": {"id": pit, "keep_alive": self.pit_keep_alive}}]
-        async with self._round_trip(paging=paging):
-            resp = await self.es.msearch(searches=searches)
-        by_name = dict(zip(bodies, resp["responses"], strict=True))
-        for result in by_name.values():
-            if "error" in result:
-                raise failure(result.get("status", 500), result["error"], paging=paging)
-        new_pit = next((r["pit_id"] for r in by_name.values() if "pit_id" in r), pit)
-        return Answers(by_name, new_pit)
+
+        async def once() -> Answers:
+            async with self._round_trip(paging=paging):
+                resp = await self.es.msearch(searches=searches)
+            by_name = dict(zip(bodies, resp["responses"], strict=True))
+            for result in by_name.values():
+                if "error" in result:
+                    raise failure(result.get("status", 500), result["error"], paging=paging)
+            new_pit = next((r["pit_id"] for r in by_name.values() if "pit_id" in r), pit)
+            return Answers(by_name, new_pit)
+
+        # A point in time's contexts live on the nodes that opened it: one that left took
+        # its contexts along, and the same search again would fail the same way.
+        return await self._again_if_a_node_left(once) if pit is None else await once()
 
     async def search(self, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
         """One search over a kind's alias. No partial results: totals and aggregations
         are exact or an error."""
-        async with self._round_trip():
-            resp = await self.es.search(
-                index=self.indices.alias(kind), body=body, allow_partial_search_results=False
-            )
-        return dict(resp.body)
+
+        async def once() -> dict[str, Any]:
+            async with self._round_trip():
+                resp = await self.es.search(
+                    index=self.indices.alias(kind), body=body, allow_partial_search_results=False
+                )
+            return dict(resp.body)
+
+        return await self._again_if_a_node_left(once)
+
+    async def _again_if_a_node_left(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call``, and once more, within what is left of the budget, if it failed
+        because a node left while it ran (``NodeLeftError``)."""
+        try:
+            return await call()
+        except NodeLeftError:
+            log.warning("a node left while a search ran on it; searching again")
+            return await call()

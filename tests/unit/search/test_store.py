@@ -9,7 +9,13 @@ from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 
 from myaiserv.errors import AppError, DependencyUnavailableError
 from myaiserv.search.cursor import CursorExpiredError
-from myaiserv.search.store import MISSING_INDICES, attempt_timeout, failure, translated
+from myaiserv.search.store import (
+    MISSING_INDICES,
+    NodeLeftError,
+    attempt_timeout,
+    failure,
+    translated,
+)
 
 CONTEXT_MISSING = {
     "type": "search_phase_execution_exception",
@@ -89,3 +95,22 @@ def test_other_exceptions_pass_through():
 def test_an_attempt_gets_the_budget_but_a_retry_s_share(budget: float, attempt: float) -> None:
     # A retry keeps a second, or half of a budget under two seconds.
     assert attempt_timeout(budget) == pytest.approx(attempt)
+
+
+NODE_GONE = {"type": "node_not_connected_exception", "reason": "[es01] connection already closed"}
+
+
+def test_a_node_that_left_during_the_search_is_told_apart():
+    # As the cluster answers when a later phase had to return to the node that left.
+    error = {
+        "type": "search_phase_execution_exception",
+        "reason": "all shards failed",
+        "phase": "fetch",
+        "failed_shards": [{"shard": 0, "index": "d", "node": "n1", "reason": NODE_GONE}],
+    }
+    lost = failure(500, error)
+    assert isinstance(lost, NodeLeftError) and lost.status_code == 503
+    assert lost.detail == "the search failed on the cluster"
+    assert not isinstance(failure(500, {"type": "illegal_state_exception"}), NodeLeftError)
+    # A body we built that names it is still ours to fix.
+    assert type(failure(400, {"type": "parsing_exception", "reason": str(NODE_GONE)})) is AppError
