@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.spread import Spread
 
-MODES = ("bm25", "vector", "hybrid", "hybrid-linear")
+MODES = ("bm25", "vector", "hybrid", "hybrid-rrf")
 
 
 def _cell(figures: dict[str, Any], key: str, fmt: str = "{:.1f}") -> str:
@@ -25,7 +25,7 @@ def rows(results: dict[str, Any]) -> list[str]:
     models = results.get("models") or {}
     lines = [
         (
-            "| model | nDCG@10 bm25 | vector | hybrid (rrf) | hybrid (linear) | raw encode, "
+            "| model | nDCG@10 bm25 | vector | hybrid (linear) | hybrid (rrf) | raw encode, "
             "chunks/s | ingest, chunks/s | uncached hybrid p50, ms | direct p50, ms | API / "
             "direct |"
         ),

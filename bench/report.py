@@ -90,7 +90,8 @@ def save(
 
 
 PEERS, MODES, _get = plots.PEERS, plots.MODES, plots.get
-OUR_MODES = (*MODES, "hybrid-linear")  # MyAIServ's relevance: hybrid with either fusion
+# MyAIServ's relevance: hybrid with the default fusion (linear), and with reciprocal ranks.
+OUR_MODES = (*MODES, "hybrid-rrf")
 
 
 def _how(results: dict[str, Any], section: str, key: str = "how") -> str:

@@ -220,7 +220,7 @@ async def main() -> None:
         client = EvalClient(url, key)
         try:
             await store_cisi(client, collection)
-            print("bench: relevance (bm25, vector, hybrid, hybrid-linear) ...", flush=True)
+            print("bench: relevance (bm25, vector, hybrid, hybrid-rrf) ...", flush=True)
             relevance = await evaluate(client, collection)
         finally:
             await client.close()

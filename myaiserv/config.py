@@ -305,9 +305,9 @@ class SearchSettings(BaseModel):
         100, ge=1, le=10_000, description="kNN candidates per shard (recall vs latency)."
     )
     fusion: Literal["rrf", "linear"] = Field(
-        "rrf",
-        description="Hybrid search's default fusion: `rrf` (reciprocal ranks) or `linear` (a "
-        "weighted sum of each list's normalised scores); a request's `fusion` overrides it.",
+        "linear",
+        description="Hybrid search's default fusion: `linear` (a weighted sum of each list's "
+        "normalised scores) or `rrf` (reciprocal ranks); a request's `fusion` overrides it.",
     )
     normalizer: Literal["minmax", "zscore"] = Field(
         "minmax", description="Linear fusion's default score normalisation per list."

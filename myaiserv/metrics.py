@@ -59,7 +59,7 @@ QUOTA_REFUSALS = Counter(
 SEARCH_STAGE = Histogram(
     "myaiserv_search_stage_seconds",
     "Search time by stage: embed (query embedding), elasticsearch (the _msearch round "
-    "trip), fusion (RRF and shaping), total.",
+    "trip), fusion (fusing the lists and shaping), total.",
     ["stage", "mode"],
     buckets=LATENCY_BUCKETS,
 )

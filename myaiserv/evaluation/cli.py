@@ -30,8 +30,9 @@ DEFAULT_COLLECTION = Path(os.environ.get("MYAISERV_CISI", "../shared/data/cisi")
     "--mode",
     "modes",
     multiple=True,
-    type=click.Choice(["bm25", "vector", "hybrid", "hybrid-linear"]),
-    help="hybrid: the default fusion; hybrid-linear: linear fusion (default: all).",
+    type=click.Choice(["bm25", "vector", "hybrid", "hybrid-rrf"]),
+    help="hybrid: the deployment's default fusion (linear unless set otherwise); "
+    "hybrid-rrf: reciprocal rank fusion (default: all).",
 )
 @click.option(
     "--model",

@@ -2,7 +2,8 @@
 
 The collection's documents are stored with ``POST /v1/documents/batch`` (deduplicated, so a
 second run stores nothing new) and indexed by the indexers; every judged query is then
-sent to ``POST /v1/search`` in each mode (hybrid twice: the default fusion, and linear),
+sent to ``POST /v1/search`` in each mode (hybrid twice: the deployment's default fusion,
+linear unless set otherwise, and reciprocal rank fusion),
 paging with the cursor down to ``depth`` distinct documents (chunks collapse to their
 document), and the rankings are scored against the judgments: nDCG@10, MAP (over the
 ``depth`` retrieved) and Recall@100.
@@ -22,13 +23,13 @@ import httpx
 from myaiserv.datasets.trec import Collection
 from myaiserv.evaluation import metrics
 
-MODES = ("bm25", "vector", "hybrid", "hybrid-linear")
+MODES = ("bm25", "vector", "hybrid", "hybrid-rrf")
 # What each mode sends; "hybrid" is the deployment's default fusion (search.fusion).
 REQUESTS: dict[str, dict[str, str]] = {
     "bm25": {"mode": "bm25"},
     "vector": {"mode": "vector"},
     "hybrid": {"mode": "hybrid"},
-    "hybrid-linear": {"mode": "hybrid", "fusion": "linear"},
+    "hybrid-rrf": {"mode": "hybrid", "fusion": "rrf"},
 }
 METRICS = ("ndcg@10", "map", "recall@100")
 

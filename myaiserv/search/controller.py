@@ -47,8 +47,9 @@ class SearchController(Controller):
         data: SearchRequest,
         service: NamedDependency[SearchService],
     ) -> Response[bytes]:
-        """Search. ``mode``: ``hybrid`` (default; BM25 and kNN fused by reciprocal rank
-        fusion, each hit stating its rank and score in both lists), ``bm25`` or ``vector``.
+        """Search. ``mode``: ``hybrid`` (default; BM25 and kNN fused by ``fusion``:
+        ``linear``, normalised scores summed, by default, or ``rrf``, reciprocal ranks;
+        each hit states its rank and score in both lists), ``bm25`` or ``vector``.
         Filters, facets and a date histogram are computed inside Elasticsearch with the
         tenant filter. Pass ``next_cursor`` back as ``cursor`` for the next page (the same
         request otherwise). Pages are cached in Redis until a write to a searched kind

@@ -95,7 +95,12 @@ def plan_of(req: SearchRequest, cfg: SearchSettings, tenant_id: str) -> Plan:
         raise InvalidInputError("size", f"must be between 1 and {cfg.max_size}")
     if req.fusion is not None and req.mode != "hybrid":
         raise InvalidInputError("fusion", 'applies to mode "hybrid" only')
-    fusion = req.fusion or cfg.fusion
+    # A parameter of one fusion, with no fusion named, chooses that fusion: a client that
+    # set rrf_k keeps reciprocal ranks whatever the deployment's default.
+    implied: Fusion | None = (
+        "rrf" if req.rrf_k is not None else "linear" if req.normalizer else None
+    )
+    fusion = req.fusion or implied or cfg.fusion
     if req.rrf_k is not None and not 1 <= req.rrf_k <= 10_000:
         raise InvalidInputError("rrf_k", "must be between 1 and 10000")
     if req.rrf_k is not None and fusion != "rrf":

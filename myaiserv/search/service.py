@@ -2,8 +2,8 @@
 page, through the store), fuse in our code, shape the page.
 
 Modes: ``bm25`` (text), ``vector`` (approximate kNN on the embedding) and ``hybrid``
-(both lists fused with reciprocal rank fusion). Without query text, a search lists the
-entries that match its filters, newest first.
+(both lists fused: normalised scores summed, or reciprocal ranks; ``search.fusion``).
+Without query text, a search lists the entries that match its filters, newest first.
 
 Paging holds no Elasticsearch search context between requests: the first page reads the
 ``window`` of each list from the live indices and fuses it, and when there is another page

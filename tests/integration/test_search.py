@@ -114,7 +114,7 @@ async def test_each_mode_finds_the_expected_document(api: AsyncTestClient, corpu
 
 async def test_hybrid_fuses_hits_found_by_one_list_only(api: AsyncTestClient, corpus):
     result = await search(
-        api, query="automobile zorblax", mode="hybrid", kinds=["documents"], size=2
+        api, query="automobile zorblax", mode="hybrid", fusion="rrf", kinds=["documents"], size=2
     )
     ranks = {h["fields"]["title"]: h["ranks"] for h in result["hits"]}
     # BM25 finds only the form (exact token); the kNN window (2) holds the vehicles page.
@@ -152,10 +152,13 @@ async def test_linear_fusion_sums_each_lists_normalised_scores(api: AsyncTestCli
         assert {h["id"] for h in result["hits"]} == {
             h["id"] for hits in lists.values() for h in hits
         }
-    # The default fusion is still reciprocal ranks.
-    top = (await search(api, **body))["hits"][0]
-    assert top["score"] == pytest.approx(
-        sum(1 / (60 + r) for r in top["ranks"].values() if r), rel=1e-5
+    # The default fusion is linear, min-max (checked against the sums above), not ranks.
+    default = (await search(api, **body))["hits"]
+    minmax = (await search(api, **body, fusion="linear", normalizer="minmax"))["hits"]
+    assert [(h["id"], h["score"]) for h in default] == [(h["id"], h["score"]) for h in minmax]
+    top = default[0]
+    assert top["score"] != pytest.approx(
+        sum(1 / (60 + r) for r in top["ranks"].values() if r), rel=1e-3
     )
 
 
@@ -469,7 +472,7 @@ async def test_deployments_sharing_redis_keep_their_caches_apart(
         ({"query": "x", "cursor": "not-a-cursor"}, "cursor"),
         ({"query": "x", "weights": {"bm25": 0, "vector": 0}}, "weights"),
         ({"query": "x", "fusion": "linear", "rrf_k": 10}, "rrf_k"),
-        ({"query": "x", "normalizer": "zscore"}, "normalizer"),
+        ({"query": "x", "fusion": "rrf", "normalizer": "zscore"}, "normalizer"),
         ({"query": "x", "mode": "vector", "fusion": "rrf"}, "fusion"),
         ({"query": "x" * 9000}, "query"),
         ({"query": "a\u0000b"}, "query"),

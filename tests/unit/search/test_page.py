@@ -43,7 +43,7 @@ def ids(response) -> list[str]:
 
 
 def test_a_hybrid_first_page_is_the_head_of_the_fused_window_kept_for_later_pages():
-    p = plan(query="x", size=2)
+    p = plan(query="x", size=2, fusion="rrf")
     answers = {
         "bm25": answer([hit("a", 9.0), hit("b", 8.0), hit("c", 7.0)], total=30),
         "vector": answer([hit("c", 0.9), hit("d", 0.8)]),

@@ -34,7 +34,7 @@ def test_defaults_come_from_the_settings():
     assert p.kinds == ["documents", "prompts", "conversations", "runs"]
     assert p.filters == [TENANT]
     assert (p.window, p.rrf_k, p.num_candidates) == (100, 60, 100)
-    assert (p.fusion, p.normalizer) == ("rrf", "minmax")
+    assert (p.fusion, p.normalizer) == ("linear", "minmax")
     assert p.weights == {"bm25": 1.0, "vector": 1.0}
     assert (p.facets, p.histogram, p.fields) == ([], None, [])
     assert (p.highlight, p.collapse, p.stemmer) == (True, False, "english")
@@ -55,6 +55,13 @@ def test_the_request_overrides_and_duplicates_collapse():
     assert p.facets == ["tags", "metadata.year"]
     assert p.histogram == ("updated_at", "day")
     assert p.fields == ["text"]
+
+
+def test_a_parameter_of_one_fusion_chooses_it_when_none_is_named():
+    assert plan(query="x").fusion == "linear"  # the settings' default
+    assert (plan(query="x", rrf_k=5).fusion, plan(query="x", rrf_k=5).rrf_k) == ("rrf", 5)
+    assert plan(query="x", normalizer="zscore").fusion == "linear"
+    assert plan(query="x", fusion="rrf").fusion == "rrf"
 
 
 def test_linear_fusion_takes_its_normalizer_from_the_request_or_the_settings():
@@ -89,7 +96,7 @@ def test_what_a_plan_reads(query, mode, collapse, needs_vector, windowed, label)
         ({"query": "x", "size": 101}, "size"),
         ({"query": "x", "rrf_k": 0}, "rrf_k"),
         ({"query": "x", "fusion": "linear", "rrf_k": 10}, "rrf_k"),
-        ({"query": "x", "normalizer": "zscore"}, "normalizer"),
+        ({"query": "x", "rrf_k": 10, "normalizer": "zscore"}, "normalizer"),
         ({"query": "x", "mode": "bm25", "fusion": "linear"}, "fusion"),
         ({"query": "x", "num_candidates": 10_001}, "num_candidates"),
         ({"query": "x", "weights": {"bm25": 101}}, "weights.bm25"),
