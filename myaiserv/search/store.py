@@ -10,7 +10,8 @@ client, an alias or an ``elasticsearch`` exception. How a failure reads to a cli
 - a node leaving the cluster while a search ran on it (``NodeLeftError``): the search runs
   once more, within its budget: Elasticsearch fails a search over to another shard copy
   only in its first phase, and a later phase (``dfs_query``, ``fetch``) must return to the
-  node of the first, so the search fails although a copy elsewhere could answer it;
+  node of the first, so the search fails (the node disconnected, or closing its shards
+  freed the search's context there: a 404) although a copy elsewhere could answer it;
 - no answer within the search's budget (``search_timeout_s``: one for all of its round
   trips together, the client's retries included), or Elasticsearch's circuit open after repeated
   failures: 503 with Retry-After, at once while the circuit is open;
@@ -42,11 +43,14 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 MISSING_INDICES = "the search indices do not exist yet; run `myaiserv index init`"
-# Elasticsearch's error types for a node that left (or was left) while a request ran on it.
+# Elasticsearch's error types for a node that left (or was left) while a request ran on it;
+# outside a point in time, a search context goes missing only so (a node stopping frees
+# the contexts of the shards it closes).
 NODE_LEFT = (
     "node_disconnected_exception",
     "node_not_connected_exception",
     "node_closed_exception",
+    "search_context_missing_exception",
 )
 
 
@@ -72,6 +76,9 @@ def failure(status: int, error: Any, *, paging: bool = False) -> AppError:
     kind = str(error.get("type", "")) if isinstance(error, dict) else str(error)
     if paging and ("search_context_missing" in str(error) or status == 404):
         return CursorExpiredError()
+    if (status >= 500 or status == 404) and node_left(error):
+        log.warning("search lost a node", status=status, error=str(error)[:500])
+        return NodeLeftError()
     log.error("search failed", status=status, error=str(error)[:500])
     if status == 404:
         return DependencyUnavailableError("elasticsearch", MISSING_INDICES)
@@ -79,8 +86,6 @@ def failure(status: int, error: Any, *, paging: bool = False) -> AppError:
         return DependencyUnavailableError("elasticsearch", "the search cluster is overloaded")
     if status in (401, 403):  # our credentials or role: the operator's to fix, not the client's
         return DependencyUnavailableError("elasticsearch", "the search cluster refused our user")
-    if status >= 500 and node_left(error):
-        return NodeLeftError()
     if status >= 500 or kind.endswith("unavailable_shards_exception"):
         return DependencyUnavailableError("elasticsearch", "the search failed on the cluster")
     return AppError(f"search failed: {kind}")

@@ -5,8 +5,10 @@ another copy could answer. The store searches once more, and the second search s
 copies that are there.
 
 Elasticsearch here is the real local node behind a loopback proxy that answers the first
-search as the cluster answers it at that moment (the error body below is the one a
-3-node topology gave when a node stopped under searches) and passes everything else on.
+search as the cluster answers it at that moment (a node disconnected: the error a 3-node
+topology gave when a node stopped under searches; or the node freed the search's context
+as it closed its shards: a 404, which had read as "indices missing") and passes
+everything else on.
 """
 
 from __future__ import annotations
@@ -35,12 +37,15 @@ PRODUCT = {"X-Elastic-Product": "Elasticsearch"}
 HOP = {"content-length", "transfer-encoding", "content-encoding", "connection"}
 
 
-def node_left_error(phase: str) -> dict[str, Any]:
-    cause = {
-        "type": "node_disconnected_exception",
-        "reason": f"[es01][127.0.0.1:9301][indices:data/read/search[phase/{phase}/id]] "
-        "disconnected",
-    }
+DISCONNECTED = {
+    "type": "node_disconnected_exception",
+    "reason": "[es01][127.0.0.1:9301][indices:data/read/search[phase/fetch/id]] disconnected",
+}
+# The node closing its shards as it stops frees the search's context there: a 404.
+CONTEXT_FREED = {"type": "search_context_missing_exception", "reason": "No search context found"}
+
+
+def node_left_error(phase: str, cause: dict[str, Any] = DISCONNECTED) -> dict[str, Any]:
     return {
         "root_cause": [cause],
         "type": "search_phase_execution_exception",
@@ -53,10 +58,10 @@ def node_left_error(phase: str) -> dict[str, Any]:
 
 @asynccontextmanager
 async def cluster_losing_a_node(
-    upstream: str, fails: Callable[[str], bool]
+    upstream: str, fails: Callable[[str], bool], cause: dict[str, Any] = DISCONNECTED
 ) -> AsyncIterator[tuple[str, list[str]]]:
     """A proxy to ``upstream`` whose first request for which ``fails(path)`` is answered
-    with the lost node's error: (its URL, the paths it was asked for)."""
+    with the lost node's error (``cause``): (its URL, the paths it was asked for)."""
     asked: list[str] = []
     failed: list[str] = []
 
@@ -65,7 +70,8 @@ async def cluster_losing_a_node(
         if not failed and fails(request.path):
             failed.append(request.path)
             if request.path.endswith("/_msearch"):  # 200, the error inside
-                error = {"error": node_left_error("fetch"), "status": 500}
+                status = 404 if cause is CONTEXT_FREED else 500
+                error = {"error": node_left_error("fetch", cause), "status": status}
                 return web.json_response({"took": 3, "responses": [error]}, headers=PRODUCT)
             error = {"error": node_left_error("dfs_query"), "status": 500}
             return web.json_response(error, status=500, headers=PRODUCT)
@@ -111,12 +117,13 @@ async def store_through(
         await es.close()
 
 
+@pytest.mark.parametrize("cause", [DISCONNECTED, CONTEXT_FREED], ids=["disconnected", "freed"])
 async def test_a_search_that_lost_a_node_runs_again_and_answers(
-    settings: Settings, resources: Resources
+    settings: Settings, resources: Resources, cause: dict[str, Any]
 ) -> None:
     body = {"query": {"match_all": {}}, "size": 1}
     async with (
-        cluster_losing_a_node(settings.es_url[0], lambda p: p.endswith("/_msearch")) as (
+        cluster_losing_a_node(settings.es_url[0], lambda p: p.endswith("/_msearch"), cause) as (
             url,
             asked,
         ),

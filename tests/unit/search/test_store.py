@@ -112,5 +112,10 @@ def test_a_node_that_left_during_the_search_is_told_apart():
     assert isinstance(lost, NodeLeftError) and lost.status_code == 503
     assert lost.detail == "the search failed on the cluster"
     assert not isinstance(failure(500, {"type": "illegal_state_exception"}), NodeLeftError)
+    # A stopping node freed the search's context with the shards it closed: a 404, the
+    # indices are there. Within a cursor's point in time the cursor has expired instead.
+    assert isinstance(failure(404, CONTEXT_MISSING), NodeLeftError)
+    assert isinstance(failure(404, CONTEXT_MISSING, paging=True), CursorExpiredError)
+    assert failure(404, {"type": "index_not_found_exception"}).detail == MISSING_INDICES
     # A body we built that names it is still ours to fix.
     assert type(failure(400, {"type": "parsing_exception", "reason": str(NODE_GONE)})) is AppError
