@@ -24,6 +24,7 @@ from uuid import UUID
 
 import httpx
 import uvicorn
+from elasticsearch import AsyncElasticsearch
 from litestar import Litestar
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -34,13 +35,28 @@ from myaiserv.auth.service import TenantService
 from myaiserv.config import Settings
 from myaiserv.console.router import CSRF_COOKIE
 from myaiserv.evaluation.harness import free_port
+from myaiserv.kit.breaker import CircuitBreaker
 from myaiserv.resources import Resources
 from myaiserv.search.kinds import KINDS
+from myaiserv.search.store import SearchStore
 from myaiserv.stack.config import StackConfig, WebConfig
 from myaiserv.stack.manager import Stack
 from myaiserv.stack.web import WebService
 from myaiserv.users.service import UserService
 from tooling.ports import free_port_range
+
+
+def search_store(es: AsyncElasticsearch, resources: Resources, *, timeout_s: float) -> SearchStore:
+    """A search store over ``es`` (a client of the test's own, e.g. with a faulty node
+    beside the real one) and the session's indices, with a breaker of its own."""
+    return SearchStore(
+        es,
+        resources.indices,
+        resources.index_guard,
+        pit_keep_alive="1m",
+        breaker=CircuitBreaker(failures=3, reset_s=5),
+        timeout_s=timeout_s,
+    )
 
 
 async def admin_sql(url: str, statement: str) -> None:

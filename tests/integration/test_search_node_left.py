@@ -24,10 +24,10 @@ from aiohttp import web
 
 from myaiserv.config import Settings
 from myaiserv.errors import DependencyUnavailableError
-from myaiserv.kit.breaker import CircuitBreaker
 from myaiserv.resources import Resources
 from myaiserv.search.client import create_es_client
 from myaiserv.search.store import SearchStore
+from tests.support import search_store
 
 pytestmark = pytest.mark.integration
 
@@ -105,14 +105,7 @@ async def store_through(
 ) -> AsyncIterator[SearchStore]:
     es = create_es_client(settings.model_copy(update={"es_url": [url]}))
     try:
-        yield SearchStore(
-            es,
-            resources.indices,
-            resources.index_guard,
-            pit_keep_alive="1m",
-            breaker=CircuitBreaker(failures=3, reset_s=5),
-            timeout_s=5,
-        )
+        yield search_store(es, resources, timeout_s=5)
     finally:
         await es.close()
 

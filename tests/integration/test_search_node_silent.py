@@ -13,10 +13,9 @@ from contextlib import contextmanager
 import pytest
 
 from myaiserv.config import Settings
-from myaiserv.kit.breaker import CircuitBreaker
 from myaiserv.resources import Resources
 from myaiserv.search.client import create_es_client
-from myaiserv.search.store import SearchStore
+from tests.support import search_store
 
 pytestmark = pytest.mark.integration
 
@@ -58,14 +57,7 @@ async def test_a_silent_node_costs_a_search_part_of_its_budget_not_the_search(
         es = create_es_client(beside)
         try:
             for _ in range(4):  # the client takes its nodes in turn: the silent one too
-                store = SearchStore(
-                    es,
-                    resources.indices,
-                    resources.index_guard,
-                    pit_keep_alive="1m",
-                    breaker=CircuitBreaker(failures=3, reset_s=5),
-                    timeout_s=3,
-                )
+                store = search_store(es, resources, timeout_s=3)
                 answers = await store.msearch(
                     {"all": {"query": {"match_all": {}}, "size": 1}}, ["documents"], None
                 )
