@@ -7,6 +7,11 @@ inside the bulk helper; what still fails is classified:
 
 - ``retry``: transient (overload, unavailable shards, connection trouble): try later;
 - ``poison``: the document itself is rejected (mapping, bad value): never retry, dead-letter.
+
+Writes name each concrete index by its write alias and require an alias
+(``search.indices.write_alias``): a write to an index dropped since its batch chose it is
+refused (``index_not_found``, retried with the targets read afresh) and never creates the
+index again.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any, Literal
 import elasticsearch
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
+
+from myaiserv.search.indices import write_alias
 
 OK, RETRY, POISON = "ok", "retry", "poison"
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
@@ -31,7 +38,7 @@ BulkOp = Literal["index", "delete"]
 class Action:
     group: Any  # who this action belongs to (an entity); outcomes are reported per group
     op: BulkOp
-    index: str
+    index: str  # the concrete index, written through its write alias
     id: str
     version: int
     source: dict[str, Any] | None = None
@@ -39,7 +46,7 @@ class Action:
     def as_bulk(self) -> dict[str, Any]:
         action: dict[str, Any] = {
             "_op_type": self.op,
-            "_index": self.index,
+            "_index": write_alias(self.index),
             "_id": self.id,
             "version": self.version,
             "version_type": "external",
@@ -122,6 +129,7 @@ async def write(
             raise_on_error=False,
             raise_on_exception=False,
             yield_ok=True,
+            require_alias=True,
         ):
             ((op, item),) = result.items()
             action = by_key.get((item.get("_id"), op))

@@ -29,6 +29,18 @@ from myaiserv.search.kinds import KINDS, Kind
 
 log = get_logger(__name__)
 
+WRITE_ALIAS_SUFFIX = "-w"
+
+
+def write_alias(index: str) -> str:
+    """The alias through which every document write reaches concrete index ``index``
+    (``indexers.bulk`` writes with ``require_alias``). Deleting the index deletes the
+    alias, so a writer that chose the index before it was dropped (a batch that resolved
+    its targets before a reindex swapped and dropped the old index) is refused with
+    ``index_not_found`` instead of creating the index again from the template: an orphan
+    behind no alias, holding that one batch."""
+    return f"{index}{WRITE_ALIAS_SUFFIX}"
+
 
 @dataclass(frozen=True)
 class IndexOptions:
@@ -294,7 +306,10 @@ class IndexManager:
         name = self.new_index_name(kind)
         body = SPECS[kind].body(model or self.model, self.options)
         await self.es.indices.create(
-            index=name, settings=body["settings"], mappings=body["mappings"]
+            index=name,
+            settings=body["settings"],
+            mappings=body["mappings"],
+            aliases={write_alias(name): {}},
         )
         await self.es.cluster.health(index=name, wait_for_status="yellow", timeout="30s")
         return name
@@ -318,15 +333,18 @@ class IndexManager:
         Safe when several processes start at once on a fresh cluster (indexers scaled
         out): the index is created with the alias as its write alias in one request, and
         Elasticsearch refuses a second write index for an alias, so exactly one creator
-        wins and the others use its index."""
+        wins and the others use its index. An index made before writes went through
+        ``write_alias`` gets its alias here."""
         await self.put_template(kind)
         current = await self.current_index(kind)
         if current is not None:
+            await self.es.indices.put_alias(index=current, name=write_alias(current))
             return current
         name = self.new_index_name(kind)
         try:
             await self.es.indices.create(
-                index=name, aliases={self.alias(kind): {"is_write_index": True}}
+                index=name,
+                aliases={self.alias(kind): {"is_write_index": True}, write_alias(name): {}},
             )
         except ApiError:
             current = await self.current_index(kind)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from indexers.bulk import Action, write
+from indexers.bulk import OK, RETRY, Action, write
 from indexers.chunk import chunk_text
 from indexers.ingest import documents_from_collection, ingest
 from indexers.reindex import reindex
@@ -23,7 +23,7 @@ from myaiserv.db.models import DeadLetter, Document, OutboxEvent
 from myaiserv.documents.service import DocumentService, NewDocument
 from myaiserv.embeddings.model import ModelInfo
 from myaiserv.resources import Resources
-from myaiserv.search.indices import IndexManager, IndexModelMismatchError
+from myaiserv.search.indices import SPECS, IndexManager, IndexModelMismatchError, write_alias
 from myaiserv.stack.manager import Stack
 from tests.support import (
     TenantKey,
@@ -273,10 +273,9 @@ async def test_stale_version_never_overwrites_newer(api, tenant: TenantKey, reso
 
     # A slow writer arrives late with version 1 of the same chunk id.
     stale = {**chunk, "version": 1, "text": "first version text", "tenant_id": str(tenant.id)}
-    outcomes = await write(
-        resources.es,
-        [Action("late", "index", resources.indices.alias("documents"), chunk_id, 1, stale)],
-    )
+    serving = await resources.indices.current_index("documents")
+    assert serving is not None
+    outcomes = await write(resources.es, [Action("late", "index", serving, chunk_id, 1, stale)])
     assert outcomes["late"].status == "ok" and outcomes["late"].failures == []
     # ...and an outbox row of version 1 replayed after version 2 changes nothing either.
     async with resources.sessionmaker() as session, session.begin():
@@ -292,6 +291,48 @@ async def test_stale_version_never_overwrites_newer(api, tenant: TenantKey, reso
     await drain(resources)
     [(_, now)] = (await indexed_chunks(resources, tenant.id)).items()
     assert now["version"] == 2 and now["text"] == "second version text"
+
+
+async def test_a_write_to_an_index_dropped_since_never_creates_it_again(resources: Resources):
+    """A batch chose its targets, then a reindex or model switch swapped the alias and
+    dropped the old index before the batch wrote (a slow embedding call is enough). The
+    late write is refused and retried with fresh targets; Elasticsearch does not create
+    the index again from the template (an orphan behind no alias, holding that batch)."""
+    dropped = await resources.indices.create_index("documents")
+    await resources.es.indices.delete(index=dropped)
+    source = {"tenant_id": str(uuid.uuid4()), "text": "a late write", "version": 1}
+    outcomes = await write(resources.es, [Action("late", "index", dropped, "late:0", 1, source)])
+    assert outcomes["late"].status == RETRY
+    assert outcomes["late"].reason == "index_not_found_exception"
+    assert not await resources.es.indices.exists(index=dropped)
+    # A delete of a chunk in a dropped index is moot: done, and nothing is created either.
+    gone = await write(resources.es, [Action("gone", "delete", dropped, "late:0", 2)])
+    assert gone["gone"].status == OK
+    assert not await resources.es.indices.exists(index=dropped)
+
+
+async def test_an_index_made_before_write_aliases_gets_its_alias_from_index_init(
+    settings: Settings, resources: Resources
+):
+    """Indices made before writes went through write aliases (or restored from such a
+    snapshot) get one from `index init` (and each indexer's start), so writes reach them."""
+    prefix = f"{settings.es.index_prefix}-prewrite"
+    manager = IndexManager(resources.es, prefix, resources.indices.model, resources.indices.options)
+    await manager.put_template("runs")
+    older = f"{manager.alias('runs')}-v{SPECS['runs'].version}-20250101000000-abcd"
+    await resources.es.indices.create(
+        index=older, aliases={manager.alias("runs"): {"is_write_index": True}}
+    )
+    try:
+        assert not await resources.es.indices.exists_alias(name=write_alias(older))
+        assert await manager.ensure("runs") == older
+        assert await resources.es.indices.exists_alias(index=older, name=write_alias(older))
+        source = {"tenant_id": str(uuid.uuid4()), "input": "a run", "version": 1}
+        outcomes = await write(resources.es, [Action("run", "index", older, "run-1", 1, source)])
+        assert outcomes["run"].status == OK, outcomes["run"]
+    finally:
+        await resources.es.indices.delete(index=older)
+        await resources.es.indices.delete_index_template(name=manager.template_name("runs"))
 
 
 @pytest.mark.slow
