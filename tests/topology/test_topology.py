@@ -180,6 +180,22 @@ def test_a_document_written_through_nginx_is_searchable_and_answers_cite_it(api:
     assert body["passages"][0]["document_id"] == doc
 
 
+def test_the_image_lists_and_serves_both_embedding_models(api: Api) -> None:
+    """The image carries bge-small-en-v1.5 beside the default (installed at build time), so
+    the model is a setting of the deployment, not of the image."""
+    resp = api.client.get("/v1/models")
+    assert resp.status_code == 200, resp.text
+    assert {"all-MiniLM-L6-v2", "bge-small-en-v1.5"} <= {m["id"] for m in resp.json()["data"]}
+    vectors = {}
+    for model in ("all-MiniLM-L6-v2", "bge-small-en-v1.5"):
+        resp = api.client.post("/v1/embeddings", json={"model": model, "input": ["tide"]})
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["model"] == model
+        vectors[model] = resp.json()["data"][0]["embedding"]
+        assert len(vectors[model]) == 384
+    assert vectors["all-MiniLM-L6-v2"] != vectors["bge-small-en-v1.5"]
+
+
 def test_an_mcp_client_through_nginx_adds_a_document_and_finds_it(topo: Topology) -> None:
     """Stateless MCP behind nginx: the client's requests land on different instances, and
     each one answers on its own. A tenant of its own: the other tests' searches see only

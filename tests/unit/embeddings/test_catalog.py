@@ -89,6 +89,21 @@ def test_a_model_that_is_not_installed_names_the_command(
         catalog.install("e5-large")
 
 
+def test_an_image_s_models_folder_is_where_installed_models_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image lays its models out at build time in a folder of its own
+    (MYAISERV_MODELS_DIR), not in the download cache of the user that runs it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MYAISERV_MODELS_DIR", str(tmp_path / "image"))
+    folder = catalog.lay_out(BGE, fake_jar(tmp_path), tmp_path / "image" / BGE.name)
+    assert catalog.models_dir() == tmp_path / "image"
+    assert resolve_model_path(BGE.name) == str(folder)
+    monkeypatch.delenv("MYAISERV_MODELS_DIR")
+    assert catalog.models_dir() == tmp_path / "cache" / "myaiserv" / "models"
+    assert catalog.installed_path(BGE.name) is None
+
+
 def test_bge_embeds_queries_with_its_instruction() -> None:
     embedder = Embedder(BGE.name, cores_dir=None)
     info = embedder.load()
