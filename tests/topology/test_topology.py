@@ -95,6 +95,19 @@ def test_every_service_runs_and_passes_its_health_check(topo: Topology) -> None:
     assert (state["Status"], state["ExitCode"]) == ("exited", 0)
 
 
+def test_the_app_containers_metric_files_are_all_their_own(topo: Topology) -> None:
+    """Processes write their metrics to files named by pid in PROMETHEUS_MULTIPROC_DIR;
+    one left in the image by the build's checks (root's) made a job whose process got the
+    same pid fail at import (migrate, run again on `compose up --scale`)."""
+    files = 'find "$PROMETHEUS_MULTIPROC_DIR" -type f'
+    for service in ("web", "indexer"):
+        for container in topo.containers(service):
+            found = topo.exec(container, "sh", "-c", files)
+            foreign = topo.exec(container, "sh", "-c", files + ' ! -user "$(id -u)"')
+            assert found.strip(), (service, "no metric files: is this the folder in use?")
+            assert foreign.strip() == "", (service, foreign)
+
+
 def test_only_nginx_is_published_and_the_datastores_are_internal(topo: Topology) -> None:
     project = topo.env["COMPOSE_PROJECT_NAME"]
     for service in DATASTORES:
