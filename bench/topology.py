@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import time
 import uuid
 
@@ -74,7 +75,16 @@ def scale_round(topo: Topology, headers: dict[str, str]) -> tuple[int, int, int,
         time.sleep(2)
         topo.compose("up", "-d", "--no-build", "--no-recreate", "--scale", "web=3")
         time.sleep(10)  # nginx's resolver re-reads the instances every 5 s
+    shown("scaling 3 -> 5", up.failures)
+    shown("scaling 5 -> 3", down.failures)
     return len(up.failures), up.ok, len(down.failures), down.ok
+
+
+def shown(what: str, failures: list[str]) -> None:
+    """Each failed request with its moment and answer, in the run's output: a figure
+    above zero says what failed."""
+    for failure in failures:
+        print(f"{what}: {failure}", file=sys.stderr)
 
 
 def node_loss_round(topo: Topology, headers: dict[str, str], node: str) -> tuple[int, int]:
@@ -83,6 +93,7 @@ def node_loss_round(topo: Topology, headers: dict[str, str], node: str) -> tuple
         time.sleep(2)
         topo.stop(container)
         time.sleep(20)
+    shown(f"{node} stopped", load.failures)
     topo.start(container)
     topo.wait_healthy(container)
     return len(load.failures), load.ok
