@@ -1,16 +1,19 @@
 """Index definitions as versioned code, and their lifecycle behind aliases.
 
 Each kind has a spec: mappings and settings with a version number. Concrete indices are
-named ``{prefix}-{kind}-v{spec}-{stamp}`` and are only ever read and written through the
-alias ``{prefix}-{kind}``. A reindex creates a new concrete index from the spec, fills it
-and swaps the alias in one atomic ``_aliases`` call.
+named ``{prefix}-{kind}-v{spec}-{stamp}``, read through the alias ``{prefix}-{kind}`` and
+written through a write alias of their own (``write_alias``: it goes with its index, so a
+late writer cannot create a dropped index again). A reindex creates a new concrete index
+from the spec, fills it and swaps the alias in one atomic ``_aliases`` call.
 
 The embedding model's id and dimension are recorded in each index's ``_meta``; searches
 and indexers embed with the model the index names (``myaiserv index switch-model`` moves
 every kind to another model with one atomic alias swap).
 
 One module, past 400 lines: the specs and the lifecycle that applies them change together
-(a spec's version is what makes `index init` reindex).
+(a spec's version is what makes `index init` reindex; the body a spec makes is what the
+template, ``create_index`` and ``mismatch`` each apply or check), so splitting them would
+put one change in two places.
 """
 
 from __future__ import annotations
